@@ -1,0 +1,21 @@
+//! payrun: a durable payout batch worker. CSV payout files go into a SQLite ledger, each payout
+//! goes to Dwolla Connect as a transfer exactly once, and every transfer is followed to its end.
+//!
+//! # Layout
+//! See ARCHITECTURE.md for the code map and the invariants. In one line each:
+//! - `cli`: command-line parsing and dispatch (the binary is a one-line `main`);
+//! - `exit`: the documented exit statuses;
+//! - `telemetry`: tracing set-up;
+//! - `secret`: a string type that never prints;
+//! - `signature`: webhook HMAC signing and verification;
+//! - `dwolla`: the Dwolla Connect API client;
+//! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
+//!   ledger or sender.
+
+pub mod cli;
+pub mod dwolla;
+pub mod exit;
+pub mod secret;
+pub mod signature;
+pub mod sim;
+pub mod telemetry;
