@@ -6,6 +6,10 @@
 //! - `cli`: command-line parsing and dispatch (the binary is a one-line `main`);
 //! - `exit`: the documented exit statuses;
 //! - `telemetry`: tracing set-up;
+//! - `money`: integer cents and their strict text forms;
+//! - `payout`: payout states and the one transition function;
+//! - `ledger`: all SQL, the migrations and the single-writer lock;
+//! - `ingest`: CSV payout files into the ledger, validated, all or nothing;
 //! - `secret`: a string type that never prints;
 //! - `signature`: webhook HMAC signing and verification;
 //! - `dwolla`: the Dwolla Connect API client;
@@ -15,6 +19,10 @@
 pub mod cli;
 pub mod dwolla;
 pub mod exit;
+pub mod ingest;
+pub mod ledger;
+pub mod money;
+pub mod payout;
 pub mod secret;
 pub mod signature;
 pub mod sim;

@@ -1,0 +1,371 @@
+//! Ingest: one payout file into the ledger, strictly validated, all or nothing, never twice.
+//!
+//! Owns reading and hashing files and the duplicate-reference check; the format rules live in
+//! [`row`]. It writes only through the ledger's ingest transaction and never talks to Dwolla.
+
+pub mod row;
+
+use std::collections::HashMap;
+use std::collections::hash_map::{Entry, RandomState};
+use std::fmt;
+use std::fs::File;
+use std::hash::BuildHasher;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::ledger::{self, ExistingBatch, IngestTx, Ledger, LedgerError, NewBatch, NewPayout};
+use crate::money::Cents;
+use row::{FieldError, Layout, Limits};
+
+/// How strict an ingest is.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    /// Accept the valid rows of a file that has invalid ones, recording the rest as rejected.
+    pub allow_partial: bool,
+    pub limits: Limits,
+    /// How many problems to keep for display; all are counted.
+    pub max_errors_shown: usize,
+    /// New batches wait for `payrun approve` before anything is sent.
+    pub awaiting_approval: bool,
+}
+
+/// A problem found in a file, displayed like a compiler's: `payroll.csv:17: amount: ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    pub file: String,
+    pub line: u64,
+    pub problem: FieldError,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.problem)
+    }
+}
+
+#[derive(Debug)]
+pub enum IngestOutcome {
+    /// The file is in the ledger as a new batch.
+    Accepted {
+        batch_id: i64,
+        n_payouts: u64,
+        total: Cents,
+        /// Rows refused under `--allow-partial` (the first few problems, and how many rows).
+        rejected: Vec<FileError>,
+        n_rejected_rows: u64,
+    },
+    /// The same content is already in the ledger; nothing was added.
+    AlreadyIngested(ExistingBatch),
+    /// The file is invalid; nothing of it entered the ledger.
+    Invalid {
+        errors: Vec<FileError>,
+        n_errors: u64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// The hex SHA-256 of a file's bytes: its identity for "never twice".
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Ingests one file in one transaction.
+pub fn ingest_file(
+    ledger: &mut Ledger,
+    path: &Path,
+    options: &IngestOptions,
+    now: OffsetDateTime,
+) -> Result<IngestOutcome, IngestError> {
+    let read_error = |source| IngestError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let display_name = path.display().to_string();
+    let sha256 = file_sha256(path).map_err(read_error)?;
+    if let Some(existing) = ledger.batch_by_sha256(&sha256)? {
+        return Ok(IngestOutcome::AlreadyIngested(existing));
+    }
+    let mut errors = ErrorList::new(&display_name, options.max_errors_shown);
+    let mut file = File::open(path).map_err(read_error)?;
+    if let Some(problem) = sniff_not_csv(&mut file).map_err(read_error)? {
+        errors.push(
+            1,
+            FieldError {
+                column: None,
+                message: problem,
+            },
+        );
+        return Ok(errors.into_invalid());
+    }
+
+    let file_name = path.file_name().map_or_else(
+        || display_name.clone(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let received_at = ledger::timestamp(now);
+    let mut tx = ledger.begin_ingest(&NewBatch {
+        file_name: &file_name,
+        file_sha256: &sha256,
+        received_at: &received_at,
+        awaiting_approval: options.awaiting_approval,
+    })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 16, file));
+    let mut record = csv::ByteRecord::new();
+    let mut layout: Option<Layout> = None;
+    let mut seen = SeenReferences::default();
+    let mut n_bad_rows = 0u64;
+    let mut metadata_json = String::new();
+    loop {
+        let more = reader
+            .read_byte_record(&mut record)
+            .map_err(|err| read_error(std::io::Error::other(err)))?;
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        let fields: Vec<&[u8]> = record.iter().collect();
+        let Some(layout) = &layout else {
+            match row::parse_header(&fields) {
+                Ok(parsed) => layout = Some(parsed),
+                Err(problems) => {
+                    for problem in problems {
+                        errors.push(line, problem);
+                    }
+                    return Ok(errors.into_invalid());
+                }
+            }
+            continue;
+        };
+        let mut row_errors = Vec::new();
+        let valid = match layout.validate(&fields, options.limits) {
+            Ok(valid) => Some(valid),
+            Err(problems) => {
+                row_errors = problems;
+                None
+            }
+        };
+        if let Some(reference) = layout.reference(&fields)
+            && let Some(first_line) = seen.first_use(reference, line, valid.is_some(), &tx)?
+        {
+            row_errors.push(FieldError {
+                column: Some("reference".to_string()),
+                message: format!("{reference:?} is already used on line {first_line}"),
+            });
+        }
+        match valid {
+            Some(valid) if row_errors.is_empty() => {
+                metadata_json.clear();
+                if !valid.metadata.is_empty() {
+                    let object: serde_json::Map<String, serde_json::Value> = valid
+                        .metadata
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), (*v).into()))
+                        .collect();
+                    metadata_json = serde_json::Value::Object(object).to_string();
+                }
+                tx.insert_payout(&NewPayout {
+                    line,
+                    reference: valid.reference,
+                    destination: &valid.destination,
+                    amount: valid.amount,
+                    currency: "USD",
+                    name: valid.name,
+                    email: valid.email,
+                    memo: valid.memo,
+                    metadata: (!metadata_json.is_empty()).then_some(metadata_json.as_str()),
+                })?;
+            }
+            _ => {
+                n_bad_rows += 1;
+                if options.allow_partial {
+                    let joined = row_errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    tx.insert_rejected_row(line, &joined)?;
+                }
+                for problem in row_errors {
+                    errors.push(line, problem);
+                }
+            }
+        }
+    }
+    if layout.is_none() {
+        errors.push(
+            1,
+            FieldError {
+                column: None,
+                message: "the file is empty".to_string(),
+            },
+        );
+        return Ok(errors.into_invalid());
+    }
+    if tx.n_payouts() == 0 && n_bad_rows == 0 {
+        errors.push(
+            1,
+            FieldError {
+                column: None,
+                message: "the file has a header but no payout rows".to_string(),
+            },
+        );
+        return Ok(errors.into_invalid());
+    }
+    if n_bad_rows > 0 && (!options.allow_partial || tx.n_payouts() == 0) {
+        // Dropping the transaction rolls back every row written so far.
+        return Ok(errors.into_invalid());
+    }
+    let n_payouts = tx.n_payouts();
+    let total = tx.total();
+    let batch_id = tx.commit()?;
+    Ok(IngestOutcome::Accepted {
+        batch_id,
+        n_payouts,
+        total,
+        rejected: errors.shown,
+        n_rejected_rows: n_bad_rows,
+    })
+}
+
+/// Refuses files that are plainly not CSV text before parsing them.
+fn sniff_not_csv(file: &mut File) -> std::io::Result<Option<String>> {
+    let mut head = [0u8; 8192];
+    let mut n = 0;
+    while n < head.len() {
+        let read = file.read(&mut head[n..])?;
+        if read == 0 {
+            break;
+        }
+        n += read;
+    }
+    let head = &head[..n];
+    std::io::Seek::rewind(file)?;
+    Ok(
+        if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
+            Some("the file is UTF-16 text; save it as CSV UTF-8".to_string())
+        } else if head.starts_with(b"PK\x03\x04") {
+            Some("not a CSV file: it is a ZIP archive (an .xlsx spreadsheet?); export it as CSV UTF-8".to_string())
+        } else if head.starts_with(b"%PDF") {
+            Some("not a CSV file: it is a PDF document".to_string())
+        } else if head.contains(&0) {
+            Some("not a CSV file: it contains binary data (NUL bytes)".to_string())
+        } else {
+            None
+        },
+    )
+}
+
+/// The problems of one file: the first few kept for display, all counted.
+struct ErrorList<'a> {
+    file: &'a str,
+    limit: usize,
+    shown: Vec<FileError>,
+    n_errors: u64,
+}
+
+impl<'a> ErrorList<'a> {
+    fn new(file: &'a str, limit: usize) -> ErrorList<'a> {
+        ErrorList {
+            file,
+            limit,
+            shown: Vec::new(),
+            n_errors: 0,
+        }
+    }
+
+    fn push(&mut self, line: u64, problem: FieldError) {
+        self.n_errors += 1;
+        if self.shown.len() < self.limit {
+            self.shown.push(FileError {
+                file: self.file.to_string(),
+                line,
+                problem,
+            });
+        }
+    }
+
+    fn into_invalid(self) -> IngestOutcome {
+        IngestOutcome::Invalid {
+            errors: self.shown,
+            n_errors: self.n_errors,
+        }
+    }
+}
+
+/// Finds repeated references with memory of one hash and one line number per row, exactly: a
+/// matching hash is confirmed against the earlier row's real reference, read back from the
+/// ingest transaction (valid rows) or kept here (invalid rows, the rare case).
+#[derive(Default)]
+struct SeenReferences {
+    hasher: RandomState,
+    first_line_by_hash: HashMap<u64, u64>,
+    invalid_row_references: HashMap<u64, Box<str>>,
+    /// References whose hash collided with a different reference (astronomically rare).
+    colliding: HashMap<Box<str>, u64>,
+}
+
+impl SeenReferences {
+    /// Records this use of `reference` and returns the line of an earlier use, if any.
+    fn first_use(
+        &mut self,
+        reference: &str,
+        line: u64,
+        row_is_inserted: bool,
+        tx: &IngestTx<'_>,
+    ) -> Result<Option<u64>, LedgerError> {
+        if let Some(first_line) = self.colliding.get(reference) {
+            return Ok(Some(*first_line));
+        }
+        match self
+            .first_line_by_hash
+            .entry(self.hasher.hash_one(reference))
+        {
+            Entry::Vacant(slot) => {
+                slot.insert(line);
+                if !row_is_inserted {
+                    self.invalid_row_references.insert(line, reference.into());
+                }
+                Ok(None)
+            }
+            Entry::Occupied(slot) => {
+                let first_line = *slot.get();
+                let earlier = match self.invalid_row_references.get(&first_line) {
+                    Some(earlier) => Some(earlier.to_string()),
+                    None => tx.reference_at_line(first_line)?,
+                };
+                if earlier.as_deref() == Some(reference) {
+                    Ok(Some(first_line))
+                } else {
+                    self.colliding.insert(reference.into(), line);
+                    Ok(None)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! The payout file format, as pure functions: which columns a header names, and whether one row
+//! is a valid payout. No I/O; the file-level driver in `ingest` owns reading and the ledger.
+
+use std::fmt;
+
+use crate::money::{AmountError, Cents};
+
+/// Dwolla allows ten metadata pairs per transfer; payrun keeps two for itself.
+pub const MAX_METADATA_COLUMNS: usize = 8;
+/// The metadata keys payrun sets on every transfer.
+pub const RESERVED_METADATA_KEYS: [&str; 2] = ["payrun_batch", "payrun_reference"];
+/// Dwolla: metadata keys and values are shorter than 255 characters.
+const MAX_METADATA_LEN: usize = 254;
+const MAX_REFERENCE_LEN: usize = 254;
+const MAX_TEXT_LEN: usize = 255;
+
+/// A column a payout file may have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    Reference,
+    Amount,
+    FundingSource,
+    Currency,
+    Name,
+    Email,
+    Memo,
+    Metadata(String),
+}
+
+impl Column {
+    pub fn name(&self) -> String {
+        match self {
+            Column::Reference => "reference".into(),
+            Column::Amount => "amount".into(),
+            Column::FundingSource => "funding_source".into(),
+            Column::Currency => "currency".into(),
+            Column::Name => "name".into(),
+            Column::Email => "email".into(),
+            Column::Memo => "memo".into(),
+            Column::Metadata(key) => format!("metadata.{key}"),
+        }
+    }
+}
+
+/// A problem with one field (or with the row as a whole when `column` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.column {
+            Some(column) => write!(f, "{column}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+fn field_error(column: &Column, message: impl Into<String>) -> FieldError {
+    FieldError {
+        column: Some(column.name()),
+        message: message.into(),
+    }
+}
+
+/// Where each known column sits in the file's rows.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub columns: Vec<Column>,
+    reference: usize,
+    amount: usize,
+    funding_source: usize,
+}
+
+/// Reads the header row. Names are matched case-insensitively after trimming; a UTF-8 BOM on
+/// the first name is dropped. Unknown, repeated and missing columns are all reported.
+pub fn parse_header(fields: &[&[u8]]) -> Result<Layout, Vec<FieldError>> {
+    let mut columns = Vec::with_capacity(fields.len());
+    let mut errors = Vec::new();
+    for (index, raw) in fields.iter().enumerate() {
+        let raw = if index == 0 {
+            raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
+        } else {
+            raw
+        };
+        let Ok(text) = std::str::from_utf8(raw) else {
+            errors.push(FieldError {
+                column: None,
+                message: format!("header field {} is not valid UTF-8", index + 1),
+            });
+            continue;
+        };
+        match column_from_name(text.trim()) {
+            Ok(column) => {
+                if columns.contains(&column) {
+                    errors.push(FieldError {
+                        column: None,
+                        message: format!("column {:?} appears twice", column.name()),
+                    });
+                }
+                columns.push(column);
+            }
+            Err(message) => errors.push(FieldError {
+                column: None,
+                message,
+            }),
+        }
+    }
+    let n_metadata = columns
+        .iter()
+        .filter(|c| matches!(c, Column::Metadata(_)))
+        .count();
+    if n_metadata > MAX_METADATA_COLUMNS {
+        errors.push(FieldError {
+            column: None,
+            message: format!(
+                "{n_metadata} metadata columns; at most {MAX_METADATA_COLUMNS} (Dwolla allows 10 and payrun uses 2)"
+            ),
+        });
+    }
+    let position = |wanted: &Column, errors: &mut Vec<FieldError>| {
+        let found = columns.iter().position(|c| c == wanted);
+        if found.is_none() {
+            errors.push(FieldError {
+                column: None,
+                message: format!("required column {:?} is missing", wanted.name()),
+            });
+        }
+        found.unwrap_or(0)
+    };
+    let reference = position(&Column::Reference, &mut errors);
+    let amount = position(&Column::Amount, &mut errors);
+    let funding_source = position(&Column::FundingSource, &mut errors);
+    if errors.is_empty() {
+        Ok(Layout {
+            columns,
+            reference,
+            amount,
+            funding_source,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn column_from_name(name: &str) -> Result<Column, String> {
+    let lower = name.to_ascii_lowercase();
+    Ok(match lower.as_str() {
+        "reference" => Column::Reference,
+        "amount" => Column::Amount,
+        "funding_source" => Column::FundingSource,
+        "currency" => Column::Currency,
+        "name" => Column::Name,
+        "email" => Column::Email,
+        "memo" => Column::Memo,
+        "" => return Err("a column has an empty name".to_string()),
+        _ => {
+            if lower.starts_with("metadata.") {
+                let key = name["metadata.".len()..].trim();
+                if key.is_empty() {
+                    return Err(format!("column {name:?} names no metadata key"));
+                }
+                if key.chars().count() > MAX_METADATA_LEN {
+                    return Err(format!(
+                        "metadata key in {name:?} is longer than {MAX_METADATA_LEN} characters"
+                    ));
+                }
+                if RESERVED_METADATA_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+                    return Err(format!("metadata key {key:?} is reserved for payrun"));
+                }
+                Column::Metadata(key.to_string())
+            } else {
+                return Err(format!(
+                    "unknown column {name:?}; the columns are reference, amount, funding_source, currency, name, email, memo and metadata.<key>"
+                ));
+            }
+        }
+    })
+}
+
+/// Per-file settings that decide validity.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest amount a single payout may have.
+    pub max_amount: Cents,
+}
+
+/// One valid payout row, borrowing the record's text.
+#[derive(Debug)]
+pub struct ValidRow<'r> {
+    pub reference: &'r str,
+    pub amount: Cents,
+    /// The funding source's UUID in lower case.
+    pub destination: String,
+    pub name: Option<&'r str>,
+    pub email: Option<&'r str>,
+    pub memo: Option<&'r str>,
+    pub metadata: Vec<(&'r str, &'r str)>,
+}
+
+impl Layout {
+    /// The reference field of a row, for duplicate checks, if it is present and readable.
+    pub fn reference<'r>(&self, fields: &[&'r [u8]]) -> Option<&'r str> {
+        let text = std::str::from_utf8(fields.get(self.reference)?)
+            .ok()?
+            .trim();
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// Checks every field of one row and returns all of its problems, not just the first.
+    pub fn validate<'r>(
+        &'r self,
+        fields: &[&'r [u8]],
+        limits: Limits,
+    ) -> Result<ValidRow<'r>, Vec<FieldError>> {
+        if fields.len() != self.columns.len() {
+            let message = if fields.len() == 1 && fields[0].iter().all(u8::is_ascii_whitespace) {
+                "the row is blank".to_string()
+            } else {
+                format!(
+                    "the row has {} fields, the header has {}",
+                    fields.len(),
+                    self.columns.len()
+                )
+            };
+            return Err(vec![FieldError {
+                column: None,
+                message,
+            }]);
+        }
+        let mut errors = Vec::new();
+        let mut texts: Vec<&'r str> = Vec::with_capacity(fields.len());
+        for (column, raw) in self.columns.iter().zip(fields) {
+            match std::str::from_utf8(raw) {
+                Ok(text) => texts.push(text.trim()),
+                Err(_) => {
+                    errors.push(field_error(
+                        column,
+                        "is not valid UTF-8 text (save the file as UTF-8)",
+                    ));
+                    texts.push("");
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+
+        let reference = texts[self.reference];
+        if reference.is_empty() {
+            errors.push(field_error(
+                &Column::Reference,
+                "is empty; every payout needs a reference",
+            ));
+        } else if reference.chars().count() > MAX_REFERENCE_LEN {
+            errors.push(field_error(
+                &Column::Reference,
+                format!("is longer than {MAX_REFERENCE_LEN} characters"),
+            ));
+        } else if reference.chars().any(char::is_control) {
+            errors.push(field_error(
+                &Column::Reference,
+                "contains a control character",
+            ));
+        }
+
+        let amount_text = texts[self.amount];
+        let amount = match Cents::parse_payout_amount(amount_text) {
+            Ok(amount) if amount > limits.max_amount => {
+                errors.push(field_error(
+                    &Column::Amount,
+                    format!(
+                        "{amount_text:?} is above the per-payout maximum of {}",
+                        limits.max_amount
+                    ),
+                ));
+                None
+            }
+            Ok(amount) => Some(amount),
+            Err(AmountError::Empty) => {
+                errors.push(field_error(
+                    &Column::Amount,
+                    "is empty; every payout needs an amount",
+                ));
+                None
+            }
+            Err(err) => {
+                errors.push(field_error(
+                    &Column::Amount,
+                    format!("{amount_text:?} {err}"),
+                ));
+                None
+            }
+        };
+
+        let funding_source_text = texts[self.funding_source];
+        let destination = if funding_source_text.is_empty() {
+            errors.push(field_error(
+                &Column::FundingSource,
+                "is empty; every payout needs a destination",
+            ));
+            None
+        } else {
+            let id = funding_source_id(funding_source_text);
+            if id.is_none() {
+                errors.push(field_error(
+                    &Column::FundingSource,
+                    format!(
+                        "{funding_source_text:?} is not a Dwolla funding source id (a UUID) or URL (.../funding-sources/<id>)"
+                    ),
+                ));
+            }
+            id
+        };
+
+        let mut name = None;
+        let mut email = None;
+        let mut memo = None;
+        let mut metadata = Vec::new();
+        for (column, text) in self.columns.iter().zip(&texts) {
+            let text = *text;
+            let optional = (!text.is_empty()).then_some(text);
+            match column {
+                Column::Currency => {
+                    if !text.is_empty() && !text.eq_ignore_ascii_case("USD") {
+                        errors.push(field_error(
+                            column,
+                            format!("{text:?} is not supported; payrun pays USD only"),
+                        ));
+                    }
+                }
+                Column::Name | Column::Memo if text.chars().count() > MAX_TEXT_LEN => {
+                    errors.push(field_error(
+                        column,
+                        format!("is longer than {MAX_TEXT_LEN} characters"),
+                    ));
+                }
+                Column::Name => name = optional,
+                Column::Memo => memo = optional,
+                Column::Email => {
+                    if let Some(text) = optional {
+                        if looks_like_email(text) {
+                            email = Some(text);
+                        } else {
+                            errors.push(field_error(
+                                column,
+                                format!("{text:?} is not an email address"),
+                            ));
+                        }
+                    }
+                }
+                Column::Metadata(key) => {
+                    if text.chars().count() > MAX_METADATA_LEN {
+                        errors.push(field_error(
+                            column,
+                            format!("is longer than {MAX_METADATA_LEN} characters"),
+                        ));
+                    } else if let Some(text) = optional {
+                        metadata.push((key.as_str(), text));
+                    }
+                }
+                Column::Reference | Column::Amount | Column::FundingSource => {}
+            }
+        }
+
+        match (errors.is_empty(), amount, destination) {
+            (true, Some(amount), Some(destination)) => Ok(ValidRow {
+                reference,
+                amount,
+                destination,
+                name,
+                email,
+                memo,
+                metadata,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Accepts a bare UUID or a URL whose path ends in `/funding-sources/<uuid>`, and returns the
+/// UUID in lower case. The host is not kept: payrun sends to the API it is configured for.
+pub fn funding_source_id(text: &str) -> Option<String> {
+    let id = if text.contains('/') {
+        let rest = text
+            .strip_prefix("https://")
+            .or_else(|| text.strip_prefix("http://"))?;
+        let (_host, path) = rest.split_once('/')?;
+        path.trim_end_matches('/')
+            .strip_prefix("funding-sources/")?
+    } else {
+        text
+    };
+    is_uuid(id).then(|| id.to_ascii_lowercase())
+}
+
+fn is_uuid(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+fn looks_like_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_amount: match Cents::new(1_000_000) {
+            Some(c) => c,
+            None => panic!(),
+        },
+    };
+    const FS: &str = "fd000000-0000-4000-8000-000000000001";
+
+    fn header(names: &[&str]) -> Result<Layout, Vec<FieldError>> {
+        let fields: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+        parse_header(&fields)
+    }
+
+    fn row<'a>(layout: &Layout, fields: &[&'a str]) -> Result<ValidRow<'a>, Vec<String>> {
+        let fields: Vec<&[u8]> = fields.iter().map(|f| f.as_bytes()).collect();
+        layout
+            .validate(&fields, LIMITS)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn header_names_are_trimmed_case_insensitive_and_in_any_order() {
+        let layout = header(&[
+            "\u{feff} Amount",
+            "FUNDING_SOURCE ",
+            "Reference",
+            "Metadata.Dept",
+        ])
+        .unwrap();
+        assert_eq!(layout.columns[0], Column::Amount);
+        assert_eq!(layout.columns[3], Column::Metadata("Dept".into()));
+        let valid = row(&layout, &["12.50", FS, "EMP-1", "ops"]).unwrap();
+        assert_eq!(valid.amount.get(), 1250);
+        assert_eq!(valid.metadata, vec![("Dept", "ops")]);
+    }
+
+    #[test]
+    fn header_problems_are_all_reported() {
+        let errors =
+            header(&["reference", "amout", "reference", "metadata.payrun_batch"]).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter().any(|e| e.contains("unknown column \"amout\"")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|e| e.contains("appears twice")), "{text:?}");
+        assert!(
+            text.iter().any(|e| e.contains("reserved for payrun")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|e| e.contains("\"amount\" is missing")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.contains("\"funding_source\" is missing")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn too_many_metadata_columns_are_refused() {
+        let mut names = vec![
+            "reference".to_string(),
+            "amount".into(),
+            "funding_source".into(),
+        ];
+        names.extend((0..9).map(|i| format!("metadata.k{i}")));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let errors = header(&names).unwrap_err();
+        assert!(errors[0].message.contains("at most 8"), "{errors:?}");
+    }
+
+    #[test]
+    fn every_field_error_of_a_row_is_reported_with_its_column() {
+        let layout =
+            header(&["reference", "amount", "funding_source", "currency", "email"]).unwrap();
+        let errors = row(&layout, &["", "12.345", "not-a-source", "EUR", "nobody"]).unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "reference: is empty; every payout needs a reference",
+                "amount: \"12.345\" has more than 2 decimal places",
+                "funding_source: \"not-a-source\" is not a Dwolla funding source id (a UUID) or URL (.../funding-sources/<id>)",
+                "currency: \"EUR\" is not supported; payrun pays USD only",
+                "email: \"nobody\" is not an email address",
+            ]
+        );
+    }
+
+    #[test]
+    fn amounts_above_the_maximum_and_wrong_field_counts_are_refused() {
+        let layout = header(&["reference", "amount", "funding_source"]).unwrap();
+        assert_eq!(
+            row(&layout, &["A", "10000.01", FS]).unwrap_err(),
+            vec!["amount: \"10000.01\" is above the per-payout maximum of 10000.00"]
+        );
+        assert!(row(&layout, &["A", "10000.00", FS]).is_ok());
+        assert_eq!(
+            row(&layout, &["A", "1.00"]).unwrap_err(),
+            vec!["the row has 2 fields, the header has 3"]
+        );
+    }
+
+    #[test]
+    fn funding_sources_may_be_ids_or_urls() {
+        let upper = FS.to_uppercase();
+        assert_eq!(funding_source_id(&upper).as_deref(), Some(FS));
+        let url = format!("https://api-sandbox.dwolla.com/funding-sources/{FS}");
+        assert_eq!(funding_source_id(&url).as_deref(), Some(FS));
+        assert_eq!(
+            funding_source_id(&format!("http://127.0.0.1:8080/funding-sources/{FS}/")).as_deref(),
+            Some(FS)
+        );
+        assert_eq!(
+            funding_source_id(&format!("https://api.dwolla.com/transfers/{FS}")),
+            None
+        );
+        assert_eq!(
+            funding_source_id("fd000000-0000-4000-8000-00000000000"),
+            None
+        );
+        assert_eq!(
+            funding_source_id("fd000000x0000-4000-8000-000000000001"),
+            None
+        );
+    }
+
+    #[test]
+    fn non_utf8_fields_name_their_column() {
+        let layout = header(&["reference", "amount", "funding_source", "name"]).unwrap();
+        let fields: Vec<&[u8]> = vec![b"A", b"1.00", FS.as_bytes(), b"Jos\xe9"];
+        let errors = layout.validate(&fields, LIMITS).unwrap_err();
+        assert_eq!(
+            errors[0].to_string(),
+            "name: is not valid UTF-8 text (save the file as UTF-8)"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Read-only views for `payrun status`: count and amount per state, and the batches.
+
+use serde::Serialize;
+
+use super::{Ledger, Result};
+use crate::payout::PayoutState;
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct StateTotal {
+    pub count: u64,
+    pub amount_cents: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchRow {
+    pub id: i64,
+    pub file_name: String,
+    pub file_sha256: String,
+    pub received_at: String,
+    pub status: String,
+    pub row_count: u64,
+    pub total_cents: i64,
+    pub rejected_rows: u64,
+}
+
+/// Every state appears, zero or not, so that scripts can read any key without checking.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub payouts: Vec<(PayoutState, StateTotal)>,
+    pub batches: Vec<BatchRow>,
+}
+
+impl Ledger {
+    pub fn summary(&self) -> Result<Summary> {
+        let mut totals: Vec<(PayoutState, StateTotal)> = PayoutState::ALL
+            .iter()
+            .map(|state| (*state, StateTotal::default()))
+            .collect();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, COUNT(*), SUM(amount_cents) FROM payouts GROUP BY state")
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (state, count, amount) = row.map_err(|e| self.error(e))?;
+            let state: PayoutState =
+                state
+                    .parse()
+                    .map_err(|message| super::LedgerError::Invalid {
+                        path: self.path.clone(),
+                        message,
+                    })?;
+            if let Some((_, total)) = totals.iter_mut().find(|(s, _)| *s == state) {
+                *total = StateTotal {
+                    count: count as u64,
+                    amount_cents: amount,
+                };
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, file_name, file_sha256, received_at, status, row_count, total_cents, rejected_rows
+                 FROM batches ORDER BY id",
+            )
+            .map_err(|e| self.error(e))?;
+        let batches = stmt
+            .query_map([], |row| {
+                Ok(BatchRow {
+                    id: row.get(0)?,
+                    file_name: row.get(1)?,
+                    file_sha256: row.get(2)?,
+                    received_at: row.get(3)?,
+                    status: row.get(4)?,
+                    row_count: row.get::<_, i64>(5)? as u64,
+                    total_cents: row.get(6)?,
+                    rejected_rows: row.get::<_, i64>(7)? as u64,
+                })
+            })
+            .map_err(|e| self.error(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))?;
+        Ok(Summary {
+            payouts: totals,
+            batches,
+        })
+    }
+}
