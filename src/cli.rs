@@ -172,9 +172,9 @@ fn run_ingest(ledger_path: &std::path::Path, args: &IngestArgs) -> anyhow::Resul
                 }
                 if n_errors > errors.len() as u64 {
                     eprintln!(
-                        "{}: ... and {} more",
+                        "{}: ... and {}",
                         path.display(),
-                        plural(n_errors - errors.len() as u64, "problem")
+                        plural(n_errors - errors.len() as u64, "more problem")
                     );
                 }
                 println!(

@@ -36,8 +36,8 @@ pub enum AmountError {
 impl Cents {
     pub const ZERO: Cents = Cents(0);
 
-    pub fn new(cents: i64) -> Option<Cents> {
-        (cents >= 0).then_some(Cents(cents))
+    pub const fn new(cents: i64) -> Option<Cents> {
+        if cents >= 0 { Some(Cents(cents)) } else { None }
     }
 
     pub fn get(self) -> i64 {

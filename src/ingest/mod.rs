@@ -20,6 +20,9 @@ use crate::ledger::{self, ExistingBatch, IngestTx, Ledger, LedgerError, NewBatch
 use crate::money::Cents;
 use row::{FieldError, Layout, Limits};
 
+/// After this many lines the duplicate check sizes its table for the whole file.
+const ROWS_BEFORE_ESTIMATE: u64 = 1000;
+
 /// How strict an ingest is.
 #[derive(Debug, Clone, Copy)]
 pub struct IngestOptions {
@@ -110,6 +113,7 @@ pub fn ingest_file(
     }
     let mut errors = ErrorList::new(&display_name, options.max_errors_shown);
     let mut file = File::open(path).map_err(read_error)?;
+    let file_size = file.metadata().map_err(read_error)?.len();
     if let Some(problem) = sniff_not_csv(&mut file).map_err(read_error)? {
         errors.push(
             1,
@@ -162,6 +166,11 @@ pub fn ingest_file(
             }
             continue;
         };
+        if line == ROWS_BEFORE_ESTIMATE {
+            let bytes_so_far = record.position().map_or(0, |p| p.byte()).max(1);
+            let estimate = file_size.saturating_mul(ROWS_BEFORE_ESTIMATE) / bytes_so_far;
+            seen.reserve((estimate + estimate / 20) as usize);
+        }
         let mut row_errors = Vec::new();
         let valid = match layout.validate(&fields, options.limits) {
             Ok(valid) => Some(valid),
@@ -180,21 +189,12 @@ pub fn ingest_file(
         }
         match valid {
             Some(valid) if row_errors.is_empty() => {
-                metadata_json.clear();
-                if !valid.metadata.is_empty() {
-                    let object: serde_json::Map<String, serde_json::Value> = valid
-                        .metadata
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), (*v).into()))
-                        .collect();
-                    metadata_json = serde_json::Value::Object(object).to_string();
-                }
+                write_json_object(&mut metadata_json, &valid.metadata);
                 tx.insert_payout(&NewPayout {
                     line,
                     reference: valid.reference,
                     destination: &valid.destination,
                     amount: valid.amount,
-                    currency: "USD",
                     name: valid.name,
                     email: valid.email,
                     memo: valid.memo,
@@ -251,6 +251,21 @@ pub fn ingest_file(
         rejected: errors.shown,
         n_rejected_rows: n_bad_rows,
     })
+}
+
+/// `{"key":"value",...}` into a reused buffer, or nothing for no pairs.
+fn write_json_object(out: &mut String, pairs: &[(&str, &str)]) {
+    out.clear();
+    for (i, (key, value)) in pairs.iter().enumerate() {
+        out.push(if i == 0 { '{' } else { ',' });
+        // Serialising a &str cannot fail.
+        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        out.push(':');
+        out.push_str(&serde_json::to_string(value).unwrap_or_default());
+    }
+    if !pairs.is_empty() {
+        out.push('}');
+    }
 }
 
 /// Refuses files that are plainly not CSV text before parsing them.
@@ -318,19 +333,27 @@ impl<'a> ErrorList<'a> {
     }
 }
 
-/// Finds repeated references with memory of one hash and one line number per row, exactly: a
-/// matching hash is confirmed against the earlier row's real reference, read back from the
-/// ingest transaction (valid rows) or kept here (invalid rows, the rare case).
+/// Finds repeated references with 8 bytes of memory per row, exactly: a 32-bit hash maps to the
+/// first line that used it, and a matching hash is confirmed against the earlier row's real
+/// reference, read back from the ingest transaction (valid rows) or kept here (invalid rows,
+/// the rare case). Hash collisions between different references only cost a lookup.
 #[derive(Default)]
 struct SeenReferences {
     hasher: RandomState,
-    first_line_by_hash: HashMap<u64, u64>,
-    invalid_row_references: HashMap<u64, Box<str>>,
-    /// References whose hash collided with a different reference (astronomically rare).
-    colliding: HashMap<Box<str>, u64>,
+    first_line_by_hash: HashMap<u32, u32>,
+    invalid_row_references: HashMap<u32, Box<str>>,
+    /// References whose hash was taken by a different reference.
+    colliding: HashMap<Box<str>, u32>,
 }
 
 impl SeenReferences {
+    /// Makes room for `n_rows` in one step, avoiding the doubling that would briefly hold two
+    /// tables at once.
+    fn reserve(&mut self, n_rows: usize) {
+        self.first_line_by_hash
+            .reserve(n_rows.saturating_sub(self.first_line_by_hash.len()));
+    }
+
     /// Records this use of `reference` and returns the line of an earlier use, if any.
     fn first_use(
         &mut self,
@@ -339,13 +362,12 @@ impl SeenReferences {
         row_is_inserted: bool,
         tx: &IngestTx<'_>,
     ) -> Result<Option<u64>, LedgerError> {
+        let line = u32::try_from(line).expect("a payout file has fewer than 4 billion lines");
         if let Some(first_line) = self.colliding.get(reference) {
-            return Ok(Some(*first_line));
+            return Ok(Some(u64::from(*first_line)));
         }
-        match self
-            .first_line_by_hash
-            .entry(self.hasher.hash_one(reference))
-        {
+        let hash = self.hasher.hash_one(reference) as u32;
+        match self.first_line_by_hash.entry(hash) {
             Entry::Vacant(slot) => {
                 slot.insert(line);
                 if !row_is_inserted {
@@ -357,11 +379,14 @@ impl SeenReferences {
                 let first_line = *slot.get();
                 let earlier = match self.invalid_row_references.get(&first_line) {
                     Some(earlier) => Some(earlier.to_string()),
-                    None => tx.reference_at_line(first_line)?,
+                    None => tx.reference_at_line(u64::from(first_line))?,
                 };
                 if earlier.as_deref() == Some(reference) {
-                    Ok(Some(first_line))
+                    Ok(Some(u64::from(first_line)))
                 } else {
+                    if !row_is_inserted {
+                        self.invalid_row_references.insert(line, reference.into());
+                    }
                     self.colliding.insert(reference.into(), line);
                     Ok(None)
                 }

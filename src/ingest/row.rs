@@ -436,7 +436,7 @@ mod tests {
         parse_header(&fields)
     }
 
-    fn row<'a>(layout: &Layout, fields: &[&'a str]) -> Result<ValidRow<'a>, Vec<String>> {
+    fn row<'a>(layout: &'a Layout, fields: &[&'a str]) -> Result<ValidRow<'a>, Vec<String>> {
         let fields: Vec<&[u8]> = fields.iter().map(|f| f.as_bytes()).collect();
         layout
             .validate(&fields, LIMITS)

@@ -1,0 +1,308 @@
+//! `payrun ingest` and `payrun status` through the real binary: good and bad files, the
+//! re-ingest no-op, the writer lock, and a kill in the middle of a large ingest.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Workdir, sample};
+
+fn state(status: &serde_json::Value, state: &str) -> (u64, i64) {
+    let entry = &status["payouts"][state];
+    (
+        entry["count"].as_u64().unwrap(),
+        entry["amount_cents"].as_i64().unwrap(),
+    )
+}
+
+#[test]
+fn the_sample_payroll_is_ingested_once_and_shows_in_status() {
+    let work = Workdir::new();
+    let payroll = sample("payroll.csv");
+    let first = work.run(&["ingest", payroll.to_str().unwrap()]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(
+        first.stdout.contains("50 payouts, total 127913.10 USD"),
+        "{}",
+        first.stdout
+    );
+
+    let status = work.status_json();
+    assert_eq!(state(&status, "pending"), (50, 12_791_310));
+    assert_eq!(status["batches"].as_array().unwrap().len(), 1);
+    assert_eq!(status["batches"][0]["total_cents"], 12_791_310);
+    assert_eq!(status["batches"][0]["row_count"], 50);
+
+    // The same bytes under another name are the same file.
+    let copy = work.file("payroll-copy.csv", std::fs::read(&payroll).unwrap());
+    for again in [payroll.to_str().unwrap(), copy.to_str().unwrap()] {
+        let run = work.run(&["ingest", again]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stdout.contains("already batch 1"), "{}", run.stdout);
+    }
+    assert_eq!(work.status_json(), status, "a re-ingest must add nothing");
+}
+
+#[test]
+fn every_invalid_sample_is_rejected_with_line_numbered_errors_and_the_ledger_unchanged() {
+    let work = Workdir::new();
+    assert_eq!(
+        work.run(&["ingest", sample("payroll.csv").to_str().unwrap()])
+            .code,
+        0
+    );
+    let before = work.status_json();
+    let expected: &[(&str, &[&str])] = &[
+        (
+            "invalid_amounts.csv",
+            &[
+                ":2: amount: \"-120.00\" has a sign",
+                ":3: amount: \"12.345\" has more than 2 decimal places",
+                ":4: amount: \"1,250.00\" has a thousands separator",
+                ":5: amount: \"1e3\" is in exponent notation",
+                ":6: amount: \"$80.00\" has a currency symbol",
+                ":7: amount: \"0.00\" must be greater than 0.00",
+                ":8: amount: \"25000.00\" is above the per-payout maximum of 10000.00",
+                ":9: amount: \"twelve\" is not a decimal number",
+                ":10: amount: is empty",
+            ],
+        ),
+        (
+            "invalid_duplicate_reference.csv",
+            &[":4: reference: \"CTR-7001\" is already used on line 2"],
+        ),
+        ("invalid_encoding.csv", &[":2: name: is not valid UTF-8"]),
+        (
+            "invalid_fields.csv",
+            &[
+                ":3: funding_source: \"not-a-funding-source\" is not a Dwolla funding source",
+                ":4: currency: \"EUR\" is not supported",
+                ":5: email: \"pat-at-example.com\" is not an email address",
+                ":6: reference: is empty",
+                ":7: funding_source: is empty",
+                ":8: the row has 3 fields, the header has 5",
+                ":9: the row has 6 fields, the header has 5",
+            ],
+        ),
+        (
+            "invalid_header.csv",
+            &[
+                ":1: unknown column \"amout\"",
+                ":1: unknown column \"iban\"",
+                ":1: required column \"amount\" is missing",
+            ],
+        ),
+        (
+            "invalid_header_only.csv",
+            &[":1: the file has a header but no payout rows"],
+        ),
+        (
+            "invalid_not_csv.csv",
+            &[":1: not a CSV file: it is a ZIP archive"],
+        ),
+    ];
+    let mut n_samples = 0;
+    for entry in std::fs::read_dir(crate::support::repo_root().join("samples")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.starts_with("invalid_") {
+            n_samples += 1;
+            assert!(
+                expected.iter().any(|(file, _)| *file == name),
+                "sample {name} has no expectation here"
+            );
+        }
+    }
+    assert_eq!(n_samples, expected.len());
+    for (file, problems) in expected {
+        let path = sample(file);
+        let run = work.run(&["ingest", path.to_str().unwrap()]);
+        assert_eq!(run.code, 65, "{file}: {run:?}");
+        for problem in *problems {
+            let wanted = format!("{}{problem}", path.display());
+            assert!(
+                run.stderr.contains(&wanted),
+                "{file}: expected {wanted:?} in\n{}",
+                run.stderr
+            );
+        }
+        assert!(
+            run.stdout.contains("nothing was ingested"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(work.status_json(), before, "{file} changed the ledger");
+    }
+}
+
+#[test]
+fn a_bom_reordered_case_insensitive_header_is_accepted() {
+    let work = Workdir::new();
+    let file = work.file(
+        "contractors.csv",
+        "\u{feff} Funding_Source ,AMOUNT,Reference,Metadata.Project\n\
+         https://api-sandbox.dwolla.com/funding-sources/FD000000-0000-4000-8000-000000000003,250.5,INV-1,apollo\n\
+         fd000000-0000-4000-8000-000000000004,\" 1000 \",INV-2,\n",
+    );
+    let run = work.run(&["ingest", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(state(&work.status_json(), "pending"), (2, 25_050 + 100_000));
+}
+
+#[test]
+fn allow_partial_keeps_the_valid_rows_and_records_the_rest() {
+    let work = Workdir::new();
+    let path = sample("invalid_fields.csv");
+    let run = work.run(&["ingest", "--allow-partial", path.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("1 payouts") || run.stdout.contains("batch 1, 1 payout"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("7 invalid rows left out"),
+        "{}",
+        run.stdout
+    );
+    let status = work.status_json();
+    assert_eq!(state(&status, "pending"), (1, 10_000));
+    assert_eq!(status["batches"][0]["rejected_rows"], 7);
+}
+
+#[test]
+fn errors_are_capped_with_a_count_of_the_rest() {
+    let work = Workdir::new();
+    let mut text = String::from("reference,amount,funding_source\n");
+    for i in 0..120 {
+        text.push_str(&format!(
+            "R{i},1.234,fd000000-0000-4000-8000-000000000001\n"
+        ));
+    }
+    let file = work.file("many-errors.csv", text);
+    let run = work.run(&["ingest", "--max-errors", "10", file.to_str().unwrap()]);
+    assert_eq!(run.code, 65);
+    assert_eq!(
+        run.stderr.matches("has more than 2 decimal places").count(),
+        10
+    );
+    assert!(
+        run.stderr.contains("... and 110 more problems"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_second_writer_exits_at_once_naming_the_holder_while_readers_still_work() {
+    let work = Workdir::new();
+    assert_eq!(
+        work.run(&["ingest", sample("payroll.csv").to_str().unwrap()])
+            .code,
+        0
+    );
+    let holder = payrun::ledger::Ledger::open_writer(&work.ledger()).expect("take the writer lock");
+
+    let started = Instant::now();
+    let blocked = work.run(&["ingest", sample("invalid_amounts.csv").to_str().unwrap()]);
+    assert_eq!(blocked.code, 75, "{blocked:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the second writer must not wait"
+    );
+    let pid = std::process::id().to_string();
+    assert!(
+        blocked.stderr.contains(&format!("pid {pid}")),
+        "{}",
+        blocked.stderr
+    );
+    assert!(
+        !blocked.stderr.to_lowercase().contains("busy"),
+        "{}",
+        blocked.stderr
+    );
+
+    assert_eq!(
+        state(&work.status_json(), "pending").0,
+        50,
+        "status reads while a writer holds the lock"
+    );
+    drop(holder);
+    let after = work.run(&["ingest", sample("invalid_amounts.csv").to_str().unwrap()]);
+    assert_eq!(
+        after.code, 65,
+        "the lock is free once the holder is gone: {after:?}"
+    );
+}
+
+#[test]
+fn a_kill_during_a_large_ingest_leaves_the_whole_batch_or_none_of_it() {
+    let work = Workdir::new();
+    let n_rows = 300_000;
+    let path = work.path().join("large.csv");
+    payrun::fixtures::write_payout_csv(
+        std::io::BufWriter::new(std::fs::File::create(&path).unwrap()),
+        n_rows,
+    )
+    .unwrap();
+    let wal = work.path().join("payrun.db-wal");
+
+    // Kill while rows are being written: the WAL is growing, nothing is committed yet.
+    let mut n_killed_mid_write = 0;
+    for _ in 0..3 {
+        let mut child = work
+            .command(&["ingest", path.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::metadata(&wal).map_or(0, |m| m.len()) < 2 << 20 && Instant::now() < deadline
+        {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let finished_already = child.try_wait().unwrap().is_some();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let summary = payrun::ledger::Ledger::open_reader(&work.ledger())
+            .unwrap()
+            .summary()
+            .unwrap();
+        let n_payouts: u64 = summary.payouts.iter().map(|(_, total)| total.count).sum();
+        match summary.batches.as_slice() {
+            [] => {
+                assert_eq!(n_payouts, 0);
+                n_killed_mid_write += 1;
+            }
+            [batch] => {
+                assert!(
+                    finished_already,
+                    "a batch appeared although the ingest was killed mid-write"
+                );
+                assert_eq!((batch.row_count, n_payouts), (n_rows, n_rows));
+                return;
+            }
+            more => panic!("one file made {} batches", more.len()),
+        }
+        let _ = std::fs::remove_file(&wal);
+    }
+    assert!(n_killed_mid_write > 0);
+
+    // After the kills, the file ingests whole.
+    let run = work.run(&["ingest", path.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let status = work.status_json();
+    assert_eq!(
+        state(&status, "pending"),
+        (n_rows, payrun::fixtures::payout_csv_total_cents(n_rows))
+    );
+}
+
+#[test]
+fn a_bad_flag_is_a_usage_error() {
+    let work = Workdir::new();
+    let run = work.run(&["ingest", "--max-amount", "1,000", "x.csv"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("--max-amount"), "{}", run.stderr);
+    let run = work.run(&["status"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("no ledger at"), "{}", run.stderr);
+}
