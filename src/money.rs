@@ -156,7 +156,8 @@ mod tests {
         assert_eq!(parse("0"), Err(AmountError::Zero));
         assert_eq!(parse("0.00"), Err(AmountError::Zero));
         assert_eq!(parse("99999999999999999999"), Err(AmountError::Overflow));
-        assert_eq!(parse("92233720368547758.07"), Err(AmountError::Overflow));
+        assert_eq!(parse("92233720368547758.07"), Ok(i64::MAX));
+        assert_eq!(parse("92233720368547758.08"), Err(AmountError::Overflow));
     }
 
     #[test]
