@@ -42,13 +42,15 @@ struct Inner {
     secret: Secret,
     throttle: Throttle,
     token: Mutex<TokenState>,
-    token_attempts: AtomicU64,
+    /// `TokenState::fetches_done`, readable without the lock.
+    token_fetches_done: AtomicU64,
 }
 
 #[derive(Default)]
 struct TokenState {
     cached: Option<CachedToken>,
-    attempts: u64,
+    /// Completed token fetches, successful or not.
+    fetches_done: u64,
     last_error: Option<DwollaError>,
 }
 
@@ -182,7 +184,7 @@ impl Client {
                     config.max_in_flight,
                 )),
                 token: Mutex::new(TokenState::default()),
-                token_attempts: AtomicU64::new(0),
+                token_fetches_done: AtomicU64::new(0),
             }),
         })
     }
@@ -510,7 +512,9 @@ impl Client {
         &self,
         url_or_id: &str,
     ) -> Result<WebhookSubscription, DwollaError> {
-        let url = self.inner.resource_url("webhook-subscriptions", url_or_id)?;
+        let url = self
+            .inner
+            .resource_url("webhook-subscriptions", url_or_id)?;
         let request = Request {
             method: Method::DELETE,
             ..Request::get(url)
@@ -768,9 +772,10 @@ impl Inner {
 
     // --- The access token ----------------------------------------------------------------
 
-    /// The cached token, or a new one. Concurrent callers share one fetch and its outcome.
+    /// The cached token, or a new one. Callers that queue behind a fetch share its outcome,
+    /// success or failure, instead of each fetching in turn.
     async fn access_token(&self) -> Result<AccessToken, DwollaError> {
-        let attempts_before = self.token_attempts.load(Ordering::Acquire);
+        let done_before = self.token_fetches_done.load(Ordering::Acquire);
         let mut state = self.token.lock().await;
         let now = Instant::now();
         if let Some(cached) = &state.cached
@@ -778,15 +783,16 @@ impl Inner {
         {
             return Ok(cached.token.clone());
         }
-        if state.attempts > attempts_before
+        if state.fetches_done > done_before
             && let Some(err) = &state.last_error
         {
             return Err(err.clone());
         }
-        state.attempts += 1;
-        self.token_attempts.store(state.attempts, Ordering::Release);
-        let generation = state.attempts;
-        match self.fetch_token(generation).await {
+        let generation = state.fetches_done + 1;
+        let fetched = self.fetch_token(generation).await;
+        state.fetches_done = generation;
+        self.token_fetches_done.store(generation, Ordering::Release);
+        match fetched {
             Ok(fresh) => {
                 let token = fresh.token.clone();
                 state.cached = Some(fresh);

@@ -67,7 +67,10 @@ pub enum DwollaError {
     },
     /// The lookup by correlationId found more than one transfer; a person should look.
     #[error("{count} transfers carry correlationId {correlation_id}")]
-    AmbiguousCorrelationId { correlation_id: String, count: usize },
+    AmbiguousCorrelationId {
+        correlation_id: String,
+        count: usize,
+    },
     /// The caller passed a URL that is not on the configured API host; the client will not send
     /// its access token elsewhere.
     #[error("{url} is not a URL of {base_url}")]

@@ -81,7 +81,11 @@ impl ThrottleConfig {
     /// The GCRA burst `b` for this rate.
     pub fn burst(&self) -> u32 {
         let rate = self.rate_per_second.max(1);
-        if rate < 30 { 1 } else { rate.div_ceil(100).max(2) }
+        if rate < 30 {
+            1
+        } else {
+            rate.div_ceil(100).max(2)
+        }
     }
 
     /// The GCRA emission interval `T = (1 s + m) / (R + 1 − b)`, rounded up to the nanosecond
@@ -355,7 +359,10 @@ mod tests {
             let starts = run_flat_out(&throttle, (rate * seconds) as usize).await;
             let elapsed = starts.last().unwrap().duration_since(begin).as_secs_f64();
             let most = most_in_any_window(&starts, Duration::from_secs(1));
-            assert!(most <= rate as usize, "R={rate}: {most} starts in one second");
+            assert!(
+                most <= rate as usize,
+                "R={rate}: {most} starts in one second"
+            );
             // With the jitter allowance, even windows of 1 s + m hold at most R.
             let most = most_in_any_window(&starts, Duration::from_millis(1010));
             assert!(most <= rate as usize, "R={rate}: {most} in 1.01 s");

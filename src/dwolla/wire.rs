@@ -199,7 +199,10 @@ impl Created {
 
 pub(crate) fn last_segment(url: &str) -> &str {
     let path = url.split(['?', '#']).next().unwrap_or(url);
-    path.trim_end_matches('/').rsplit('/').next().unwrap_or(path)
+    path.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(path)
 }
 
 /// A transfer's `status`. Statuses outside the spec's enum (the docs show `submitted`) are kept
@@ -788,7 +791,10 @@ mod tests {
         let mut request = request();
         request.metadata.clear();
         let text = String::from_utf8(request.to_body_bytes()).unwrap();
-        assert!(text.ends_with(r#""correlationId":"batch-1.row-7"}"#), "{text}");
+        assert!(
+            text.ends_with(r#""correlationId":"batch-1.row-7"}"#),
+            "{text}"
+        );
     }
 
     #[test]
