@@ -1,1 +1,28 @@
-//! The Dwolla Connect API client (issue 4). Placeholder until the client lands.
+//! The Dwolla Connect API client.
+//!
+//! Owns the wire format, the access token, the rate limiter and timeouts. It never touches the
+//! ledger and decides no business policy: a failed call comes back as a [`DwollaError`] whose
+//! [`DwollaError::disposition`] tells the caller whether the request was refused for good, may
+//! be resent with the same Idempotency-Key and bytes, or needs a person to fix credentials.
+//!
+//! - `config`: [`DwollaConfig`] and where it comes from (the environment, flags);
+//! - `client`: [`Client`], one typed method per Dwolla call, the token manager;
+//! - `throttle`: one limiter for everything sent to Dwolla (rate, requests in flight, 429
+//!   cool-down);
+//! - `wire`: request bodies and resources as typed values;
+//! - `error`: [`DwollaError`] and [`Disposition`].
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod throttle;
+pub mod wire;
+
+pub use client::{Client, Embedded, HAL_JSON};
+pub use config::{ConfigError, DwollaConfig};
+pub use error::{Disposition, DwollaError, EmbeddedError};
+pub use throttle::{Throttle, ThrottleConfig, ThrottleStats};
+pub use wire::{
+    Amount, Created, FailureReason, Links, Page, Root, Transfer, TransferQuery, TransferRequest,
+    TransferStatus,
+};

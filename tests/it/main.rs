@@ -1,5 +1,6 @@
 //! payrun's one integration-test binary. Each module drives the real binary or the real library
 //! against the simulator on 127.0.0.1.
 
+mod dwolla;
 mod ingest;
 mod support;
