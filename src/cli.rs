@@ -47,6 +47,8 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Show batches and the count and amount of payouts in each state.
     Status(StatusArgs),
+    /// Send every due payout to Dwolla as a transfer, exactly once.
+    Send(SendArgs),
     /// Run the local Dwolla Connect simulator.
     Sim(crate::sim::SimArgs),
 }
@@ -65,6 +67,52 @@ pub struct IngestArgs {
     /// How many problems to print per file; all are counted.
     #[arg(long, default_value_t = 50)]
     pub max_errors: usize,
+}
+
+/// How payrun reaches Dwolla. Credentials come from the environment only, so that they never
+/// appear in a process listing.
+#[derive(Debug, Args)]
+pub struct DwollaArgs {
+    /// Request starts per second, for everything sent to Dwolla.
+    #[arg(long, env = "PAYRUN_RATE", default_value_t = 100)]
+    pub rate: u32,
+    /// Requests in flight at once [default: rate x 0.3 s, at least 4].
+    #[arg(long, env = "PAYRUN_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+}
+
+impl DwollaArgs {
+    fn concurrency(&self) -> usize {
+        self.concurrency
+            .unwrap_or_else(|| (self.rate as usize * 3 / 10).max(4))
+    }
+
+    /// The client, configured from DWOLLA_API_URL or DWOLLA_ENV, DWOLLA_KEY and DWOLLA_SECRET.
+    fn client(&self) -> Result<crate::dwolla::Client, Failure> {
+        let mut config = crate::dwolla::DwollaConfig::from_env()
+            .map_err(|err| Failure::config(err.to_string()))?;
+        config.rate_per_second = self.rate.max(1);
+        config.max_in_flight = self.concurrency();
+        crate::dwolla::Client::new(config).map_err(|err| Failure::config(err.to_string()))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Only this batch.
+    #[arg(long)]
+    pub batch: Option<i64>,
+    /// The funding source payouts are paid from (an id or URL).
+    #[arg(long = "source", env = "PAYRUN_SOURCE_FUNDING_SOURCE")]
+    pub source_funding_source: String,
+    /// POSTs per payout, over all runs, before it needs review.
+    #[arg(long, default_value_t = 12)]
+    pub max_attempts: u32,
+    /// No progress bar or progress log lines.
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub dwolla: DwollaArgs,
 }
 
 #[derive(Debug, Args)]
@@ -95,15 +143,133 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ingest(args) => run_ingest(&cli.ledger, &args),
         Command::Status(args) => run_status(&cli.ledger, &args),
+        Command::Send(args) => run_send(&cli.ledger, &args),
         Command::Sim(args) => crate::sim::run_cli(args).map(|()| exit::OK),
     };
     match result {
         Ok(status) => exit::code(status),
-        Err(err) => {
-            eprintln!("payrun: error: {err:#}");
-            exit::code(exit_status_of(&err))
+        Err(err) => match err.downcast::<Failure>() {
+            Ok(failure) => {
+                eprintln!("payrun: error: {}", failure.message);
+                exit::code(failure.status)
+            }
+            Err(err) => {
+                eprintln!("payrun: error: {err:#}");
+                exit::code(exit_status_of(&err))
+            }
+        },
+    }
+}
+
+/// An error that ends a command with a particular documented status.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Failure {
+    status: u8,
+    message: String,
+}
+
+impl Failure {
+    fn config(message: String) -> Failure {
+        Failure {
+            status: exit::CONFIG,
+            message,
         }
     }
+}
+
+/// A multi-threaded runtime for the commands that talk to the network.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Turns true on the first SIGINT or SIGTERM; a second one exits at once (safe: every request
+/// in flight carries its idempotency key, and its state was committed before it was sent).
+fn stop_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!(
+            "payrun: stopping: finishing the requests in flight (signal again to exit at once)"
+        );
+        let _ = stop.send(true);
+        wait_for_signal().await;
+        std::process::exit(130);
+    });
+    stopping
+}
+
+async fn wait_for_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(terminate) => { terminate.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+fn run_send(ledger_path: &std::path::Path, args: &SendArgs) -> anyhow::Result<u8> {
+    let client = args.dwolla.client()?;
+    let ledger = Ledger::open_writer(ledger_path)?;
+    let mut config = crate::sender::SendConfig::new(
+        args.source_funding_source.clone(),
+        args.dwolla.concurrency(),
+    );
+    config.batch = args.batch;
+    config.max_attempts = args.max_attempts.max(1);
+    if args.no_progress {
+        config.progress = crate::sender::progress::Display::Off;
+    }
+    let report = runtime()?.block_on(async {
+        let stopping = stop_signal();
+        crate::sender::send(ledger, client, config, stopping).await
+    });
+    let report = report.map_err(|err| {
+        let unreachable = err
+            .chain()
+            .any(|cause| cause.downcast_ref::<crate::dwolla::DwollaError>().is_some());
+        let status = if unreachable {
+            exit::UNAVAILABLE
+        } else {
+            exit::INTERNAL
+        };
+        Failure {
+            status,
+            message: format!("{err:#}"),
+        }
+    })?;
+    println!(
+        "sent {} payouts: {} created, {} rejected, {} need review, {} left for the next run{}",
+        report.n_claimed,
+        report.n_created + report.n_found,
+        report.n_refused,
+        report.n_needs_review,
+        report.n_deferred,
+        if report.interrupted {
+            " (stopped by a signal)"
+        } else {
+            ""
+        }
+    );
+    if let Some(reason) = &report.unauthorized {
+        eprintln!("payrun: error: {reason}");
+    } else if report.n_deferred > 0
+        && let Some(reason) = &report.last_transient_error
+    {
+        eprintln!(
+            "payrun: {} payouts could not be settled this run; last error: {reason}",
+            report.n_deferred
+        );
+    }
+    Ok(crate::sender::exit_status(&report))
 }
 
 /// The documented status for an error that ended a command.

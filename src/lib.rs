@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod money;
 pub mod payout;
 pub mod secret;
+pub mod sender;
 pub mod signature;
 pub mod sim;
 pub mod telemetry;

@@ -6,7 +6,9 @@
 
 mod ingest;
 mod lock;
+mod send;
 mod summary;
+mod transitions;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -20,7 +22,9 @@ pub use ingest::{
     ExistingBatch, IngestTx, NewBatch, NewPayout, correlation_id, parse_correlation_id,
 };
 pub use lock::{LockError, WriterLock, lock_path_for};
+pub use send::{DuePayout, RecordedOutcome, SendOutcome};
 pub use summary::{BatchRow, StateTotal, Summary};
+pub use transitions::Provenance;
 
 /// The schema, oldest first; the ledger's `user_version` counts how many are applied.
 const MIGRATION_FILES: &[&str] = &[include_str!("../../migrations/0001_ledger.sql")];
