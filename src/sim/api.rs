@@ -1484,7 +1484,7 @@ async fn create_client_token(State(sim): State<Arc<Shared>>, body: Bytes) -> Api
     let party =
         id_from_href(customer, "customers").or_else(|| id_from_href(customer, "external-parties"));
     sim.with(|st, _| {
-        if !party.is_some_and(|p| st.store.external_party(p).is_some()) {
+        if party.is_none_or(|p| st.store.external_party(p).is_none()) {
             return Err(ApiError::one(
                 "Invalid",
                 "Customer not found.",

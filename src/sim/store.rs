@@ -1099,7 +1099,7 @@ mod tests {
 
     #[test]
     fn pages_over_sparse_indexes() {
-        let s = vec![3, 8, 9, 20, 41];
+        let s = [3, 8, 9, 20, 41];
         let p = page(|i| s[i], s.len(), 2, None);
         assert_eq!(p.items, vec![41, 20]);
         let p = page(|i| s[i], s.len(), 2, p.next);

@@ -102,7 +102,7 @@ pub fn routing_number_ok(routing: &str) -> bool {
         return false;
     }
     let sum = 3 * (d[0] + d[3] + d[6]) + 7 * (d[1] + d[4] + d[7]) + (d[2] + d[5] + d[8]);
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Bank account numbers: 4 to 17 digits.

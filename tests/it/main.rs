@@ -1,4 +1,5 @@
 //! payrun's one integration-test binary. Each module drives the real binary or the real library
 //! against the simulator on 127.0.0.1.
 
+mod sim;
 mod support;
