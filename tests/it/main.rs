@@ -3,4 +3,5 @@
 
 mod dwolla;
 mod ingest;
+mod sim;
 mod support;

@@ -4,6 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
+
+use payrun::sim::{SimConfig, SimHandle};
+use serde_json::Value;
 
 /// The `payrun` binary cargo built for this test run.
 pub fn payrun_bin() -> PathBuf {
@@ -85,4 +89,125 @@ impl From<Output> for Run {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
+}
+
+// ----- Simulator helpers -----
+
+/// Dwolla's versioned media type, required in `Accept` on every API request.
+pub const HAL: &str = "application/vnd.dwolla.v1.hal+json";
+
+/// A running simulator plus an HTTP client holding a fresh access token.
+pub struct SimClient {
+    pub sim: SimHandle,
+    pub http: reqwest::Client,
+    pub token: String,
+}
+
+impl SimClient {
+    pub async fn start(config: SimConfig) -> SimClient {
+        let sim = payrun::sim::spawn(config).await.expect("simulator starts");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("HTTP client");
+        let token = sim_token(&http, sim.base_url(), sim.key(), sim.secret()).await;
+        SimClient { sim, http, token }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.sim.base_url())
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .header("Accept", HAL)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET reaches the simulator")
+    }
+
+    /// GET, expecting 200, returning the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    pub fn post_request(
+        &self,
+        path: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("Accept", HAL)
+            .header("Content-Type", HAL)
+            .bearer_auth(&self.token)
+            .body(serde_json::to_vec(body).expect("serializable"));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, key: Option<&str>) -> reqwest::Response {
+        self.post_request(path, body, key)
+            .send()
+            .await
+            .expect("POST reaches the simulator")
+    }
+
+    /// POST, expecting `201` with a `Location`; returns the Location.
+    pub async fn create(&self, path: &str, body: &Value) -> String {
+        let response = self
+            .post(path, body, Some(&uuid::Uuid::new_v4().to_string()))
+            .await;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().expect("ASCII Location").to_string());
+        let text = response.text().await.expect("body");
+        assert_eq!(status, 201, "POST {path}: {text}");
+        assert!(text.is_empty(), "201 bodies are empty, got {text}");
+        location.expect("201 has a Location")
+    }
+
+    /// A transfer body from the seeded source to `destination` (a funding-source URL).
+    pub fn transfer_body(&self, destination: &str, amount: &str) -> Value {
+        serde_json::json!({
+            "_links": {
+                "source": {"href": self.sim.source_funding_source()},
+                "destination": {"href": destination},
+            },
+            "amount": {"currency": "USD", "value": amount},
+        })
+    }
+}
+
+/// `POST /token` with Basic auth; returns the access token.
+pub async fn sim_token(http: &reqwest::Client, base_url: &str, key: &str, secret: &str) -> String {
+    let response = http
+        .post(format!("{base_url}/token"))
+        .basic_auth(key, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request reaches the simulator");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("token JSON");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
 }
