@@ -115,7 +115,7 @@ pub async fn send(
     config: SendConfig,
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<SendReport> {
-    let root = client.root().await.context("cannot reach Dwolla (GET /)")?;
+    let root = preflight(&client, &config).await?;
     let account_id = root
         .account_id()
         .context("Dwolla's root resource names no account")?
@@ -149,6 +149,32 @@ pub async fn send(
     report.interrupted = *run.stopping.borrow();
     report.unauthorized = run.unauthorized.lock().expect("not poisoned").clone();
     Ok(report)
+}
+
+/// Fetches the root resource (and with it a token) before anything is claimed, so that a run
+/// that cannot reach Dwolla, or whose credentials are refused, stops before touching a payout.
+/// Transient failures are retried like any request.
+async fn preflight(client: &Client, config: &SendConfig) -> anyhow::Result<crate::dwolla::Root> {
+    use backon::BackoffBuilder;
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(config.backoff_min)
+        .with_max_delay(config.backoff_max)
+        .with_jitter()
+        .with_max_times(config.attempts_per_run as usize)
+        .build();
+    loop {
+        let error = match client.root().await {
+            Ok(root) => return Ok(root),
+            Err(error) => error,
+        };
+        match (error.disposition(), delays.next()) {
+            (Disposition::Retry { after }, Some(delay)) => {
+                tracing::warn!("Dwolla is not answering yet: {error}");
+                tokio::time::sleep(delay.max(after.unwrap_or_default())).await;
+            }
+            _ => return Err(error).context("cannot reach Dwolla (GET /)"),
+        }
+    }
 }
 
 /// Claims due payouts page by page and starts a task for each.

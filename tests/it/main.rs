@@ -3,5 +3,6 @@
 
 mod dwolla;
 mod ingest;
+mod send;
 mod sim;
 mod support;
