@@ -786,7 +786,11 @@ impl Inner {
         if state.fetches_done > done_before
             && let Some(err) = &state.last_error
         {
-            return Err(err.clone());
+            // The fetch we queued behind failed; share its outcome, as it would have.
+            return match &state.cached {
+                Some(cached) if now < cached.expires_at => Ok(cached.token.clone()),
+                _ => Err(err.clone()),
+            };
         }
         let generation = state.fetches_done + 1;
         let fetched = self.fetch_token(generation).await;
