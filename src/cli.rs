@@ -82,13 +82,13 @@ pub struct DwollaArgs {
 }
 
 impl DwollaArgs {
-    fn concurrency(&self) -> usize {
+    pub fn concurrency(&self) -> usize {
         self.concurrency
             .unwrap_or_else(|| (self.rate as usize * 3 / 10).max(4))
     }
 
     /// The client, configured from DWOLLA_API_URL or DWOLLA_ENV, DWOLLA_KEY and DWOLLA_SECRET.
-    fn client(&self) -> Result<crate::dwolla::Client, Failure> {
+    pub fn client(&self) -> Result<crate::dwolla::Client, Failure> {
         let mut config = crate::dwolla::DwollaConfig::from_env()
             .map_err(|err| Failure::config(err.to_string()))?;
         config.rate_per_second = self.rate.max(1);
@@ -179,7 +179,7 @@ impl Failure {
 }
 
 /// A multi-threaded runtime for the commands that talk to the network.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -188,7 +188,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Turns true on the first SIGINT or SIGTERM; a second one exits at once (safe: every request
 /// in flight carries its idempotency key, and its state was committed before it was sent).
-fn stop_signal() -> tokio::sync::watch::Receiver<bool> {
+pub fn stop_signal() -> tokio::sync::watch::Receiver<bool> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

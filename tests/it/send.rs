@@ -34,7 +34,10 @@ pub struct LedgerPayout {
 impl SendEnv {
     pub async fn start(config: SimConfig) -> SendEnv {
         let sim = payrun::sim::spawn(config).await.expect("simulator starts");
-        SendEnv { work: Workdir::new(), sim }
+        SendEnv {
+            work: Workdir::new(),
+            sim,
+        }
     }
 
     /// Ingests a generated file of `n_rows` payouts to the seeded payees; returns the batch.
@@ -49,11 +52,20 @@ impl SendEnv {
         let mut ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
         let options = IngestOptions {
             allow_partial: false,
-            limits: Limits { max_amount: Cents::new(1_000_000).unwrap() },
+            limits: Limits {
+                max_amount: Cents::new(1_000_000).unwrap(),
+            },
             max_errors_shown: 10,
             awaiting_approval: false,
         };
-        match payrun::ingest::ingest_file(&mut ledger, path, &options, time::OffsetDateTime::now_utc()).unwrap() {
+        match payrun::ingest::ingest_file(
+            &mut ledger,
+            path,
+            &options,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap()
+        {
             IngestOutcome::Accepted { batch_id, .. } => batch_id,
             other => panic!("ingest failed: {other:?}"),
         }
@@ -86,7 +98,9 @@ impl SendEnv {
     pub async fn send(&self, client: Client, config: SendConfig) -> SendReport {
         let ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
         let (_stop, stopping) = tokio::sync::watch::channel(false);
-        payrun::sender::send(ledger, client, config, stopping).await.expect("send runs")
+        payrun::sender::send(ledger, client, config, stopping)
+            .await
+            .expect("send runs")
     }
 
     pub fn payouts(&self) -> Vec<LedgerPayout> {
@@ -118,33 +132,67 @@ impl SendEnv {
         let transfers = self.sim.transfers();
         let mut by_correlation: HashMap<String, Vec<&payrun::sim::SimTransfer>> = HashMap::new();
         for transfer in &transfers {
-            let correlation_id = transfer.correlation_id.clone().expect("payrun sets a correlation id on every transfer");
-            by_correlation.entry(correlation_id).or_default().push(transfer);
+            let correlation_id = transfer
+                .correlation_id
+                .clone()
+                .expect("payrun sets a correlation id on every transfer");
+            by_correlation
+                .entry(correlation_id)
+                .or_default()
+                .push(transfer);
         }
         let payouts = self.payouts();
         let mut n_sent = 0;
         for payout in &payouts {
-            let found = by_correlation.remove(&payout.correlation_id).unwrap_or_default();
-            assert!(found.len() <= 1, "payout {} was paid {} times", payout.correlation_id, found.len());
+            let found = by_correlation
+                .remove(&payout.correlation_id)
+                .unwrap_or_default();
+            assert!(
+                found.len() <= 1,
+                "payout {} was paid {} times",
+                payout.correlation_id,
+                found.len()
+            );
             match (payout.state.as_str(), found.first()) {
                 ("submitted" | "processed" | "failed" | "returned", Some(transfer)) => {
                     n_sent += 1;
                     let cents = Cents::new(payout.amount_cents).unwrap().to_string();
-                    assert_eq!(transfer.amount, cents, "amount of {}", payout.correlation_id);
+                    assert_eq!(
+                        transfer.amount, cents,
+                        "amount of {}",
+                        payout.correlation_id
+                    );
                     assert_eq!(transfer.destination_funding_source, payout.destination);
-                    let url = payout.transfer_url.as_deref().expect("a sent payout has its transfer URL");
-                    assert!(url.ends_with(&transfer.id), "{url} is not transfer {}", transfer.id);
+                    let url = payout
+                        .transfer_url
+                        .as_deref()
+                        .expect("a sent payout has its transfer URL");
+                    assert!(
+                        url.ends_with(&transfer.id),
+                        "{url} is not transfer {}",
+                        transfer.id
+                    );
                 }
                 ("submitted" | "processed" | "failed" | "returned", None) => {
-                    panic!("payout {} is {} but Dwolla has no transfer", payout.correlation_id, payout.state)
+                    panic!(
+                        "payout {} is {} but Dwolla has no transfer",
+                        payout.correlation_id, payout.state
+                    )
                 }
                 // Unknown outcome: a transfer may or may not exist; the next run settles it.
                 ("submitting" | "needs_review", _) => {}
-                (state, Some(_)) => panic!("payout {} is {state} but has a transfer", payout.correlation_id),
+                (state, Some(_)) => panic!(
+                    "payout {} is {state} but has a transfer",
+                    payout.correlation_id
+                ),
                 (_, None) => {}
             }
         }
-        assert!(by_correlation.is_empty(), "transfers no payout accounts for: {:?}", by_correlation.keys());
+        assert!(
+            by_correlation.is_empty(),
+            "transfers no payout accounts for: {:?}",
+            by_correlation.keys()
+        );
         n_sent
     }
 }
@@ -153,17 +201,38 @@ impl SendEnv {
 async fn every_payout_becomes_one_transfer_on_the_happy_path() {
     let env = SendEnv::start(SimConfig::new()).await;
     env.ingest_rows("payouts.csv", 300);
-    let report = env.send(env.client(500, 32, Duration::from_secs(5)), env.send_config(32)).await;
-    assert_eq!((report.n_claimed, report.n_created), (300, 300), "{report:?}");
+    let report = env
+        .send(
+            env.client(500, 32, Duration::from_secs(5)),
+            env.send_config(32),
+        )
+        .await;
+    assert_eq!(
+        (report.n_claimed, report.n_created),
+        (300, 300),
+        "{report:?}"
+    );
     assert_eq!(payrun::sender::exit_status(&report), payrun::exit::OK);
     assert_eq!(env.assert_exactly_once(), 300);
-    assert!(env.payouts().iter().all(|p| p.state == "submitted" && p.attempts == 1));
+    assert!(
+        env.payouts()
+            .iter()
+            .all(|p| p.state == "submitted" && p.attempts == 1)
+    );
 
     // A second run finds nothing to do and sends nothing.
     let before = env.sim.stats().total_requests;
-    let again = env.send(env.client(500, 32, Duration::from_secs(5)), env.send_config(32)).await;
+    let again = env
+        .send(
+            env.client(500, 32, Duration::from_secs(5)),
+            env.send_config(32),
+        )
+        .await;
     assert_eq!(again.n_claimed, 0);
-    assert!(env.sim.stats().total_requests - before <= 2, "only the token and the root resource");
+    assert!(
+        env.sim.stats().total_requests - before <= 2,
+        "only the token and the root resource"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,22 +255,48 @@ async fn drops_errors_timeouts_conflicts_and_429s_still_pay_each_payout_exactly_
     assert_eq!(report.n_created, 400, "{report:?}");
     assert_eq!(env.assert_exactly_once(), 400);
     let stats = env.sim.stats();
-    assert!(stats.dropped_responses > 0 && stats.server_errors > 0 && stats.held_responses > 0, "{stats:?}");
-    assert!(stats.rate_limited > 0, "the 429 path was not exercised: {stats:?}");
-    assert!(stats.idempotent_replays > 0, "dropped responses are recovered by replaying the key: {stats:?}");
+    assert!(
+        stats.dropped_responses > 0 && stats.server_errors > 0 && stats.held_responses > 0,
+        "{stats:?}"
+    );
+    assert!(
+        stats.rate_limited > 0,
+        "the 429 path was not exercised: {stats:?}"
+    );
+    assert!(
+        stats.idempotent_replays > 0,
+        "dropped responses are recovered by replaying the key: {stats:?}"
+    );
     assert_eq!(stats.transfers_created, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_access_token_that_expires_mid_run_is_renewed() {
-    let config = SimConfig { token_ttl: Duration::from_secs(1), ..SimConfig::new() };
+    let config = SimConfig {
+        token_ttl: Duration::from_secs(1),
+        ..SimConfig::new()
+    };
     let env = SendEnv::start(config).await;
     env.ingest_rows("payouts.csv", 150);
     // 150 payouts at 60/s take 2.5 s: the token expires at least twice.
-    let report = env.send(env.client(60, 8, Duration::from_secs(5)), env.send_config(8)).await;
+    let report = env
+        .send(
+            env.client(60, 8, Duration::from_secs(5)),
+            env.send_config(8),
+        )
+        .await;
     assert_eq!(report.n_created, 150, "{report:?}");
     assert_eq!(env.assert_exactly_once(), 150);
-    assert!(env.sim.stats().responses_by_status.get(&401).copied().unwrap_or(0) <= 8, "renewal happens before expiry");
+    assert!(
+        env.sim
+            .stats()
+            .responses_by_status
+            .get(&401)
+            .copied()
+            .unwrap_or(0)
+            <= 8,
+        "renewal happens before expiry"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,34 +326,61 @@ async fn a_payout_past_the_key_lifetime_is_looked_up_never_resent() {
             (payout.id, request.to_body_bytes())
         })
         .collect();
-    ledger.start_submissions(&bodies, "2020-01-01T00:00:00.000Z").unwrap();
+    ledger
+        .start_submissions(&bodies, "2020-01-01T00:00:00.000Z")
+        .unwrap();
     drop(ledger);
-    client.create_transfer(&due[0].idempotency_key, &bodies[0].1).await.unwrap();
+    client
+        .create_transfer(&due[0].idempotency_key, &bodies[0].1)
+        .await
+        .unwrap();
     assert_eq!(env.sim.transfers().len(), 1);
 
     let created_before = env.sim.stats().responses_by_status.get(&201).copied();
     let report = env.send(client, env.send_config(4)).await;
-    assert_eq!((report.n_found, report.n_needs_review), (1, 1), "{report:?}");
+    assert_eq!(
+        (report.n_found, report.n_needs_review),
+        (1, 1),
+        "{report:?}"
+    );
     let states: Vec<String> = env.payouts().into_iter().map(|p| p.state).collect();
     assert_eq!(states, vec!["submitted", "needs_review"]);
     assert_eq!(env.sim.transfers().len(), 1, "nothing was re-POSTed");
-    assert_eq!(env.sim.stats().responses_by_status.get(&201).copied(), created_before);
-    assert_eq!(payrun::sender::exit_status(&report), payrun::exit::ATTENTION);
+    assert_eq!(
+        env.sim.stats().responses_by_status.get(&201).copied(),
+        created_before
+    );
+    assert_eq!(
+        payrun::sender::exit_status(&report),
+        payrun::exit::ATTENTION
+    );
     env.assert_exactly_once();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_records_every_request_in_flight() {
-    let config = SimConfig { latency: Duration::from_millis(50), ..SimConfig::new() };
+    let config = SimConfig {
+        latency: Duration::from_millis(50),
+        ..SimConfig::new()
+    };
     let env = SendEnv::start(config).await;
     env.ingest_rows("payouts.csv", 400);
     let ledger = Ledger::open_writer(&env.work.ledger()).unwrap();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let client = env.client(100, 8, Duration::from_secs(5));
-    let run = tokio::spawn(payrun::sender::send(ledger, client, env.send_config(8), stopping));
+    let run = tokio::spawn(payrun::sender::send(
+        ledger,
+        client,
+        env.send_config(8),
+        stopping,
+    ));
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.send(true).unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(10), run).await.expect("stops promptly").unwrap().unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("stops promptly")
+        .unwrap()
+        .unwrap();
     assert!(report.interrupted);
     assert!(report.n_created > 0 && report.n_created < 400, "{report:?}");
     assert_eq!(payrun::sender::exit_status(&report), payrun::exit::OK);
@@ -266,8 +388,17 @@ async fn a_graceful_stop_records_every_request_in_flight() {
     let sent = env.assert_exactly_once();
     assert_eq!(sent, env.sim.transfers().len());
 
-    let rest = env.send(env.client(500, 16, Duration::from_secs(5)), env.send_config(16)).await;
-    assert_eq!(report.n_created + rest.n_created + rest.n_found, 400, "{rest:?}");
+    let rest = env
+        .send(
+            env.client(500, 16, Duration::from_secs(5)),
+            env.send_config(16),
+        )
+        .await;
+    assert_eq!(
+        report.n_created + rest.n_created + rest.n_found,
+        400,
+        "{rest:?}"
+    );
     assert_eq!(env.assert_exactly_once(), 400);
 }
 
@@ -280,7 +411,12 @@ async fn refused_payouts_are_rejected_with_dwollas_reason() {
          UNKNOWN,10.00,fd000000-0000-4000-8000-0000000009ff\n",
     );
     env.ingest_file(&file);
-    let report = env.send(env.client(100, 4, Duration::from_secs(2)), env.send_config(4)).await;
+    let report = env
+        .send(
+            env.client(100, 4, Duration::from_secs(2)),
+            env.send_config(4),
+        )
+        .await;
     assert_eq!((report.n_created, report.n_refused), (1, 1), "{report:?}");
     let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
     let (state, code, description, path): (String, String, String, String) = conn
@@ -302,7 +438,10 @@ async fn refused_payouts_are_rejected_with_dwollas_reason() {
         )
         .unwrap();
     assert_eq!(history, 2, "pending -> submitting -> rejected");
-    assert_eq!(payrun::sender::exit_status(&report), payrun::exit::ATTENTION);
+    assert_eq!(
+        payrun::sender::exit_status(&report),
+        payrun::exit::ATTENTION
+    );
 }
 
 /// Runs `payrun send` as a child process against a faulty simulator, SIGKILLs it at random
@@ -333,11 +472,21 @@ async fn sigkill_at_random_moments_never_pays_twice_or_loses_a_payout() {
     while started.elapsed() < Duration::from_secs(90) {
         let mut child = env
             .work
-            .command(&["send", "--rate", "300", "--concurrency", "24", "--no-progress"])
+            .command(&[
+                "send",
+                "--rate",
+                "300",
+                "--concurrency",
+                "24",
+                "--no-progress",
+            ])
             .env("DWOLLA_API_URL", env.sim.base_url())
             .env("DWOLLA_KEY", env.sim.key())
             .env("DWOLLA_SECRET", env.sim.secret())
-            .env("PAYRUN_SOURCE_FUNDING_SOURCE", env.sim.source_funding_source())
+            .env(
+                "PAYRUN_SOURCE_FUNDING_SOURCE",
+                env.sim.source_funding_source(),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -352,7 +501,9 @@ async fn sigkill_at_random_moments_never_pays_twice_or_loses_a_payout() {
                 continue;
             }
         }
-        let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
         let payouts = env.payouts();
         if payouts.iter().all(|p| p.state == "submitted") {
             assert!(status.success(), "the last run exits 0");
