@@ -161,18 +161,26 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// An error that ends a command with a particular documented status.
+/// An error that ends a command with a particular documented status. Return it (through
+/// anyhow) from a command to choose the exit status; any other error exits 1.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-struct Failure {
-    status: u8,
-    message: String,
+pub struct Failure {
+    pub status: u8,
+    pub message: String,
 }
 
 impl Failure {
-    fn config(message: String) -> Failure {
+    pub fn config(message: String) -> Failure {
         Failure {
             status: exit::CONFIG,
+            message,
+        }
+    }
+
+    pub fn unavailable(message: String) -> Failure {
+        Failure {
+            status: exit::UNAVAILABLE,
             message,
         }
     }
