@@ -10,7 +10,7 @@ use payrun::ledger::Ledger;
 use payrun::money::Cents;
 use payrun::secret::Secret;
 use payrun::sender::{SendConfig, SendReport, progress::Display};
-use payrun::sim::{Faults, SimConfig, SimHandle};
+use payrun::sim::{SimConfig, SimHandle};
 
 use crate::support::Workdir;
 
