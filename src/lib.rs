@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod dwolla;
 pub mod exit;
+pub mod failure;
 pub mod fixtures;
 pub mod ingest;
 pub mod ledger;
