@@ -24,7 +24,7 @@ pub struct ConnKill(pub Arc<Notify>);
 pub async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let router = super::api::router(shared.clone());
     let engine = tokio::spawn(super::engine::run(shared.clone()));

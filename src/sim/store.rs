@@ -640,10 +640,13 @@ impl Store {
             if self.subscriptions[sub_idx].paused {
                 continue;
             }
+            // Out-of-order delivery: the first attempt of a chosen webhook is held back by a
+            // random share of the reorder delay, so later events can overtake it.
             let mut due = at.0;
             let reorder = self.config.webhook_reorder_rate;
-            if reorder > 0.0 && self.rng.random_bool(reorder.min(1.0)) {
-                due += super::clock::duration_ms(self.config.webhook_reorder_delay);
+            let max_delay = super::clock::duration_ms(self.config.webhook_reorder_delay);
+            if reorder > 0.0 && max_delay > 0 && self.rng.random_bool(reorder.min(1.0)) {
+                due += self.rng.random_range(1..=max_delay);
             }
             self.queue_webhook(due, webhook_idx);
         }

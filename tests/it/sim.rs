@@ -597,6 +597,19 @@ async fn unknown_ids_and_paths_are_404_not_found() {
             "{path}"
         );
     }
+    let response = c
+        .http
+        .delete(c.url(&format!("/transfers/{}", party(1))))
+        .header("Accept", HAL)
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "MethodNotAllowed"
+    );
 }
 
 // ----- validation -----
@@ -1569,4 +1582,86 @@ fn the_spec_check_rejects_bodies_that_break_the_schema() {
     }
     let v = response_validator(spec, "get", "/external-parties/{id}", 200).unwrap();
     assert!(!v.is_valid(&json!({"externalPartyType": "business", "email": "not an email"})));
+}
+
+#[tokio::test]
+async fn reordered_delivery_lets_later_events_arrive_first() {
+    let c = SimClient::start(SimConfig {
+        webhook_reorder_rate: 1.0,
+        webhook_reorder_delay: Duration::from_millis(300),
+        seed: 11,
+        ..SimConfig::new()
+    })
+    .await;
+    let (url, received) = receiver(0).await;
+    c.create(
+        "/webhook-subscriptions",
+        &json!({"url": url, "secret": "s"}),
+    )
+    .await;
+    let mut created = Vec::new();
+    for i in 0..8 {
+        let party = c
+            .create("/external-parties", &json!({"businessName": format!("Order {i}"), "email": format!("o{i}@example.com")}))
+            .await;
+        created.push(id_of(&party).to_string());
+    }
+    wait_for("eight deliveries", || {
+        received.hits.lock().unwrap().len() == 8
+    })
+    .await;
+    let arrived: Vec<String> = received
+        .hits
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_slice::<Value>(body).unwrap()["resourceId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut sorted = arrived.clone();
+    sorted.sort();
+    let mut expected = created.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "every event arrives once");
+    assert_ne!(arrived, created, "some later event overtook an earlier one");
+}
+
+#[tokio::test]
+async fn paused_subscriptions_record_webhooks_without_sending_them() {
+    let c = SimClient::start(SimConfig::new()).await;
+    let (url, received) = receiver(0).await;
+    let sub = c
+        .create(
+            "/webhook-subscriptions",
+            &json!({"url": url, "secret": "s"}),
+        )
+        .await;
+    let response = c.post(&sub, &json!({"paused": true}), None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["paused"], true);
+    c.create(
+        "/external-parties",
+        &json!({"businessName": "Quiet Co", "email": "quiet@example.com"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(received.hits.lock().unwrap().is_empty());
+    let hooks = c.get_json(&format!("{sub}/webhooks")).await;
+    let hook = &hooks["_embedded"]["webhooks"][0];
+    assert_eq!(hook["attempts"], json!([]));
+    // Dwolla's recovery path: retry the webhook by hand once unpaused.
+    c.post(&sub, &json!({"paused": false}), None).await;
+    let webhook = hook["_links"]["self"]["href"].as_str().unwrap();
+    let retry = c
+        .post(&format!("{webhook}/retries"), &json!({}), None)
+        .await;
+    assert_eq!(retry.status(), 201);
+    wait_for("the manual retry", || {
+        received.hits.lock().unwrap().len() == 1
+    })
+    .await;
 }
