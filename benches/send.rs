@@ -38,8 +38,14 @@ struct Outcome {
 }
 
 fn main() {
-    let n: u64 = std::env::var("PAYRUN_BENCH_PAYOUTS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let n: u64 = std::env::var("PAYRUN_BENCH_PAYOUTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let scenarios = [
         Scenario {
             name: "(a) R=200/s, 100 ms latency",
@@ -79,9 +85,21 @@ fn main() {
         );
         println!(
             "  most requests in any 1 s window: {} (limit {}); duplicates: {}; transfers created: {}; needs review: {}",
-            outcome.max_per_second, scenario.rate, outcome.duplicates, outcome.transfers, outcome.report.n_needs_review
+            outcome.max_per_second,
+            scenario.rate,
+            outcome.duplicates,
+            outcome.transfers,
+            outcome.report.n_needs_review
         );
-        println!("  peak RSS {:.1} MiB; {}", common::peak_rss_mib(), if met { "meets the targets" } else { "MISSES A TARGET" });
+        println!(
+            "  peak RSS {:.1} MiB; {}",
+            common::peak_rss_mib(),
+            if met {
+                "meets the targets"
+            } else {
+                "MISSES A TARGET"
+            }
+        );
 
         // Sequential: one request at a time, as an SDK loop sends, on a sample.
         let sample = 100.min(n);
@@ -95,7 +113,14 @@ fn main() {
             sequential_total / outcome.elapsed.as_secs_f64()
         );
     }
-    println!("send: {}", if all_met { "all targets met" } else { "SOME TARGETS MISSED" });
+    println!(
+        "send: {}",
+        if all_met {
+            "all targets met"
+        } else {
+            "SOME TARGETS MISSED"
+        }
+    );
 }
 
 async fn run(scenario: &Scenario, n: u64, concurrency_override: Option<usize>) -> Outcome {
@@ -113,22 +138,38 @@ async fn run(scenario: &Scenario, n: u64, concurrency_override: Option<usize>) -
     let dir = tempfile::tempdir().unwrap();
     let ledger_path = dir.path().join("payrun.db");
     let csv_path = dir.path().join("payouts.csv");
-    payrun::fixtures::write_payout_csv(std::io::BufWriter::new(std::fs::File::create(&csv_path).unwrap()), n).unwrap();
+    payrun::fixtures::write_payout_csv(
+        std::io::BufWriter::new(std::fs::File::create(&csv_path).unwrap()),
+        n,
+    )
+    .unwrap();
     {
         let mut ledger = Ledger::open_writer(&ledger_path).unwrap();
         let options = IngestOptions {
             allow_partial: false,
-            limits: Limits { max_amount: Cents::new(1_000_000).unwrap() },
+            limits: Limits {
+                max_amount: Cents::new(1_000_000).unwrap(),
+            },
             max_errors_shown: 5,
             awaiting_approval: false,
         };
-        let outcome = payrun::ingest::ingest_file(&mut ledger, &csv_path, &options, time::OffsetDateTime::now_utc()).unwrap();
-        assert!(matches!(outcome, IngestOutcome::Accepted { .. }), "{outcome:?}");
+        let outcome = payrun::ingest::ingest_file(
+            &mut ledger,
+            &csv_path,
+            &options,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        assert!(
+            matches!(outcome, IngestOutcome::Accepted { .. }),
+            "{outcome:?}"
+        );
     }
     // Little's law: rate x latency requests in flight keep the rate busy; the rest is headroom
     // for latency jitter and for requests that time out.
-    let concurrency = concurrency_override
-        .unwrap_or_else(|| (scenario.rate as f64 * scenario.latency.as_secs_f64() * 1.5) as usize + 16);
+    let concurrency = concurrency_override.unwrap_or_else(|| {
+        (scenario.rate as f64 * scenario.latency.as_secs_f64() * 1.5) as usize + 16
+    });
     let client = Client::new(DwollaConfig {
         base_url: sim.base_url().to_string(),
         key: sim.key().to_string(),
@@ -148,10 +189,15 @@ async fn run(scenario: &Scenario, n: u64, concurrency_override: Option<usize>) -
     let ledger = Ledger::open_writer(&ledger_path).unwrap();
     let (_stop, stopping) = tokio::sync::watch::channel(false);
     let started = Instant::now();
-    let report = payrun::sender::send(ledger, client, config, stopping).await.unwrap();
+    let report = payrun::sender::send(ledger, client, config, stopping)
+        .await
+        .unwrap();
     let elapsed = started.elapsed();
     let transfers = sim.transfers();
-    let mut correlation_ids: Vec<_> = transfers.iter().filter_map(|t| t.correlation_id.clone()).collect();
+    let mut correlation_ids: Vec<_> = transfers
+        .iter()
+        .filter_map(|t| t.correlation_id.clone())
+        .collect();
     correlation_ids.sort();
     let unique = {
         let mut ids = correlation_ids.clone();

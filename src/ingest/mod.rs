@@ -12,11 +12,12 @@ use std::fs::File;
 use std::hash::BuildHasher;
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::sync::mpsc;
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::ledger::{self, ExistingBatch, IngestTx, Ledger, LedgerError, NewBatch, NewPayout};
+use crate::ledger::{self, ExistingBatch, Ledger, LedgerError, NewBatch, NewPayout, RowBuffer};
 use crate::money::Cents;
 use row::{FieldError, Layout, Limits};
 
@@ -95,7 +96,8 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Ingests one file in one transaction.
+/// Ingests one file in one transaction. Parsing and validation run on this thread while a
+/// second thread writes to the ledger, so the two halves of the work share the machine's cores.
 pub fn ingest_file(
     ledger: &mut Ledger,
     path: &Path,
@@ -124,49 +126,215 @@ pub fn ingest_file(
         );
         return Ok(errors.into_invalid());
     }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 16, file));
+    let mut record = csv::ByteRecord::new();
+    let csv_error = |err: csv::Error| read_error(std::io::Error::other(err));
+    if !reader.read_byte_record(&mut record).map_err(csv_error)? {
+        errors.push(
+            1,
+            FieldError {
+                column: None,
+                message: "the file is empty".to_string(),
+            },
+        );
+        return Ok(errors.into_invalid());
+    }
+    let header_line = record.position().map_or(1, |p| p.line());
+    let layout = match row::parse_header(&record.iter().collect::<Vec<_>>()) {
+        Ok(layout) => layout,
+        Err(problems) => {
+            for problem in problems {
+                errors.push(header_line, problem);
+            }
+            return Ok(errors.into_invalid());
+        }
+    };
 
     let file_name = path.file_name().map_or_else(
         || display_name.clone(),
         |n| n.to_string_lossy().into_owned(),
     );
     let received_at = ledger::timestamp(now);
-    let mut tx = ledger.begin_ingest(&NewBatch {
+    let batch_key = ledger::new_batch_key();
+    let batch = NewBatch {
+        batch_key: &batch_key,
         file_name: &file_name,
         file_sha256: &sha256,
         received_at: &received_at,
         awaiting_approval: options.awaiting_approval,
-    })?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
-    let mut record = csv::ByteRecord::new();
-    let mut layout: Option<Layout> = None;
-    let mut seen = SeenReferences::default();
-    let mut n_bad_rows = 0u64;
-    let mut metadata_json = String::new();
-    loop {
-        let more = reader
-            .read_byte_record(&mut record)
-            .map_err(|err| read_error(std::io::Error::other(err)))?;
-        if !more {
-            break;
+    };
+    std::thread::scope(|scope| {
+        let (to_writer, inbox) = mpsc::sync_channel::<ToWriter>(4);
+        let (recycle, recycled) = mpsc::channel::<RowBuffer>();
+        let writer = scope.spawn(|| write_batch(ledger, &batch, inbox, recycle));
+        let parsed = parse_rows(
+            &mut reader,
+            &layout,
+            options,
+            file_size,
+            &batch_key,
+            &mut errors,
+            &to_writer,
+            &recycled,
+        );
+        let finish = match &parsed {
+            Ok(rows) if rows.is_acceptable(options) => Some(ToWriter::Commit {
+                n_payouts: rows.n_payouts,
+                total: rows.total,
+                n_rejected: rows.n_bad_rows,
+            }),
+            _ => None,
+        };
+        if let Some(finish) = finish {
+            // A closed channel means the writer failed; its error comes back from join.
+            let _ = to_writer.send(finish);
         }
+        drop(to_writer);
+        let written = writer.join().expect("the ledger writer thread panicked");
+        let rows = match parsed {
+            Ok(rows) => rows,
+            // A failed write stops parsing with a closed channel; the write error is the cause.
+            Err(ParseError::WriterGone) => {
+                return Err(IngestError::Ledger(
+                    written.expect_err("the writer stopped"),
+                ));
+            }
+            Err(ParseError::Read(source)) => return Err(read_error(source)),
+            Err(ParseError::Ledger(error)) => return Err(IngestError::Ledger(error)),
+        };
+        let batch_id = written?;
+        match batch_id {
+            Some(batch_id) => Ok(IngestOutcome::Accepted {
+                batch_id,
+                n_payouts: rows.n_payouts,
+                total: rows.total,
+                rejected: errors.shown,
+                n_rejected_rows: rows.n_bad_rows,
+            }),
+            None if rows.n_payouts == 0 && rows.n_bad_rows == 0 => {
+                errors.push(
+                    1,
+                    FieldError {
+                        column: None,
+                        message: "the file has a header but no payout rows".into(),
+                    },
+                );
+                Ok(errors.into_invalid())
+            }
+            None => Ok(errors.into_invalid()),
+        }
+    })
+}
+
+/// What the parsing thread sends the ledger writer, in order.
+enum ToWriter {
+    Rows(RowBuffer),
+    Rejected {
+        line: u64,
+        errors: String,
+    },
+    /// The exact reference at an earlier line, for the duplicate check; answered after every
+    /// row sent before it is written.
+    ReferenceAt {
+        line: u64,
+        reply: mpsc::SyncSender<Result<Option<String>, LedgerError>>,
+    },
+    /// Everything is sent and valid enough to keep. Without it the transaction rolls back.
+    Commit {
+        n_payouts: u64,
+        total: Cents,
+        n_rejected: u64,
+    },
+}
+
+/// Rows per buffer handed to the writer: large enough that the hand-over costs nothing.
+const ROWS_PER_BUFFER: usize = 1024;
+
+/// The ledger side of an ingest: one transaction, committed only on [`ToWriter::Commit`].
+fn write_batch(
+    ledger: &mut Ledger,
+    batch: &NewBatch<'_>,
+    inbox: mpsc::Receiver<ToWriter>,
+    recycle: mpsc::Sender<RowBuffer>,
+) -> Result<Option<i64>, LedgerError> {
+    let mut tx = ledger.begin_ingest(batch)?;
+    for message in inbox {
+        match message {
+            ToWriter::Rows(mut rows) => {
+                tx.insert_rows(&rows)?;
+                rows.clear();
+                let _ = recycle.send(rows);
+            }
+            ToWriter::Rejected { line, errors } => tx.insert_rejected_row(line, &errors)?,
+            ToWriter::ReferenceAt { line, reply } => {
+                let _ = reply.send(tx.reference_at_line(line));
+            }
+            ToWriter::Commit {
+                n_payouts,
+                total,
+                n_rejected,
+            } => {
+                return tx.commit(n_payouts, total, n_rejected).map(Some);
+            }
+        }
+    }
+    // Dropping the transaction rolls back every row written.
+    Ok(None)
+}
+
+enum ParseError {
+    Read(std::io::Error),
+    Ledger(LedgerError),
+    /// The writer stopped (it failed); its own error says why.
+    WriterGone,
+}
+
+/// What parsing found, beyond the errors.
+struct ParsedRows {
+    n_payouts: u64,
+    total: Cents,
+    n_bad_rows: u64,
+}
+
+impl ParsedRows {
+    fn is_acceptable(&self, options: &IngestOptions) -> bool {
+        self.n_payouts > 0 && (self.n_bad_rows == 0 || options.allow_partial)
+    }
+}
+
+/// Validates every row after the header, sending valid ones (and, under `--allow-partial`, the
+/// refused ones) to the writer and collecting every problem.
+#[allow(clippy::too_many_arguments)]
+fn parse_rows(
+    reader: &mut csv::Reader<BufReader<File>>,
+    layout: &Layout,
+    options: &IngestOptions,
+    file_size: u64,
+    batch_key: &str,
+    errors: &mut ErrorList<'_>,
+    to_writer: &mpsc::SyncSender<ToWriter>,
+    recycled: &mpsc::Receiver<RowBuffer>,
+) -> Result<ParsedRows, ParseError> {
+    let send = |message| to_writer.send(message).map_err(|_| ParseError::WriterGone);
+    let mut record = csv::ByteRecord::new();
+    let mut buffer = RowBuffer::default();
+    let mut seen = SeenReferences::default();
+    let mut metadata_json = String::new();
+    let mut parsed = ParsedRows {
+        n_payouts: 0,
+        total: Cents::ZERO,
+        n_bad_rows: 0,
+    };
+    while reader
+        .read_byte_record(&mut record)
+        .map_err(|err| ParseError::Read(std::io::Error::other(err)))?
+    {
         let line = record.position().map_or(0, |p| p.line());
         let fields: Vec<&[u8]> = record.iter().collect();
-        let Some(layout) = &layout else {
-            match row::parse_header(&fields) {
-                Ok(parsed) => layout = Some(parsed),
-                Err(problems) => {
-                    for problem in problems {
-                        errors.push(line, problem);
-                    }
-                    return Ok(errors.into_invalid());
-                }
-            }
-            continue;
-        };
-        if line == ROWS_BEFORE_ESTIMATE {
+        if parsed.n_payouts + parsed.n_bad_rows == ROWS_BEFORE_ESTIMATE {
             let bytes_so_far = record.position().map_or(0, |p| p.byte()).max(1);
             let estimate = file_size.saturating_mul(ROWS_BEFORE_ESTIMATE) / bytes_so_far;
             seen.reserve((estimate + estimate / 20) as usize);
@@ -179,37 +347,67 @@ pub fn ingest_file(
                 None
             }
         };
-        if let Some(reference) = layout.reference(&fields)
-            && let Some(first_line) = seen.first_use(reference, line, valid.is_some(), &tx)?
-        {
-            row_errors.push(FieldError {
-                column: Some("reference".to_string()),
-                message: format!("{reference:?} is already used on line {first_line}"),
-            });
+        if let Some(reference) = layout.reference(&fields) {
+            let mut lookup = |earlier: u64| match buffer.reference_at_line(earlier) {
+                Some(reference) => Ok(Some(reference.to_string())),
+                None => {
+                    let (reply, answer) = mpsc::sync_channel(1);
+                    send(ToWriter::ReferenceAt {
+                        line: earlier,
+                        reply,
+                    })?;
+                    answer
+                        .recv()
+                        .map_err(|_| ParseError::WriterGone)?
+                        .map_err(ParseError::Ledger)
+                }
+            };
+            if let Some(first_line) =
+                seen.first_use(reference, line, valid.is_some(), &mut lookup)?
+            {
+                row_errors.push(FieldError {
+                    column: Some("reference".to_string()),
+                    message: format!("{reference:?} is already used on line {first_line}"),
+                });
+            }
         }
         match valid {
             Some(valid) if row_errors.is_empty() => {
                 write_json_object(&mut metadata_json, &valid.metadata);
-                tx.insert_payout(&NewPayout {
-                    line,
-                    reference: valid.reference,
-                    destination: &valid.destination,
-                    amount: valid.amount,
-                    name: valid.name,
-                    email: valid.email,
-                    memo: valid.memo,
-                    metadata: (!metadata_json.is_empty()).then_some(metadata_json.as_str()),
+                buffer.push(
+                    batch_key,
+                    &NewPayout {
+                        line,
+                        reference: valid.reference,
+                        destination: &valid.destination,
+                        amount: valid.amount,
+                        name: valid.name,
+                        email: valid.email,
+                        memo: valid.memo,
+                        metadata: (!metadata_json.is_empty()).then_some(metadata_json.as_str()),
+                    },
+                );
+                parsed.n_payouts += 1;
+                parsed.total = parsed.total.checked_add(valid.amount).ok_or_else(|| {
+                    ParseError::Read(std::io::Error::other("the file's total overflows"))
                 })?;
+                if buffer.len() >= ROWS_PER_BUFFER {
+                    let next = recycled.try_recv().unwrap_or_default();
+                    send(ToWriter::Rows(std::mem::replace(&mut buffer, next)))?;
+                }
             }
             _ => {
-                n_bad_rows += 1;
+                parsed.n_bad_rows += 1;
                 if options.allow_partial {
                     let joined = row_errors
                         .iter()
                         .map(ToString::to_string)
                         .collect::<Vec<_>>()
                         .join("; ");
-                    tx.insert_rejected_row(line, &joined)?;
+                    send(ToWriter::Rejected {
+                        line,
+                        errors: joined,
+                    })?;
                 }
                 for problem in row_errors {
                     errors.push(line, problem);
@@ -217,40 +415,10 @@ pub fn ingest_file(
             }
         }
     }
-    if layout.is_none() {
-        errors.push(
-            1,
-            FieldError {
-                column: None,
-                message: "the file is empty".to_string(),
-            },
-        );
-        return Ok(errors.into_invalid());
+    if !buffer.is_empty() {
+        send(ToWriter::Rows(buffer))?;
     }
-    if tx.n_payouts() == 0 && n_bad_rows == 0 {
-        errors.push(
-            1,
-            FieldError {
-                column: None,
-                message: "the file has a header but no payout rows".to_string(),
-            },
-        );
-        return Ok(errors.into_invalid());
-    }
-    if n_bad_rows > 0 && (!options.allow_partial || tx.n_payouts() == 0) {
-        // Dropping the transaction rolls back every row written so far.
-        return Ok(errors.into_invalid());
-    }
-    let n_payouts = tx.n_payouts();
-    let total = tx.total();
-    let batch_id = tx.commit()?;
-    Ok(IngestOutcome::Accepted {
-        batch_id,
-        n_payouts,
-        total,
-        rejected: errors.shown,
-        n_rejected_rows: n_bad_rows,
-    })
+    Ok(parsed)
 }
 
 /// `{"key":"value",...}` into a reused buffer, or nothing for no pairs.
@@ -355,13 +523,13 @@ impl SeenReferences {
     }
 
     /// Records this use of `reference` and returns the line of an earlier use, if any.
-    fn first_use(
+    fn first_use<E>(
         &mut self,
         reference: &str,
         line: u64,
         row_is_inserted: bool,
-        tx: &IngestTx<'_>,
-    ) -> Result<Option<u64>, LedgerError> {
+        inserted_reference_at: &mut impl FnMut(u64) -> Result<Option<String>, E>,
+    ) -> Result<Option<u64>, E> {
         let line = u32::try_from(line).expect("a payout file has fewer than 4 billion lines");
         if let Some(first_line) = self.colliding.get(reference) {
             return Ok(Some(u64::from(*first_line)));
@@ -379,7 +547,7 @@ impl SeenReferences {
                 let first_line = *slot.get();
                 let earlier = match self.invalid_row_references.get(&first_line) {
                     Some(earlier) => Some(earlier.to_string()),
-                    None => tx.reference_at_line(u64::from(first_line))?,
+                    None => inserted_reference_at(u64::from(first_line))?,
                 };
                 if earlier.as_deref() == Some(reference) {
                     Ok(Some(u64::from(first_line)))

@@ -1,14 +1,21 @@
 //! Writing one ingested file: the batch row and all its payouts in a single transaction, so a
 //! crash at any moment leaves the whole batch or none of it.
+//!
+//! Rows arrive in [`RowBuffer`]s, so that parsing can fill the next buffer on another thread
+//! while this one writes, and are written [`ROWS_PER_INSERT`] to an INSERT.
+
+use std::fmt::Write as _;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{Ledger, LedgerError, Result};
+use super::{Ledger, Result};
 use crate::money::Cents;
 
 /// What the ledger records about a file before its rows.
 #[derive(Debug)]
 pub struct NewBatch<'a> {
+    /// From [`new_batch_key`]; every correlation id of the batch starts with it.
+    pub batch_key: &'a str,
     pub file_name: &'a str,
     pub file_sha256: &'a str,
     pub received_at: &'a str,
@@ -30,29 +37,37 @@ pub struct NewPayout<'a> {
     pub metadata: Option<&'a str>,
 }
 
+/// An already-ingested batch that holds the same file content.
+#[derive(Debug, Clone)]
+pub struct ExistingBatch {
+    pub id: i64,
+    pub file_name: String,
+    pub received_at: String,
+}
+
 /// An ingest in progress. Dropping it without [`IngestTx::commit`] rolls everything back.
 pub struct IngestTx<'l> {
     tx: Transaction<'l>,
     ledger_path: &'l std::path::Path,
     batch_id: i64,
-    batch_key: String,
     received_at: String,
-    n_payouts: u64,
-    total: Cents,
-    n_rejected: u64,
-    buffer: RowBuffer,
 }
 
-/// Rows are written [`ROWS_PER_INSERT`] at a time: one multi-row INSERT costs one statement
-/// execution (cursor set-up, VDBE start and halt) instead of 64, which dominated the profile.
+/// One multi-row INSERT costs one statement execution (cursor set-up, VDBE start and halt)
+/// instead of 64, which dominated the profile of single-row inserts.
 const ROWS_PER_INSERT: usize = 64;
 /// Text columns bound per row, in this order: reference, destination, name, email, memo,
 /// metadata, correlation id, idempotency key.
 const TEXT_COLUMNS: usize = 8;
+/// Parameters bound per row: batch id, line, amount, and the text columns.
+const PARAMS_PER_ROW: usize = 3 + TEXT_COLUMNS;
+/// The ingest time, bound once per statement after every row's parameters.
+const TIMESTAMP_PARAM: usize = ROWS_PER_INSERT * PARAMS_PER_ROW + 1;
 
-/// Buffered rows, their text in one reused arena so that the hot path does not allocate.
+/// Rows ready to write, their text in one arena that is reused, so the hot path allocates
+/// nothing once buffers have grown.
 #[derive(Default)]
-struct RowBuffer {
+pub struct RowBuffer {
     text: String,
     rows: Vec<BufferedRow>,
 }
@@ -65,6 +80,52 @@ struct BufferedRow {
 }
 
 impl RowBuffer {
+    /// Adds a payout with its correlation id and a fresh idempotency key: a random UUID, as
+    /// Dwolla recommends, never indexed (uniqueness lives on (batch, line)).
+    pub fn push(&mut self, batch_key: &str, payout: &NewPayout<'_>) {
+        let mut key_text = uuid::Uuid::encode_buffer();
+        let idempotency_key = uuid::Uuid::new_v4()
+            .hyphenated()
+            .encode_lower(&mut key_text);
+        let correlation_start = self.text.len();
+        let _ = write!(self.text, "pr-{batch_key}-{}", payout.line);
+        let correlation = Some((correlation_start, self.text.len()));
+        let spans = [
+            self.push_text(Some(payout.reference)),
+            self.push_text(Some(payout.destination)),
+            self.push_text(payout.name),
+            self.push_text(payout.email),
+            self.push_text(payout.memo),
+            self.push_text(payout.metadata),
+            correlation,
+            self.push_text(Some(idempotency_key)),
+        ];
+        self.rows.push(BufferedRow {
+            line: payout.line,
+            amount_cents: payout.amount.get(),
+            spans,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.rows.clear();
+    }
+
+    /// The reference of a buffered row, by line.
+    pub fn reference_at_line(&self, line: u64) -> Option<&str> {
+        let row = self.rows.iter().find(|row| row.line == line)?;
+        self.get(row.spans[0])
+    }
+
     fn push_text(&mut self, value: Option<&str>) -> Option<(usize, usize)> {
         let value = value?;
         let start = self.text.len();
@@ -75,19 +136,26 @@ impl RowBuffer {
     fn get(&self, span: Option<(usize, usize)>) -> Option<&str> {
         span.map(|(start, end)| &self.text[start..end])
     }
-
-    fn clear(&mut self) {
-        self.text.clear();
-        self.rows.clear();
-    }
 }
 
-/// An already-ingested batch that holds the same file content.
-#[derive(Debug, Clone)]
-pub struct ExistingBatch {
-    pub id: i64,
-    pub file_name: String,
-    pub received_at: String,
+/// A fresh batch key: 48 random bits. Unique per ledger by the UNIQUE constraint, and across
+/// ledgers by chance (a collision needs millions of batches), which keeps correlation ids short.
+pub fn new_batch_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// The correlation id payrun sends with a payout: the batch's random key and the line. Unique
+/// per payout, free of PII, and within Dwolla's `[A-Za-z0-9._-]{1,255}`.
+pub fn correlation_id(batch_key: &str, line: u64) -> String {
+    format!("pr-{batch_key}-{line}")
+}
+
+/// The batch key and line of a correlation id payrun made, or `None` for any other text.
+pub fn parse_correlation_id(text: &str) -> Option<(&str, u64)> {
+    let (batch_key, line) = text.strip_prefix("pr-")?.split_once('-')?;
+    let valid_key = batch_key.len() == 12 && batch_key.bytes().all(|b| b.is_ascii_hexdigit());
+    let line: u64 = line.parse().ok().filter(|line| *line > 0)?;
+    valid_key.then_some((batch_key, line))
 }
 
 impl Ledger {
@@ -114,9 +182,6 @@ impl Ledger {
         let path = &self.path;
         let err = |source| super::sqlite_error(path, source);
         let tx = self.conn.transaction().map_err(err)?;
-        // 48 random bits: unique per ledger by the UNIQUE constraint, and across ledgers by chance
-        // (a collision needs millions of batches), which keeps correlation ids short.
-        let batch_key = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let status = if batch.awaiting_approval {
             "awaiting_approval"
         } else {
@@ -125,7 +190,7 @@ impl Ledger {
         tx.execute(
             "INSERT INTO batches (batch_key, file_name, file_sha256, row_count, total_cents, received_at, status)
              VALUES (?1, ?2, ?3, 0, 0, ?4, ?5)",
-            params![batch_key, batch.file_name, batch.file_sha256, batch.received_at, status],
+            params![batch.batch_key, batch.file_name, batch.file_sha256, batch.received_at, status],
         )
         .map_err(err)?;
         let batch_id = tx.last_insert_rowid();
@@ -133,28 +198,9 @@ impl Ledger {
             tx,
             ledger_path: path,
             batch_id,
-            batch_key,
             received_at: batch.received_at.to_string(),
-            n_payouts: 0,
-            total: Cents::ZERO,
-            n_rejected: 0,
-            buffer: RowBuffer::default(),
         })
     }
-}
-
-/// The correlation id payrun sends with a payout: the batch's random key and the line. Unique
-/// per payout, free of PII, and within Dwolla's `[A-Za-z0-9._-]{1,255}`.
-pub fn correlation_id(batch_key: &str, line: u64) -> String {
-    format!("pr-{batch_key}-{line}")
-}
-
-/// The batch key and line of a correlation id payrun made, or `None` for any other text.
-pub fn parse_correlation_id(text: &str) -> Option<(&str, u64)> {
-    let (batch_key, line) = text.strip_prefix("pr-")?.split_once('-')?;
-    let valid_key = batch_key.len() == 12 && batch_key.bytes().all(|b| b.is_ascii_hexdigit());
-    let line: u64 = line.parse().ok().filter(|line| *line > 0)?;
-    valid_key.then_some((batch_key, line))
 }
 
 impl IngestTx<'_> {
@@ -162,90 +208,41 @@ impl IngestTx<'_> {
         self.batch_id
     }
 
-    pub fn insert_payout(&mut self, payout: &NewPayout<'_>) -> Result<()> {
-        // A random key, as Dwolla recommends. Never indexed: uniqueness lives on (batch, line).
-        let mut key_text = uuid::Uuid::encode_buffer();
-        let idempotency_key = uuid::Uuid::new_v4()
-            .hyphenated()
-            .encode_lower(&mut key_text);
-        let correlation_start = self.buffer.text.len();
-        {
-            use std::fmt::Write;
-            let _ = write!(self.buffer.text, "pr-{}-{}", self.batch_key, payout.line);
-        }
-        let correlation = Some((correlation_start, self.buffer.text.len()));
-        let spans = [
-            self.buffer.push_text(Some(payout.reference)),
-            self.buffer.push_text(Some(payout.destination)),
-            self.buffer.push_text(payout.name),
-            self.buffer.push_text(payout.email),
-            self.buffer.push_text(payout.memo),
-            self.buffer.push_text(payout.metadata),
-            correlation,
-            self.buffer.push_text(Some(idempotency_key)),
-        ];
-        self.buffer.rows.push(BufferedRow {
-            line: payout.line,
-            amount_cents: payout.amount.get(),
-            spans,
-        });
-        self.n_payouts += 1;
-        self.total = self
-            .total
-            .checked_add(payout.amount)
-            .ok_or_else(|| LedgerError::Invalid {
-                path: self.ledger_path.to_path_buf(),
-                message: "batch total overflows".to_string(),
-            })?;
-        if self.buffer.rows.len() == ROWS_PER_INSERT {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the buffered rows: full groups with one statement, a remainder row by row.
-    fn flush(&mut self) -> Result<()> {
+    /// Writes buffered rows: whole groups with one statement each, the remainder row by row.
+    pub fn insert_rows(&mut self, buffer: &RowBuffer) -> Result<()> {
         let err = |e| super::sqlite_error(self.ledger_path, e);
-        let n_rows = self.buffer.rows.len();
-        if n_rows == 0 {
-            return Ok(());
-        }
-        let sql = if n_rows == ROWS_PER_INSERT {
-            multi_row_insert_sql(ROWS_PER_INSERT)
-        } else {
-            multi_row_insert_sql(1)
-        };
-        let mut statement = self.tx.prepare_cached(sql).map_err(err)?;
-        for group in self.buffer.rows.chunks(if n_rows == ROWS_PER_INSERT {
-            ROWS_PER_INSERT
-        } else {
-            1
-        }) {
-            let mut index = 1;
-            for row in group {
+        let groups = buffer.rows.chunks_exact(ROWS_PER_INSERT);
+        let remainder = groups.remainder();
+        for (group_size, rows) in groups
+            .map(|g| (ROWS_PER_INSERT, g))
+            .chain(remainder.chunks(1).map(|g| (1, g)))
+        {
+            let mut statement = self
+                .tx
+                .prepare_cached(multi_row_insert_sql(group_size))
+                .map_err(err)?;
+            for (row_index, row) in rows.iter().enumerate() {
+                let first = 1 + row_index * PARAMS_PER_ROW;
                 statement
-                    .raw_bind_parameter(index, self.batch_id)
+                    .raw_bind_parameter(first, self.batch_id)
                     .map_err(err)?;
                 statement
-                    .raw_bind_parameter(index + 1, row.line as i64)
+                    .raw_bind_parameter(first + 1, row.line as i64)
                     .map_err(err)?;
                 statement
-                    .raw_bind_parameter(index + 2, row.amount_cents)
+                    .raw_bind_parameter(first + 2, row.amount_cents)
                     .map_err(err)?;
                 for (offset, span) in row.spans.iter().enumerate() {
                     statement
-                        .raw_bind_parameter(index + 3 + offset, self.buffer.get(*span))
+                        .raw_bind_parameter(first + 3 + offset, buffer.get(*span))
                         .map_err(err)?;
                 }
-                index += PARAMS_PER_ROW;
             }
             statement
                 .raw_bind_parameter(TIMESTAMP_PARAM, self.received_at.as_str())
                 .map_err(err)?;
             statement.raw_execute().map_err(err)?;
         }
-        drop(statement);
-        self.buffer.clear();
         Ok(())
     }
 
@@ -257,39 +254,11 @@ impl IngestTx<'_> {
             )
             .and_then(|mut stmt| stmt.execute(params![self.batch_id, line as i64, errors]))
             .map_err(|e| super::sqlite_error(self.ledger_path, e))?;
-        self.n_rejected += 1;
         Ok(())
     }
 
-    pub fn n_payouts(&self) -> u64 {
-        self.n_payouts
-    }
-
-    pub fn total(&self) -> Cents {
-        self.total
-    }
-
-    /// Writes the batch's counts and makes the whole file visible at once.
-    pub fn commit(mut self) -> Result<i64> {
-        self.flush()?;
-        let err = |e| super::sqlite_error(self.ledger_path, e);
-        self.tx
-            .execute(
-                "UPDATE batches SET row_count = ?1, total_cents = ?2, rejected_rows = ?3 WHERE id = ?4",
-                params![self.n_payouts as i64, self.total.get(), self.n_rejected as i64, self.batch_id],
-            )
-            .map_err(err)?;
-        self.tx.commit().map_err(err)?;
-        Ok(self.batch_id)
-    }
-}
-
-impl IngestTx<'_> {
     /// The reference of a payout already written in this ingest, by line.
     pub fn reference_at_line(&self, line: u64) -> Result<Option<String>> {
-        if let Some(row) = self.buffer.rows.iter().find(|row| row.line == line) {
-            return Ok(self.buffer.get(row.spans[0]).map(str::to_string));
-        }
         self.tx
             .prepare_cached("SELECT reference FROM payouts WHERE id = (?1 << 32) | ?2")
             .and_then(|mut stmt| {
@@ -298,14 +267,22 @@ impl IngestTx<'_> {
             })
             .map_err(|e| super::sqlite_error(self.ledger_path, e))
     }
+
+    /// Writes the batch's counts and makes the whole file visible at once.
+    pub fn commit(self, n_payouts: u64, total: Cents, n_rejected: u64) -> Result<i64> {
+        let err = |e| super::sqlite_error(self.ledger_path, e);
+        self.tx
+            .execute(
+                "UPDATE batches SET row_count = ?1, total_cents = ?2, rejected_rows = ?3 WHERE id = ?4",
+                params![n_payouts as i64, total.get(), n_rejected as i64, self.batch_id],
+            )
+            .map_err(err)?;
+        self.tx.commit().map_err(err)?;
+        Ok(self.batch_id)
+    }
 }
 
-/// Parameters bound per row: batch id, line, amount, and the text columns.
-const PARAMS_PER_ROW: usize = 3 + TEXT_COLUMNS;
-/// The ingest time, bound once per statement after every row's parameters.
-const TIMESTAMP_PARAM: usize = ROWS_PER_INSERT * PARAMS_PER_ROW + 1;
-
-/// `INSERT INTO payouts ... VALUES (...), (...)` for `n_rows` rows, built once per size.
+/// `INSERT INTO payouts ... VALUES (...), (...)` for 1 or [`ROWS_PER_INSERT`] rows, built once.
 fn multi_row_insert_sql(n_rows: usize) -> &'static str {
     static ONE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static GROUP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -316,25 +293,18 @@ fn multi_row_insert_sql(n_rows: usize) -> &'static str {
         );
         for row in 0..n_rows {
             let p = row * PARAMS_PER_ROW;
-            let param = |k: usize| format!("?{}", p + k);
             if row > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!(
-                "(({b} << 32) | {l}, {b}, {l}, {a}, {}, {}, {}, {}, {}, {}, {}, {}, 'USD', 'pending', ?{ts}, ?{ts})",
-                param(4),
-                param(5),
-                param(6),
-                param(7),
-                param(8),
-                param(9),
-                param(10),
-                param(11),
-                b = param(1),
-                l = param(2),
-                a = param(3),
-                ts = TIMESTAMP_PARAM,
-            ));
+            let (b, l, a) = (p + 1, p + 2, p + 3);
+            let _ = write!(sql, "((?{b} << 32) | ?{l}, ?{b}, ?{l}, ?{a}");
+            for text in 0..TEXT_COLUMNS {
+                let _ = write!(sql, ", ?{}", p + 4 + text);
+            }
+            let _ = write!(
+                sql,
+                ", 'USD', 'pending', ?{TIMESTAMP_PARAM}, ?{TIMESTAMP_PARAM})"
+            );
         }
         sql
     };

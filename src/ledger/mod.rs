@@ -19,7 +19,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub use ingest::{
-    ExistingBatch, IngestTx, NewBatch, NewPayout, correlation_id, parse_correlation_id,
+    ExistingBatch, IngestTx, NewBatch, NewPayout, RowBuffer, correlation_id, new_batch_key,
+    parse_correlation_id,
 };
 pub use lock::{LockError, WriterLock, lock_path_for};
 pub use send::{DuePayout, RecordedOutcome, SendOutcome};

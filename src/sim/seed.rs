@@ -27,12 +27,12 @@ pub const FINICITY_ID: &str = "292317ec-e252-47d8-93c3-2d128e037aa4";
 pub const MX_ID: &str = "e5e9f2d3-a96c-4abd-a097-8ec7ae28aa8a";
 pub const FLINKS_ID: &str = "a0b22a57-68df-4450-b507-47c937e64e89";
 
-/// The id of external party `n` (1..=13).
+/// The id of external party `n` (1..=50).
 pub fn external_party_id(n: u8) -> Uuid {
     id(&format!("e0000000-0000-4000-8000-0000000000{n:02}"))
 }
 
-/// The id of external party `n`'s funding source (1..=13).
+/// The id of external party `n`'s funding source (1..=50).
 pub fn party_funding_source_id(n: u8) -> Uuid {
     id(&format!("fd000000-0000-4000-8000-0000000000{n:02}"))
 }
@@ -129,6 +129,48 @@ const PARTIES: [(Who, &str, &str, &str); 13] = [
     ),
 ];
 
+/// Ordinary payees 14 to 50 (first name, last name, email): with 1 to 13 they are the 50
+/// employees of `samples/payroll.csv`, so the sample and the demo pay real seeded payees.
+const MORE_PAYEES: [(&str, &str, &str); 37] = [
+    ("Diego", "Larsen", "diego.larsen@example.com"),
+    ("Ivy", "Mendes", "ivy.mendes@example.com"),
+    ("Samuel", "Novak", "samuel.novak@example.com"),
+    ("Leila", "Fischer", "leila.fischer@example.com"),
+    ("Owen", "Ibrahim", "owen.ibrahim@example.com"),
+    ("Nina", "Walsh", "nina.walsh@example.com"),
+    ("Caleb", "Moreau", "caleb.moreau@example.com"),
+    ("Sofia", "Nguyen", "sofia.nguyen@example.com"),
+    ("Elijah", "Patel", "elijah.patel@example.com"),
+    ("Aria", "Garcia", "aria.garcia@example.com"),
+    ("Jonah", "Kim", "jonah.kim@example.com"),
+    ("Mila", "Okafor", "mila.okafor@example.com"),
+    ("Isaac", "Rossi", "isaac.rossi@example.com"),
+    ("Ruby", "Schmidt", "ruby.schmidt@example.com"),
+    ("Felix", "Haddad", "felix.haddad@example.com"),
+    ("Aisha", "Silva", "aisha.silva@example.com"),
+    ("Theo", "Cohen", "theo.cohen@example.com"),
+    ("Clara", "Murphy", "clara.murphy@example.com"),
+    ("Kai", "Tanaka", "kai.tanaka@example.com"),
+    ("Elena", "Dubois", "elena.dubois@example.com"),
+    ("Marcus", "Larsen", "marcus.larsen@example.com"),
+    ("Julia", "Mendes", "julia.mendes@example.com"),
+    ("Rafael", "Novak", "rafael.novak@example.com"),
+    ("Tessa", "Fischer", "tessa.fischer@example.com"),
+    ("Hugo", "Ibrahim", "hugo.ibrahim@example.com"),
+    ("Naomi", "Walsh", "naomi.walsh@example.com"),
+    ("Victor", "Moreau", "victor.moreau@example.com"),
+    ("Lena", "Nguyen", "lena.nguyen@example.com"),
+    ("Arjun", "Patel", "arjun.patel@example.com"),
+    ("Paige", "Garcia", "paige.garcia@example.com"),
+    ("Mason", "Kim", "mason.kim@example.com"),
+    ("Yara", "Okafor", "yara.okafor@example.com"),
+    ("Dmitri", "Rossi", "dmitri.rossi@example.com"),
+    ("Rosa", "Schmidt", "rosa.schmidt@example.com"),
+    ("Wes", "Haddad", "wes.haddad@example.com"),
+    ("Ines", "Silva", "ines.silva@example.com"),
+    ("Tobias", "Cohen", "tobias.cohen@example.com"),
+];
+
 /// A fixed creation time for seeded resources (2025-01-06T15:00:00Z), a little apart each.
 fn seeded_at(n: i64) -> SimTime {
     SimTime(1_736_175_600_000 + n * 1_000)
@@ -197,9 +239,7 @@ pub fn seed(store: &mut Store) {
             false,
         );
     }
-    for (i, (who, email, fs_name, kind)) in PARTIES.iter().enumerate() {
-        let n = (i + 1) as u8;
-        let created = seeded_at(10 + i as i64);
+    let named = PARTIES.iter().map(|(who, email, fs_name, kind)| {
         let kind_of_party = match who {
             Who::Person(first, last) => PartyKind::Personal {
                 first_name: (*first).into(),
@@ -209,12 +249,24 @@ pub fn seed(store: &mut Store) {
                 business_name: (*name).into(),
             },
         };
+        (kind_of_party, *email, *fs_name, *kind)
+    });
+    let ordinary = MORE_PAYEES.iter().map(|(first, last, email)| {
+        let kind_of_party = PartyKind::Personal {
+            first_name: (*first).into(),
+            last_name: (*last).into(),
+        };
+        (kind_of_party, *email, "Checking", "checking")
+    });
+    for (i, (kind_of_party, email, fs_name, kind)) in named.chain(ordinary).enumerate() {
+        let n = (i + 1) as u8;
+        let created = seeded_at(10 + i as i64);
         let party = external_party_id(n);
         store.add_external_party(
             ExternalParty {
                 id: party,
                 kind: kind_of_party,
-                email: (*email).into(),
+                email: email.into(),
                 correlation_id: None,
                 created,
             },
@@ -225,8 +277,8 @@ pub fn seed(store: &mut Store) {
             FundingSource {
                 id: party_funding_source_id(n),
                 owner: FsOwner::ExternalParty(party),
-                name: (*fs_name).into(),
-                bank_account_type: (*kind).into(),
+                name: fs_name.into(),
+                bank_account_type: kind.into(),
                 created,
                 removed: false,
                 fingerprint: None,

@@ -306,3 +306,39 @@ fn a_bad_flag_is_a_usage_error() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("no ledger at"), "{}", run.stderr);
 }
+
+#[test]
+fn a_duplicate_far_from_its_first_use_is_found_exactly() {
+    let work = Workdir::new();
+    let mut text = String::from("reference,amount,funding_source\n");
+    for i in 0..5000 {
+        // Line 3001 repeats line 2's reference, long after that row went to the ledger writer;
+        // line 4001 repeats the reference of line 3, which was itself invalid.
+        let reference = match i {
+            2999 => "R0".to_string(),
+            3999 => "R1".to_string(),
+            _ => format!("R{i}"),
+        };
+        let amount = if i == 1 { "1.005" } else { "1.00" };
+        text.push_str(&format!(
+            "{reference},{amount},fd000000-0000-4000-8000-000000000001\n"
+        ));
+    }
+    let file = work.file("far.csv", text);
+    let run = work.run(&["ingest", file.to_str().unwrap()]);
+    assert_eq!(run.code, 65, "{run:?}");
+    let problems: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(problems.len(), 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("far.csv:3: amount: \"1.005\" has more than 2 decimal places")
+    );
+    assert!(
+        run.stderr
+            .contains("far.csv:3001: reference: \"R0\" is already used on line 2")
+    );
+    assert!(
+        run.stderr
+            .contains("far.csv:4001: reference: \"R1\" is already used on line 3")
+    );
+}

@@ -397,7 +397,8 @@ async fn every_endpoint_answers_with_spec_valid_bodies() {
             .as_array()
             .unwrap()
             .len(),
-        15
+        // 50 seeded payees and the 2 created above.
+        52
     );
     assert_eq!(
         list["_embedded"]["external-parties"][0]["id"],
