@@ -1,15 +1,21 @@
 //! The command line: flags, subcommands, and the mapping from outcomes to exit statuses.
 //! Each subcommand is one call into the library plus printing; no business rule lives here.
+//!
+//! Settings come from flags, then environment variables, then the configuration file
+//! (`--config`, or `payrun.toml` when present), then defaults.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::{self, FileConfig, InboxDirs};
 use crate::exit;
 use crate::ingest::{self, IngestOptions, IngestOutcome, row::Limits};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Approval, Ledger, LedgerError};
 use crate::money::Cents;
 use crate::telemetry::{self, LogFormat};
 
@@ -20,14 +26,12 @@ use crate::telemetry::{self, LogFormat};
     about = "Durable payout batch worker for Dwolla Connect"
 )]
 pub struct Cli {
-    /// The ledger file (SQLite).
-    #[arg(
-        long,
-        global = true,
-        env = "PAYRUN_LEDGER",
-        default_value = "payrun.db"
-    )]
-    pub ledger: PathBuf,
+    /// The configuration file [default: payrun.toml when present].
+    #[arg(long, global = true, env = "PAYRUN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The ledger file (SQLite) [default: payrun.db].
+    #[arg(long, global = true, env = "PAYRUN_LEDGER")]
+    pub ledger: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -49,6 +53,17 @@ pub enum Command {
     Status(StatusArgs),
     /// Send every due payout to Dwolla as a transfer, exactly once.
     Send(SendArgs),
+    /// One unattended cycle for cron: inbox files, ingest, approval gate, send, track, reports.
+    Run(RunArgs),
+    /// Keep cycling: react to files dropped into the inbox, and rescan it periodically.
+    Watch(WatchArgs),
+    /// Let a batch that waits for approval be sent.
+    Approve(ApproveArgs),
+    /// What ingesting a file would do, touching nothing.
+    Plan(PlanArgs),
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run the local Dwolla Connect simulator.
     Sim(crate::sim::SimArgs),
 }
@@ -58,42 +73,119 @@ pub struct IngestArgs {
     /// Payout files (CSV, UTF-8, with a header row).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Accept the valid rows of a file with invalid ones; the invalid rows are recorded.
-    #[arg(long)]
-    pub allow_partial: bool,
-    /// The largest amount one payout may have, in dollars.
-    #[arg(long, default_value = "10000.00", value_parser = parse_amount)]
-    pub max_amount: Cents,
+    #[command(flatten)]
+    pub rules: IngestRules,
     /// How many problems to print per file; all are counted.
     #[arg(long, default_value_t = 50)]
     pub max_errors: usize,
 }
 
-/// How payrun reaches Dwolla. Credentials come from the environment only, so that they never
-/// appear in a process listing.
+/// The flags that decide what a valid file is.
+#[derive(Debug, Args)]
+pub struct IngestRules {
+    /// Accept the valid rows of a file with invalid ones; the invalid rows are recorded.
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// The largest amount one payout may have, in dollars [default: 10000.00].
+    #[arg(long, value_parser = parse_amount)]
+    pub max_amount: Option<Cents>,
+    /// New batches wait for `payrun approve` before they are sent.
+    #[arg(long)]
+    pub require_approval: bool,
+}
+
+impl IngestRules {
+    fn options(&self, max_errors_shown: usize) -> Result<IngestOptions, Failure> {
+        let file = file_config();
+        let max_amount = match (self.max_amount, &file.max_amount) {
+            (Some(amount), _) => amount,
+            (None, Some(text)) => {
+                parse_amount(text).map_err(|e| Failure::config(format!("max_amount: {e}")))?
+            }
+            (None, None) => Cents::new(1_000_000).expect("positive"),
+        };
+        Ok(IngestOptions {
+            allow_partial: self.allow_partial || file.allow_partial.unwrap_or(false),
+            limits: Limits { max_amount },
+            max_errors_shown,
+            awaiting_approval: self.require_approval || file.require_approval.unwrap_or(false),
+        })
+    }
+}
+
+/// How payrun reaches Dwolla. Credentials come from the environment (or the configuration
+/// file), never from flags, so that they never appear in a process listing.
 #[derive(Debug, Args)]
 pub struct DwollaArgs {
-    /// Request starts per second, for everything sent to Dwolla.
-    #[arg(long, env = "PAYRUN_RATE", default_value_t = 100)]
-    pub rate: u32,
+    /// Request starts per second, for everything sent to Dwolla [default: 100].
+    #[arg(long, env = "PAYRUN_RATE")]
+    pub rate: Option<u32>,
     /// Requests in flight at once [default: rate x 0.3 s, at least 4].
     #[arg(long, env = "PAYRUN_CONCURRENCY")]
     pub concurrency: Option<usize>,
 }
 
 impl DwollaArgs {
-    pub fn concurrency(&self) -> usize {
-        self.concurrency
-            .unwrap_or_else(|| (self.rate as usize * 3 / 10).max(4))
+    pub fn rate(&self) -> u32 {
+        self.rate.or(file_config().send.rate).unwrap_or(100).max(1)
     }
 
-    /// The client, configured from DWOLLA_API_URL or DWOLLA_ENV, DWOLLA_KEY and DWOLLA_SECRET.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+            .or(file_config().send.concurrency)
+            .unwrap_or_else(|| (self.rate() as usize * 3 / 10).max(4))
+    }
+
+    /// The client, configured from DWOLLA_API_URL or DWOLLA_ENV, DWOLLA_KEY and DWOLLA_SECRET,
+    /// each falling back to the configuration file's `[dwolla]` section.
     pub fn client(&self) -> Result<crate::dwolla::Client, Failure> {
-        let mut config = crate::dwolla::DwollaConfig::from_env()
-            .map_err(|err| Failure::config(err.to_string()))?;
-        config.rate_per_second = self.rate.max(1);
+        let mut config = crate::dwolla::DwollaConfig::from_lookup(|name| {
+            config::env_or_file(file_config(), name)
+        })
+        .map_err(|err| Failure::config(err.to_string()))?;
+        config.rate_per_second = self.rate();
         config.max_in_flight = self.concurrency();
         crate::dwolla::Client::new(config).map_err(|err| Failure::config(err.to_string()))
+    }
+}
+
+/// What every sending command needs besides the connection.
+#[derive(Debug, Args)]
+pub struct SendingArgs {
+    /// The funding source payouts are paid from (an id or URL).
+    #[arg(long = "source", env = "PAYRUN_SOURCE_FUNDING_SOURCE")]
+    pub source_funding_source: Option<String>,
+    /// POSTs per payout, over all runs, before it needs review [default: 12].
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// No progress bar or progress log lines.
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub dwolla: DwollaArgs,
+}
+
+impl SendingArgs {
+    fn send_config(&self, batch: Option<i64>) -> Result<crate::sender::SendConfig, Failure> {
+        let file = file_config();
+        let source = self
+            .source_funding_source
+            .clone()
+            .or_else(|| file.dwolla.source_funding_source.clone())
+            .ok_or_else(|| {
+                Failure::config("set PAYRUN_SOURCE_FUNDING_SOURCE (or --source) to the funding source payouts are paid from".into())
+            })?;
+        let mut config = crate::sender::SendConfig::new(source, self.dwolla.concurrency());
+        config.batch = batch;
+        config.max_attempts = self
+            .max_attempts
+            .or(file.send.max_attempts)
+            .unwrap_or(12)
+            .max(1);
+        if self.no_progress {
+            config.progress = crate::sender::progress::Display::Off;
+        }
+        Ok(config)
     }
 }
 
@@ -102,17 +194,86 @@ pub struct SendArgs {
     /// Only this batch.
     #[arg(long)]
     pub batch: Option<i64>,
-    /// The funding source payouts are paid from (an id or URL).
-    #[arg(long = "source", env = "PAYRUN_SOURCE_FUNDING_SOURCE")]
-    pub source_funding_source: String,
-    /// POSTs per payout, over all runs, before it needs review.
-    #[arg(long, default_value_t = 12)]
-    pub max_attempts: u32,
-    /// No progress bar or progress log lines.
-    #[arg(long)]
-    pub no_progress: bool,
     #[command(flatten)]
-    pub dwolla: DwollaArgs,
+    pub sending: SendingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// The drop folder [default: the configuration file's inbox.dir].
+    #[arg(long)]
+    pub inbox: Option<PathBuf>,
+    /// A file is taken once it has not changed for this many seconds [default: 2].
+    #[arg(long)]
+    pub stable_seconds: Option<u64>,
+}
+
+impl InboxArgs {
+    fn dirs(&self) -> Option<InboxDirs> {
+        let file = file_config();
+        let inbox = self.inbox.clone().or_else(|| file.inbox.dir.clone())?;
+        Some(InboxDirs::new(&inbox, &file.inbox))
+    }
+
+    fn stable_for(&self) -> Duration {
+        Duration::from_secs(
+            self.stable_seconds
+                .or(file_config().inbox.stable_seconds)
+                .unwrap_or(2),
+        )
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub inbox: InboxArgs,
+    /// One cycle, then exit (what `run` always does; accepted for clarity in crontabs).
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub rules: IngestRules,
+    #[command(flatten)]
+    pub sending: SendingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub inbox: InboxArgs,
+    /// Rescan the inbox this often, besides reacting to file events [default: 30].
+    #[arg(long)]
+    pub rescan_seconds: Option<u64>,
+    #[command(flatten)]
+    pub rules: IngestRules,
+    #[command(flatten)]
+    pub sending: SendingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The batch id (see `payrun status`).
+    pub batch: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The payout file to check.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub rules: IngestRules,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets masked) and test the credentials against Dwolla.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    #[command(flatten)]
+    pub sending: SendingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +285,13 @@ pub struct StatusArgs {
 
 fn parse_amount(text: &str) -> Result<Cents, String> {
     Cents::parse_payout_amount(text).map_err(|err| format!("{text:?} {err}"))
+}
+
+static FILE_CONFIG: OnceLock<(FileConfig, Option<PathBuf>)> = OnceLock::new();
+
+/// The configuration file, read once at start-up (empty when there is none).
+fn file_config() -> &'static FileConfig {
+    &FILE_CONFIG.get_or_init(|| (FileConfig::default(), None)).0
 }
 
 pub fn main() -> ExitCode {
@@ -140,10 +308,29 @@ pub fn main() -> ExitCode {
     };
     let verbosity = (cli.verbose as i8).saturating_sub(cli.quiet as i8);
     telemetry::init(cli.log_format, verbosity);
+    match FileConfig::load(cli.config.as_deref()) {
+        Ok(loaded) => {
+            let _ = FILE_CONFIG.set(loaded);
+        }
+        Err(err) => {
+            eprintln!("payrun: error: {err}");
+            return exit::code(exit::CONFIG);
+        }
+    }
+    let ledger = cli
+        .ledger
+        .clone()
+        .or_else(|| file_config().ledger.clone())
+        .unwrap_or_else(|| PathBuf::from("payrun.db"));
     let result = match cli.command {
-        Command::Ingest(args) => run_ingest(&cli.ledger, &args),
-        Command::Status(args) => run_status(&cli.ledger, &args),
-        Command::Send(args) => run_send(&cli.ledger, &args),
+        Command::Ingest(args) => run_ingest(&ledger, &args),
+        Command::Status(args) => run_status(&ledger, &args),
+        Command::Send(args) => run_send(&ledger, &args),
+        Command::Run(args) => run_run(&ledger, &args),
+        Command::Watch(args) => run_watch(&ledger, &args),
+        Command::Approve(args) => run_approve(&ledger, &args),
+        Command::Plan(args) => run_plan(&ledger, &args),
+        Command::Config(ConfigCommand::Check(args)) => run_config_check(&ledger, &args),
         Command::Sim(args) => crate::sim::run_cli(args).map(|()| exit::OK),
     };
     match result {
@@ -186,6 +373,21 @@ impl Failure {
     }
 }
 
+/// The documented status for an error that ended a command.
+fn exit_status_of(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(LedgerError::Locked(crate::ledger::LockError::HeldByOther { .. })) =
+            cause.downcast_ref()
+        {
+            return exit::LOCKED;
+        }
+        if cause.downcast_ref::<crate::dwolla::DwollaError>().is_some() {
+            return exit::UNAVAILABLE;
+        }
+    }
+    exit::INTERNAL
+}
+
 /// A multi-threaded runtime for the commands that talk to the network.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -224,35 +426,13 @@ async fn wait_for_signal() {
     }
 }
 
-fn run_send(ledger_path: &std::path::Path, args: &SendArgs) -> anyhow::Result<u8> {
-    let client = args.dwolla.client()?;
+fn run_send(ledger_path: &Path, args: &SendArgs) -> anyhow::Result<u8> {
+    let client = args.sending.dwolla.client()?;
+    let config = args.sending.send_config(args.batch)?;
     let ledger = Ledger::open_writer(ledger_path)?;
-    let mut config = crate::sender::SendConfig::new(
-        args.source_funding_source.clone(),
-        args.dwolla.concurrency(),
-    );
-    config.batch = args.batch;
-    config.max_attempts = args.max_attempts.max(1);
-    if args.no_progress {
-        config.progress = crate::sender::progress::Display::Off;
-    }
     let report = runtime()?.block_on(async {
         let stopping = stop_signal();
         crate::sender::send(ledger, client, config, stopping).await
-    });
-    let report = report.map_err(|err| {
-        let unreachable = err
-            .chain()
-            .any(|cause| cause.downcast_ref::<crate::dwolla::DwollaError>().is_some());
-        let status = if unreachable {
-            exit::UNAVAILABLE
-        } else {
-            exit::INTERNAL
-        };
-        Failure {
-            status,
-            message: format!("{err:#}"),
-        }
     })?;
     println!(
         "sent {} payouts: {} created, {} rejected, {} need review, {} left for the next run{}",
@@ -280,28 +460,186 @@ fn run_send(ledger_path: &std::path::Path, args: &SendArgs) -> anyhow::Result<u8
     Ok(crate::sender::exit_status(&report))
 }
 
-/// The documented status for an error that ended a command.
-fn exit_status_of(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(LedgerError::Locked(crate::ledger::LockError::HeldByOther { .. })) =
-            cause.downcast_ref()
-        {
-            return exit::LOCKED;
-        }
-    }
-    exit::INTERNAL
+/// The cycle settings shared by `run` and `watch`.
+fn cycle(
+    inbox: &InboxArgs,
+    rules: &IngestRules,
+    sending: &SendingArgs,
+) -> Result<crate::operate::Cycle, Failure> {
+    Ok(crate::operate::Cycle {
+        dirs: inbox.dirs(),
+        stable_for: inbox.stable_for(),
+        // The inbox writes every problem into the file's .errors.txt.
+        ingest: rules.options(10_000)?,
+        send: sending.send_config(None)?,
+    })
 }
 
-fn run_ingest(ledger_path: &std::path::Path, args: &IngestArgs) -> anyhow::Result<u8> {
+fn run_run(ledger_path: &Path, args: &RunArgs) -> anyhow::Result<u8> {
+    let cycle = cycle(&args.inbox, &args.rules, &args.sending)?;
+    let client = args.sending.dwolla.client()?;
+    let ledger = Arc::new(Mutex::new(Ledger::open_writer(ledger_path)?));
+    let summary = runtime()?.block_on(async {
+        let stopping = stop_signal();
+        crate::operate::run_cycle(&ledger, &client, &cycle, &stopping).await
+    })?;
+    for line in summary.lines() {
+        println!("{line}");
+    }
+    Ok(summary.exit_status())
+}
+
+fn run_watch(ledger_path: &Path, args: &WatchArgs) -> anyhow::Result<u8> {
+    let cycle = cycle(&args.inbox, &args.rules, &args.sending)?;
+    if cycle.dirs.is_none() {
+        return Err(Failure::config(
+            "watch needs an inbox: --inbox DIR or inbox.dir in the configuration file".into(),
+        )
+        .into());
+    }
+    let rescan = Duration::from_secs(
+        args.rescan_seconds
+            .or(file_config().inbox.rescan_seconds)
+            .unwrap_or(30)
+            .max(1),
+    );
+    let client = args.sending.dwolla.client()?;
+    let ledger = Arc::new(Mutex::new(Ledger::open_writer(ledger_path)?));
+    runtime()?.block_on(async {
+        let stopping = stop_signal();
+        crate::operate::watch(ledger, client, cycle, rescan, stopping).await
+    })?;
+    Ok(exit::OK)
+}
+
+fn run_approve(ledger_path: &Path, args: &ApproveArgs) -> anyhow::Result<u8> {
     let mut ledger = Ledger::open_writer(ledger_path)?;
-    let options = IngestOptions {
-        allow_partial: args.allow_partial,
-        limits: Limits {
-            max_amount: args.max_amount,
-        },
-        max_errors_shown: args.max_errors,
-        awaiting_approval: false,
+    let now = crate::ledger::timestamp(time::OffsetDateTime::now_utc());
+    match ledger.approve_batch(args.batch, &now)? {
+        Approval::Approved => println!(
+            "batch {} approved; the next send or run pays it",
+            args.batch
+        ),
+        Approval::AlreadyApproved => {
+            println!("batch {} needed no approval (already approved)", args.batch)
+        }
+        Approval::NoSuchBatch => {
+            return Err(Failure {
+                status: exit::USAGE,
+                message: format!("there is no batch {}", args.batch),
+            }
+            .into());
+        }
+        Approval::Cancelled => {
+            return Err(Failure {
+                status: exit::USAGE,
+                message: format!("batch {} was cancelled", args.batch),
+            }
+            .into());
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn run_plan(ledger_path: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
+    let options = args.rules.options(50)?;
+    let ledger = if ledger_path.exists() {
+        Some(Ledger::open_reader(ledger_path)?)
+    } else {
+        None
     };
+    let plan = crate::plan::plan_file(&args.file, &options, ledger.as_ref())?;
+    print!("{}", crate::plan::render(&args.file, &plan));
+    Ok(match plan {
+        crate::plan::Plan::Invalid { .. } => exit::INVALID_INPUT,
+        _ => exit::OK,
+    })
+}
+
+fn run_config_check(ledger_path: &Path, args: &ConfigCheckArgs) -> anyhow::Result<u8> {
+    let (file, file_path) = FILE_CONFIG
+        .get()
+        .map(|(f, p)| (f, p.as_ref()))
+        .unwrap_or((file_config(), None));
+    let lookup = |name: &str| config::env_or_file(file, name);
+    let secret = lookup("DWOLLA_SECRET").map(crate::secret::Secret::new);
+    let webhook_secret = std::env::var("PAYRUN_WEBHOOK_SECRET")
+        .ok()
+        .or_else(|| file.webhooks.secret.clone())
+        .map(crate::secret::Secret::new);
+    let options = IngestRules {
+        allow_partial: false,
+        max_amount: None,
+        require_approval: false,
+    }
+    .options(50)?;
+    let dirs = InboxArgs {
+        inbox: None,
+        stable_seconds: None,
+    }
+    .dirs();
+    let shown = |value: Option<String>| value.unwrap_or_else(|| "not set".to_string());
+    println!(
+        "configuration file   {}",
+        file_path.map_or("none".to_string(), |p| p.display().to_string())
+    );
+    println!("ledger               {}", ledger_path.display());
+    println!("require_approval     {}", options.awaiting_approval);
+    println!("max_amount           {}", options.limits.max_amount);
+    println!("allow_partial        {}", options.allow_partial);
+    match &dirs {
+        Some(dirs) => {
+            println!("inbox                {}", dirs.inbox.display());
+            println!("  processing         {}", dirs.processing.display());
+            println!("  archive            {}", dirs.archive.display());
+            println!("  rejected           {}", dirs.rejected.display());
+            println!("  reports            {}", dirs.reports.display());
+        }
+        None => println!("inbox                not set"),
+    }
+    println!("dwolla api_url       {}", shown(lookup("DWOLLA_API_URL")));
+    println!("dwolla environment   {}", shown(lookup("DWOLLA_ENV")));
+    println!("dwolla key           {}", shown(lookup("DWOLLA_KEY")));
+    println!("dwolla secret        {}", config::mask(secret.as_ref()));
+    println!(
+        "source funding src   {}",
+        shown(
+            args.sending
+                .source_funding_source
+                .clone()
+                .or_else(|| file.dwolla.source_funding_source.clone())
+        )
+    );
+    println!("rate                 {}/s", args.sending.dwolla.rate());
+    println!("concurrency          {}", args.sending.dwolla.concurrency());
+    println!(
+        "webhooks listen      {}",
+        shown(file.webhooks.listen.clone())
+    );
+    println!(
+        "webhook secret       {}",
+        config::mask(webhook_secret.as_ref())
+    );
+    let client = args.sending.dwolla.client()?;
+    let root = runtime()?.block_on(client.root());
+    match root {
+        Ok(root) => {
+            println!(
+                "credentials          accepted by Dwolla (account {})",
+                root.account_id().unwrap_or("?")
+            );
+            Ok(exit::OK)
+        }
+        Err(error) => Err(Failure::unavailable(format!(
+            "Dwolla did not accept the configuration: {error}"
+        ))
+        .into()),
+    }
+}
+
+fn run_ingest(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
+    let options = args.rules.options(args.max_errors)?;
+    let mut ledger = Ledger::open_writer(ledger_path)?;
     let mut status = exit::OK;
     for path in &args.files {
         let now = time::OffsetDateTime::now_utc();
@@ -325,8 +663,13 @@ fn run_ingest(ledger_path: &std::path::Path, args: &IngestArgs) -> anyhow::Resul
                 } else {
                     String::new()
                 };
+                let approval = if options.awaiting_approval {
+                    format!("; it waits for `payrun approve {batch_id}`")
+                } else {
+                    String::new()
+                };
                 println!(
-                    "accepted {}: batch {batch_id}, {n_payouts} payouts, total {total} USD{partial}",
+                    "accepted {}: batch {batch_id}, {n_payouts} payouts, total {total} USD{partial}{approval}",
                     path.display()
                 );
                 tracing::info!(batch_id, n_payouts, total_cents = total.get(), file = %path.display(), "batch ingested");
@@ -363,7 +706,7 @@ fn run_ingest(ledger_path: &std::path::Path, args: &IngestArgs) -> anyhow::Resul
     Ok(status)
 }
 
-fn run_status(ledger_path: &std::path::Path, args: &StatusArgs) -> anyhow::Result<u8> {
+fn run_status(ledger_path: &Path, args: &StatusArgs) -> anyhow::Result<u8> {
     let ledger = Ledger::open_reader(ledger_path)?;
     let summary = ledger.summary().context("cannot read the ledger summary")?;
     if args.json {

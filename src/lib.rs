@@ -12,19 +12,26 @@
 //! - `ingest`: CSV payout files into the ledger, validated, all or nothing;
 //! - `secret`: a string type that never prints;
 //! - `signature`: webhook HMAC signing and verification;
+//! - `config`: the configuration file and its layering under environment and flags;
 //! - `dwolla`: the Dwolla Connect API client;
+//! - `sender`: `payrun send`, every due payout to Dwolla exactly once;
+//! - `inbox`, `operate`, `plan`: the drop folder, unattended cycles (`run`, `watch`), dry runs;
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
 //!   ledger or sender.
 
 pub mod cli;
+pub mod config;
 pub mod dwolla;
 pub mod exit;
 pub mod failure;
 pub mod fixtures;
+pub mod inbox;
 pub mod ingest;
 pub mod ledger;
 pub mod money;
+pub mod operate;
 pub mod payout;
+pub mod plan;
 pub mod secret;
 pub mod sender;
 pub mod signature;

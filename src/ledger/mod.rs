@@ -4,6 +4,7 @@
 //! calls, parses no CSV, and never reads the clock: callers pass `now`, so time stays testable.
 //! Every state change goes through [`crate::payout::transition`].
 
+mod batches;
 mod ingest;
 mod lock;
 mod send;
@@ -18,6 +19,7 @@ use rusqlite_migration::{M, Migrations};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use batches::{Approval, DestinationTotal, PayoutLine};
 pub use ingest::{
     ExistingBatch, IngestTx, NewBatch, NewPayout, RowBuffer, correlation_id, new_batch_key,
     parse_correlation_id,
@@ -80,6 +82,25 @@ impl Ledger {
             conn,
             path: path.to_path_buf(),
             _lock: Some(lock),
+        })
+    }
+
+    /// An empty ledger in memory, with the schema and no lock: for dry runs (`payrun plan`)
+    /// that must go through exactly the checks of a real ingest and leave no trace.
+    pub fn open_scratch() -> Result<Ledger> {
+        let path = PathBuf::from(":memory:");
+        let mut conn =
+            Connection::open_in_memory().map_err(|source| sqlite_error(&path, source))?;
+        MIGRATIONS
+            .to_latest(&mut conn)
+            .map_err(|source| LedgerError::Migration {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Ledger {
+            conn,
+            path,
+            _lock: None,
         })
     }
 

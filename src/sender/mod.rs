@@ -115,6 +115,16 @@ pub async fn send(
     config: SendConfig,
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<SendReport> {
+    send_shared(Arc::new(Mutex::new(ledger)), client, config, stopping).await
+}
+
+/// [`send`] with a ledger the caller keeps using afterwards (and so keeps the writer lock).
+pub async fn send_shared(
+    ledger: Arc<Mutex<Ledger>>,
+    client: Client,
+    config: SendConfig,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<SendReport> {
     let root = preflight(&client, &config).await?;
     let account_id = root
         .account_id()
@@ -136,7 +146,6 @@ pub async fn send(
         stop_claiming: AtomicBool::new(false),
         counters: counters.clone(),
     });
-    let ledger = Arc::new(Mutex::new(ledger));
     let progress = progress::start(run.config.progress, counters.clone(), run.client.clone());
 
     let (outcome_tx, outcome_rx) = mpsc::channel::<RecordedOutcome>(4096);
@@ -354,7 +363,7 @@ fn tally(report: &mut SendReport, outcome: &SendOutcome, run: &Run) {
 }
 
 /// Runs a ledger call off the async threads; SQLite calls block.
-async fn with_ledger<T: Send + 'static>(
+pub async fn with_ledger<T: Send + 'static>(
     ledger: &Arc<Mutex<Ledger>>,
     call: impl FnOnce(&mut Ledger) -> ledger::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {

@@ -1,0 +1,215 @@
+//! Unattended operation: `payrun run` (one cycle, for cron) and `payrun watch` (cycles on
+//! file events and a periodic rescan). A cycle takes the inbox's ready files, ingests them,
+//! leaves batches that need approval waiting, sends what is due, tracks transfers and writes
+//! reports. The writer lock is held for the whole cycle, so an overlapping run exits at once,
+//! and every step resumes from the ledger, so a run killed anywhere is finished by the next.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::config::InboxDirs;
+use crate::dwolla::{Client, DwollaError};
+use crate::exit;
+use crate::inbox::{self, FileResult};
+use crate::ingest::IngestOptions;
+use crate::ledger::Ledger;
+use crate::sender::{self, SendConfig, SendReport, with_ledger};
+
+/// Everything one cycle needs.
+#[derive(Debug, Clone)]
+pub struct Cycle {
+    pub dirs: Option<InboxDirs>,
+    pub stable_for: Duration,
+    pub ingest: IngestOptions,
+    pub send: SendConfig,
+}
+
+/// What one cycle did.
+#[derive(Debug, Default)]
+pub struct CycleSummary {
+    pub files: Vec<(PathBuf, FileResult)>,
+    pub awaiting_approval: Vec<i64>,
+    pub send: Option<SendReport>,
+    /// Why Dwolla could not be used this cycle.
+    pub unreachable: Option<String>,
+}
+
+impl CycleSummary {
+    /// The documented exit status: Dwolla unreachable, then invalid input, then payouts that
+    /// need a person, else clean.
+    pub fn exit_status(&self) -> u8 {
+        let rejected_file = self
+            .files
+            .iter()
+            .any(|(_, result)| matches!(result, FileResult::Rejected { .. }));
+        let send_status = self.send.as_ref().map_or(exit::OK, sender::exit_status);
+        if self.unreachable.is_some() || send_status == exit::UNAVAILABLE {
+            exit::UNAVAILABLE
+        } else if rejected_file {
+            exit::INVALID_INPUT
+        } else {
+            send_status
+        }
+    }
+
+    /// Lines for a person (stdout of `run`, logs of `watch`).
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (path, result) in &self.files {
+            let name = path.display();
+            lines.push(match result {
+                FileResult::Accepted {
+                    archived,
+                    batch_id,
+                    n_payouts,
+                    total,
+                } => format!(
+                    "{name}: batch {batch_id}, {n_payouts} payouts, {total} USD; archived as {}",
+                    archived.display()
+                ),
+                FileResult::AlreadyIngested { archived, batch_id } => format!(
+                    "{name}: same content as batch {batch_id}, not paid again; archived as {}",
+                    archived.display()
+                ),
+                FileResult::Rejected {
+                    moved_to,
+                    errors_file,
+                    n_errors,
+                } => format!(
+                    "{name}: rejected ({n_errors} problems), moved to {}; see {}",
+                    moved_to.display(),
+                    errors_file.display()
+                ),
+            });
+        }
+        for batch in &self.awaiting_approval {
+            lines.push(format!(
+                "batch {batch} waits for approval: payrun approve {batch}"
+            ));
+        }
+        if let Some(report) = &self.send
+            && report.n_claimed > 0
+        {
+            lines.push(format!(
+                    "sent {} payouts: {} created, {} rejected, {} need review, {} left for the next run",
+                    report.n_claimed,
+                    report.n_created + report.n_found,
+                    report.n_refused,
+                    report.n_needs_review,
+                    report.n_deferred
+                ));
+        }
+        if let Some(reason) = &self.unreachable {
+            lines.push(format!("Dwolla could not be used: {reason}"));
+        }
+        lines
+    }
+}
+
+/// One cycle over a ledger the caller holds (with its writer lock).
+pub async fn run_cycle(
+    ledger: &Arc<Mutex<Ledger>>,
+    client: &Client,
+    cycle: &Cycle,
+    stopping: &watch::Receiver<bool>,
+) -> anyhow::Result<CycleSummary> {
+    let mut summary = CycleSummary::default();
+    if let Some(dirs) = &cycle.dirs {
+        inbox::create_dirs(dirs)?;
+        for path in inbox::ready_files(dirs, cycle.stable_for, SystemTime::now())? {
+            if *stopping.borrow() {
+                break;
+            }
+            let (dirs, options, taken) = (dirs.clone(), cycle.ingest, path.clone());
+            let result = with_ledger(ledger, move |ledger| {
+                Ok(inbox::take_file(
+                    ledger,
+                    &dirs,
+                    &taken,
+                    &options,
+                    OffsetDateTime::now_utc(),
+                ))
+            })
+            .await??;
+            tracing::info!(file = %path.display(), ?result, "inbox file taken");
+            summary.files.push((path, result));
+        }
+    }
+    summary.awaiting_approval =
+        with_ledger(ledger, |ledger| ledger.batches_awaiting_approval()).await?;
+    if *stopping.borrow() {
+        return Ok(summary);
+    }
+    match sender::send_shared(
+        ledger.clone(),
+        client.clone(),
+        cycle.send.clone(),
+        stopping.clone(),
+    )
+    .await
+    {
+        Ok(report) => summary.send = Some(report),
+        Err(error)
+            if error
+                .chain()
+                .any(|cause| cause.downcast_ref::<DwollaError>().is_some()) =>
+        {
+            summary.unreachable = Some(format!("{error:#}"));
+        }
+        Err(error) => return Err(error),
+    }
+    Ok(summary)
+}
+
+/// `payrun watch`: cycles whenever a file event arrives (debounced until files are stable) or
+/// the rescan interval passes, until `stopping` turns true.
+pub async fn watch(
+    ledger: Arc<Mutex<Ledger>>,
+    client: Client,
+    cycle: Cycle,
+    rescan: Duration,
+    mut stopping: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use notify::Watcher;
+    let dirs = cycle
+        .dirs
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("watch needs an inbox"))?;
+    inbox::create_dirs(&dirs)?;
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = events_tx.send(());
+        }
+    })?;
+    watcher.watch(&dirs.inbox, notify::RecursiveMode::NonRecursive)?;
+    tracing::info!(inbox = %dirs.inbox.display(), "watching the inbox");
+    loop {
+        let summary = run_cycle(&ledger, &client, &cycle, &stopping).await?;
+        for line in summary.lines() {
+            tracing::info!("{line}");
+        }
+        // A file still being written gets another look once it can have become stable.
+        let pending_in_inbox = inbox::ready_files(&dirs, Duration::ZERO, SystemTime::now())?
+            .iter()
+            .any(|path| path.parent() == Some(dirs.inbox.as_path()));
+        let wait = if pending_in_inbox {
+            cycle.stable_for.max(Duration::from_millis(200))
+        } else {
+            rescan
+        };
+        tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+            _ = events.recv() => {
+                // Let a burst of events (a file written in pieces) settle into one cycle.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                while events.try_recv().is_ok() {}
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
