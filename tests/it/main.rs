@@ -6,3 +6,4 @@ mod ingest;
 mod send;
 mod sim;
 mod support;
+mod unattended;

@@ -1,0 +1,401 @@
+//! Unattended operation through the real binary: the drop folder, `run --once` killed and
+//! restarted, overlapping runs, the approval gate, `plan` and `config check`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use payrun::sim::SimConfig;
+
+use crate::send::SendEnv;
+use crate::support::{Run, sample};
+
+/// `payrun ARGS` pointed at the environment's simulator.
+fn payrun(env: &SendEnv, args: &[&str]) -> Command {
+    let mut command = env.work.command(args);
+    command
+        .env("DWOLLA_API_URL", env.sim.base_url())
+        .env("DWOLLA_KEY", env.sim.key())
+        .env("DWOLLA_SECRET", env.sim.secret())
+        .env(
+            "PAYRUN_SOURCE_FUNDING_SOURCE",
+            env.sim.source_funding_source(),
+        )
+        .env_remove("DWOLLA_ENV")
+        .env_remove("PAYRUN_CONFIG");
+    command
+}
+
+async fn run(env: &SendEnv, args: &[&str]) -> Run {
+    let mut command = payrun(env, args);
+    tokio::task::spawn_blocking(move || Run::from(command.output().unwrap()))
+        .await
+        .unwrap()
+}
+
+/// Writes a file into the inbox as if it had been finished a minute ago.
+fn drop_file(inbox: &Path, name: &str, contents: &[u8]) -> PathBuf {
+    std::fs::create_dir_all(inbox).unwrap();
+    let path = inbox.join(name);
+    std::fs::write(&path, contents).unwrap();
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    path
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    let inbox = env.work.path().join("inbox");
+    let payroll = std::fs::read(sample("payroll.csv")).unwrap();
+    drop_file(&inbox, "payroll.csv", &payroll);
+    drop_file(&inbox, "payroll-resent.csv", &payroll);
+    drop_file(
+        &inbox,
+        "broken.csv",
+        &std::fs::read(sample("invalid_amounts.csv")).unwrap(),
+    );
+    // Still being written: modified just now.
+    std::fs::write(
+        inbox.join("contractors.csv"),
+        "reference,amount,funding_source\nC-1,10.00,",
+    )
+    .unwrap();
+    std::fs::write(inbox.join("upload.csv.part"), "reference,amount").unwrap();
+
+    let first = run(
+        &env,
+        &[
+            "run",
+            "--once",
+            "--inbox",
+            inbox.to_str().unwrap(),
+            "--stable-seconds",
+            "30",
+        ],
+    )
+    .await;
+    assert_eq!(
+        first.code, 65,
+        "an invalid file makes the run exit 65: {first:?}"
+    );
+    assert!(
+        first
+            .stdout
+            .contains("payroll.csv: batch 1, 50 payouts, 127913.10 USD"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stdout
+            .contains("payroll-resent.csv: same content as batch 1, not paid again"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("sent 50 payouts: 50 created"),
+        "{}",
+        first.stdout
+    );
+
+    assert_eq!(names_in(&inbox.join("processing")), Vec::<String>::new());
+    let archived = names_in(&inbox.join("archive"));
+    assert!(
+        archived.contains(&"batch-1-payroll.csv".to_string()),
+        "{archived:?}"
+    );
+    assert!(
+        archived
+            .iter()
+            .any(|n| n.starts_with("duplicate-of-batch-1-") && n.ends_with("payroll-resent.csv"))
+    );
+    let rejected = names_in(&inbox.join("rejected"));
+    let errors_file = rejected
+        .iter()
+        .find(|n| n.ends_with("broken.csv.errors.txt"))
+        .expect("an errors file");
+    let errors = std::fs::read_to_string(inbox.join("rejected").join(errors_file)).unwrap();
+    assert!(
+        errors.contains("line 3, amount: \"12.345\" has more than 2 decimal places"),
+        "{errors}"
+    );
+    assert!(rejected.iter().any(|n| n.ends_with("-broken.csv")));
+    let waiting = names_in(&inbox);
+    assert!(
+        waiting.contains(&"contractors.csv".to_string()),
+        "a half-written file is not taken: {waiting:?}"
+    );
+    assert!(waiting.contains(&"upload.csv.part".to_string()));
+    assert_eq!(env.assert_exactly_once(), 50);
+
+    // The upload finishes; the next run takes it and nothing else.
+    drop_file(
+        &inbox,
+        "contractors.csv",
+        b"reference,amount,funding_source\nC-1,10.00,fd000000-0000-4000-8000-000000000003\n",
+    );
+    let second = run(
+        &env,
+        &[
+            "run",
+            "--once",
+            "--inbox",
+            inbox.to_str().unwrap(),
+            "--stable-seconds",
+            "30",
+        ],
+    )
+    .await;
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        second
+            .stdout
+            .contains("contractors.csv: batch 2, 1 payouts"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(env.assert_exactly_once(), 51);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_killed_again_and_again_pays_every_payout_exactly_once() {
+    let config = SimConfig {
+        latency: Duration::from_millis(5),
+        drop_rate: 0.05,
+        seed: 3,
+        ..SimConfig::new()
+    };
+    let env = SendEnv::start(config).await;
+    let inbox = env.work.path().join("inbox");
+    let mut csv = Vec::new();
+    payrun::fixtures::write_payout_csv(&mut csv, 400).unwrap();
+    drop_file(&inbox, "big.csv", &csv);
+    let args = [
+        "run",
+        "--once",
+        "--inbox",
+        inbox.to_str().unwrap(),
+        "--rate",
+        "300",
+        "--no-progress",
+    ];
+    let started = Instant::now();
+    let mut n_kills = 0;
+    for delay_ms in [40u64, 90, 150, 220, 300, 380, 470, 560] {
+        let mut child = payrun(&env, &args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            n_kills += 1;
+        }
+        child.wait().unwrap();
+        env.assert_exactly_once();
+    }
+    let last = loop {
+        let last = run(&env, &args).await;
+        if env.payouts().iter().all(|p| p.state == "submitted")
+            || started.elapsed() > Duration::from_secs(60)
+        {
+            break last;
+        }
+    };
+    assert_eq!(last.code, 0, "{last:?}");
+    assert!(n_kills >= 4, "only {n_kills} kills landed");
+    assert_eq!(env.assert_exactly_once(), 400);
+    assert_eq!(env.sim.stats().transfers_created, 400);
+    assert_eq!(
+        names_in(&inbox.join("archive")).len(),
+        1,
+        "the file was archived once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlapping_run_exits_at_once_with_the_lock_status() {
+    let config = SimConfig {
+        latency: Duration::from_millis(200),
+        ..SimConfig::new()
+    };
+    let env = SendEnv::start(config).await;
+    env.ingest_rows("payouts.csv", 60);
+    let mut first = payrun(&env, &["run", "--once", "--rate", "20", "--no-progress"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Give the first run time to take the lock and start sending.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let started = Instant::now();
+    let second = run(&env, &["run", "--once"]).await;
+    assert_eq!(second.code, 75, "{second:?}");
+    assert!(
+        second.stderr.contains("another payrun process"),
+        "{}",
+        second.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let status = tokio::task::spawn_blocking(move || first.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(env.assert_exactly_once(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_needs_approval_is_sent_only_after_approve() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    let payroll = sample("payroll.csv");
+    let ingested = run(
+        &env,
+        &["ingest", "--require-approval", payroll.to_str().unwrap()],
+    )
+    .await;
+    assert!(
+        ingested.stdout.contains("waits for `payrun approve 1`"),
+        "{}",
+        ingested.stdout
+    );
+    let held = run(&env, &["run", "--once"]).await;
+    assert_eq!(held.code, 0, "{held:?}");
+    assert!(
+        held.stdout.contains("batch 1 waits for approval"),
+        "{}",
+        held.stdout
+    );
+    assert!(env.sim.transfers().is_empty());
+
+    let approved = run(&env, &["approve", "1"]).await;
+    assert_eq!(approved.code, 0, "{approved:?}");
+    let sent = run(&env, &["run", "--once"]).await;
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert_eq!(env.assert_exactly_once(), 50);
+    assert_eq!(run(&env, &["approve", "7"]).await.code, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_the_batch_and_touches_nothing() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    let file = env.work.file(
+        "contractors.csv",
+        "reference,amount,funding_source,name\nA,100.00,fd000000-0000-4000-8000-000000000001,Ana\n\
+         B,250.00,fd000000-0000-4000-8000-000000000001,Ana again\nC,75.50,fd000000-0000-4000-8000-000000000002,Bo\n",
+    );
+    let plan = run(&env, &["plan", file.to_str().unwrap()]).await;
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout.contains("valid, 3 payouts, total 425.50 USD"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Payees paid more than once in this file: 1"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("2 payouts, 350.00 USD (A, B)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!env.work.ledger().exists(), "plan created no ledger");
+
+    env.ingest_rows("earlier.csv", 10);
+    let compared = run(&env, &["plan", file.to_str().unwrap()]).await;
+    assert!(
+        compared.stdout.contains("previous batch 1: total"),
+        "{}",
+        compared.stdout
+    );
+    let invalid = run(
+        &env,
+        &["plan", sample("invalid_amounts.csv").to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(invalid.code, 65);
+    assert!(
+        invalid
+            .stdout
+            .contains(":3: amount: \"12.345\" has more than 2 decimal places"),
+        "{}",
+        invalid.stdout
+    );
+    assert_eq!(env.payouts().len(), 10, "plan added nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_masks_secrets_and_tests_the_credentials() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    let good = env.work.file(
+        "payrun.toml",
+        "require_approval = true\nmax_amount = \"2500.00\"\n[inbox]\ndir = \"drop\"\n[send]\nrate = 40\n",
+    );
+    let check = run(
+        &env,
+        &["--config", good.to_str().unwrap(), "config", "check"],
+    )
+    .await;
+    assert_eq!(check.code, 0, "{check:?}");
+    assert!(
+        check.stdout.contains("require_approval     true"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("max_amount           2500.00"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("rate                 40/s"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("dwolla secret        set (10 characters)"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        !check.stdout.contains(env.sim.secret()),
+        "the secret is never printed"
+    );
+    assert!(
+        check
+            .stdout
+            .contains("accepted by Dwolla (account a0000000-0000-4000-8000-000000000001)")
+    );
+
+    let typo = env.work.file("typo.toml", "[send]\nrat = 40\n");
+    let refused = run(&env, &["--config", typo.to_str().unwrap(), "status"]).await;
+    assert_eq!(refused.code, 78, "{refused:?}");
+    assert!(refused.stderr.contains("rat"), "{}", refused.stderr);
+
+    let mut bad = payrun(&env, &["config", "check"]);
+    bad.env("DWOLLA_SECRET", "not-the-secret");
+    let bad = tokio::task::spawn_blocking(move || Run::from(bad.output().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(bad.code, 69, "{bad:?}");
+    assert!(!bad.stdout.contains("not-the-secret") && !bad.stderr.contains("not-the-secret"));
+}
