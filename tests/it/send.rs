@@ -103,8 +103,18 @@ impl SendEnv {
             .expect("send runs")
     }
 
+    /// The ledger's payouts; none when a run was killed before it made the ledger.
     pub fn payouts(&self) -> Vec<LedgerPayout> {
-        let conn = rusqlite::Connection::open(self.work.ledger()).unwrap();
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let Ok(conn) = rusqlite::Connection::open_with_flags(self.work.ledger(), flags) else {
+            return Vec::new();
+        };
+        let has_table: bool = conn
+            .query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'payouts'", [], |row| row.get(0))
+            .unwrap();
+        if !has_table {
+            return Vec::new();
+        }
         let mut stmt = conn
             .prepare(
                 "SELECT correlation_id, amount_cents, destination, state, transfer_url, attempts FROM payouts ORDER BY id",
