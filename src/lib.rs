@@ -13,10 +13,13 @@
 //! - `secret`: a string type that never prints;
 //! - `signature`: webhook HMAC signing and verification;
 //! - `dwolla`: the Dwolla Connect API client;
+//! - `onboard`: the Connect resources from the command line, and the payee directory;
+//! - `drop_in`: `POST /client-tokens` for Dwolla's drop-in components;
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
 //!   ledger or sender.
 
 pub mod cli;
+pub mod drop_in;
 pub mod dwolla;
 pub mod exit;
 pub mod failure;
@@ -24,6 +27,7 @@ pub mod fixtures;
 pub mod ingest;
 pub mod ledger;
 pub mod money;
+pub mod onboard;
 pub mod payout;
 pub mod secret;
 pub mod sender;

@@ -130,18 +130,46 @@ pub fn ingest_file(
         |n| n.to_string_lossy().into_owned(),
     );
     let received_at = ledger::timestamp(now);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 16, file));
+    let mut record = csv::ByteRecord::new();
+    let has_header = reader
+        .read_byte_record(&mut record)
+        .map_err(|err| read_error(std::io::Error::other(err)))?;
+    if !has_header {
+        errors.push(
+            1,
+            FieldError {
+                column: None,
+                message: "the file is empty".to_string(),
+            },
+        );
+        return Ok(errors.into_invalid());
+    }
+    let header_fields: Vec<&[u8]> = record.iter().collect();
+    let mut layout: Layout = match row::parse_header(&header_fields) {
+        Ok(layout) => layout,
+        Err(problems) => {
+            let line = record.position().map_or(1, |p| p.line());
+            for problem in problems {
+                errors.push(line, problem);
+            }
+            return Ok(errors.into_invalid());
+        }
+    };
+    if layout.names_payees() {
+        // One query per file, not one per row.
+        layout.set_payee_funding_sources(ledger.payee_funding_sources()?);
+    }
+    let layout = layout;
     let mut tx = ledger.begin_ingest(&NewBatch {
         file_name: &file_name,
         file_sha256: &sha256,
         received_at: &received_at,
         awaiting_approval: options.awaiting_approval,
     })?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
-    let mut record = csv::ByteRecord::new();
-    let mut layout: Option<Layout> = None;
     let mut seen = SeenReferences::default();
     let mut n_bad_rows = 0u64;
     let mut metadata_json = String::new();
@@ -154,18 +182,6 @@ pub fn ingest_file(
         }
         let line = record.position().map_or(0, |p| p.line());
         let fields: Vec<&[u8]> = record.iter().collect();
-        let Some(layout) = &layout else {
-            match row::parse_header(&fields) {
-                Ok(parsed) => layout = Some(parsed),
-                Err(problems) => {
-                    for problem in problems {
-                        errors.push(line, problem);
-                    }
-                    return Ok(errors.into_invalid());
-                }
-            }
-            continue;
-        };
         if line == ROWS_BEFORE_ESTIMATE {
             let bytes_so_far = record.position().map_or(0, |p| p.byte()).max(1);
             let estimate = file_size.saturating_mul(ROWS_BEFORE_ESTIMATE) / bytes_so_far;
@@ -216,16 +232,6 @@ pub fn ingest_file(
                 }
             }
         }
-    }
-    if layout.is_none() {
-        errors.push(
-            1,
-            FieldError {
-                column: None,
-                message: "the file is empty".to_string(),
-            },
-        );
-        return Ok(errors.into_invalid());
     }
     if tx.n_payouts() == 0 && n_bad_rows == 0 {
         errors.push(
