@@ -19,6 +19,7 @@ use crate::dwolla::wire::{
 };
 use crate::dwolla::{Client, Created, DwollaError, Transfer, TransferQuery};
 use crate::exit;
+use crate::secret::Secret;
 
 // ---------------------------------------------------------------------------------------------
 // Arguments
@@ -161,9 +162,10 @@ pub struct FundingSourceAddArgs {
     #[arg(long)]
     pub routing_number: RoutingNumber,
     /// The account number (4-17 digits). Prefer the environment variable: a flag is visible to
-    /// other users in the process list.
-    #[arg(long, env = "PAYRUN_ACCOUNT_NUMBER", hide_env_values = true)]
-    pub account_number: AccountNumber,
+    /// other users in the process list. Checked by payrun, which never prints it (clap would
+    /// echo an invalid value, so it is parsed here as a secret).
+    #[arg(long, env = "PAYRUN_ACCOUNT_NUMBER", hide_env_values = true, value_parser = parse_secret)]
+    pub account_number: Secret,
     /// checking or savings.
     #[arg(long, value_parser = parse_account_type)]
     pub account_type: BankAccountType,
@@ -244,6 +246,10 @@ pub struct TransferListArgs {
     pub max: Option<usize>,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+fn parse_secret(text: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(text))
 }
 
 fn parse_funding_source_name(text: &str) -> Result<String, String> {
@@ -445,45 +451,14 @@ pub fn run_parties(command: &PartiesCommand) -> anyhow::Result<u8> {
 
 pub fn run_funding_sources(command: &FundingSourcesCommand) -> anyhow::Result<u8> {
     match command {
-        FundingSourcesCommand::Add(args) => with_client(&args.create.common, |client| async move {
-            let key = args.create.idempotency_key.as_deref();
-            let created = match (&args.party, &args.treasury_account) {
-                (Some(party), _) => {
-                    let body = CreateExternalPartyFundingSource::Bank {
-                        name: args.name.clone(),
-                        bank_account_type: args.account_type,
-                        account_number: args.account_number.expose().to_string(),
-                        routing_number: args.routing_number.as_str().to_string(),
-                    };
-                    client
-                        .create_external_party_funding_source(id_of(party), &body, key)
-                        .await
-                }
-                (None, Some(treasury_account)) => {
-                    let body = CreateAccountFundingSource {
-                        treasury_account_url: resource_url(
-                            &client,
-                            "treasury-accounts",
-                            id_of(treasury_account),
-                        ),
-                        name: args.name.clone(),
-                        bank_account_type: args.account_type,
-                        account_number: args.account_number.expose().to_string(),
-                        routing_number: args.routing_number.as_str().to_string(),
-                    };
-                    client.create_funding_source(&body, key).await
-                }
-                (None, None) => unreachable!("clap requires one of them"),
-            }
-            .map_err(|e| dwolla_failure("Dwolla did not add the funding source", &e))?;
-            tracing::info!(
-                funding_source = created.id(),
-                account = %args.account_number,
-                "funding source added"
-            );
-            show_created(&args.create.common, "funding source", &created);
-            Ok(exit::OK)
-        }),
+        FundingSourcesCommand::Add(args) => {
+            let account_number: AccountNumber = args
+                .account_number
+                .expose()
+                .parse()
+                .map_err(|message| usage(format!("--account-number: {message}")))?;
+            add_funding_source(args, account_number)
+        }
         FundingSourcesCommand::List(args) => with_client(&args.common, |client| async move {
             let first = match &args.party {
                 Some(party) => {
@@ -532,6 +507,51 @@ pub fn run_funding_sources(command: &FundingSourcesCommand) -> anyhow::Result<u8
             Ok(exit::OK)
         }),
     }
+}
+
+fn add_funding_source(
+    args: &FundingSourceAddArgs,
+    account_number: AccountNumber,
+) -> anyhow::Result<u8> {
+    with_client(&args.create.common, |client| async move {
+        let key = args.create.idempotency_key.as_deref();
+        let created = match (&args.party, &args.treasury_account) {
+            (Some(party), _) => {
+                let body = CreateExternalPartyFundingSource::Bank {
+                    name: args.name.clone(),
+                    bank_account_type: args.account_type,
+                    account_number: account_number.expose().to_string(),
+                    routing_number: args.routing_number.as_str().to_string(),
+                };
+                client
+                    .create_external_party_funding_source(id_of(party), &body, key)
+                    .await
+            }
+            (None, Some(treasury_account)) => {
+                let body = CreateAccountFundingSource {
+                    treasury_account_url: resource_url(
+                        &client,
+                        "treasury-accounts",
+                        id_of(treasury_account),
+                    ),
+                    name: args.name.clone(),
+                    bank_account_type: args.account_type,
+                    account_number: account_number.expose().to_string(),
+                    routing_number: args.routing_number.as_str().to_string(),
+                };
+                client.create_funding_source(&body, key).await
+            }
+            (None, None) => unreachable!("clap requires one of them"),
+        }
+        .map_err(|e| dwolla_failure("Dwolla did not add the funding source", &e))?;
+        tracing::info!(
+            funding_source = created.id(),
+            account = %account_number,
+            "funding source added"
+        );
+        show_created(&args.create.common, "funding source", &created);
+        Ok(exit::OK)
+    })
 }
 
 pub fn run_exchanges(command: &ExchangesCommand) -> anyhow::Result<u8> {
