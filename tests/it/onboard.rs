@@ -595,6 +595,23 @@ async fn a_lost_ledger_write_or_an_expired_key_creates_nothing_twice() {
     let directory = ledger_payees(&env);
     let n_parties = env.n_parties().await;
 
+    // A crash after the party was recorded but before its funding source was: the import
+    // resumes from the recorded party and the funding source's key replays.
+    {
+        let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
+        conn.execute(
+            "UPDATE payees SET funding_source_id = NULL WHERE reference = 'V-ADA'",
+            [],
+        )
+        .unwrap();
+    }
+    let resumed = env
+        .json(&["payees", "import", file.to_str().unwrap()])
+        .await;
+    assert_eq!(resumed[1]["status"], "created");
+    assert_eq!(resumed[0]["status"], "unchanged");
+    assert_eq!(ledger_payees(&env), directory);
+
     // The ledger lost every write after Dwolla's 201s (the worst crash): the same keys replay.
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", env.work.ledger().display()));
