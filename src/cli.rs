@@ -66,6 +66,30 @@ pub enum Command {
     Config(ConfigCommand),
     /// Run the local Dwolla Connect simulator.
     Sim(crate::sim::SimArgs),
+    /// Your Dwolla main account.
+    #[command(subcommand)]
+    Accounts(crate::onboard::commands::AccountsCommand),
+    /// Treasury partners and your treasury accounts.
+    #[command(subcommand)]
+    Treasury(crate::onboard::commands::TreasuryCommand),
+    /// External parties: the businesses and people you pay.
+    #[command(subcommand)]
+    Parties(crate::onboard::commands::PartiesCommand),
+    /// Bank funding sources of the main account and of external parties.
+    #[command(subcommand)]
+    FundingSources(crate::onboard::commands::FundingSourcesCommand),
+    /// Exchange (open banking) partners and exchanges.
+    #[command(subcommand)]
+    Exchanges(crate::onboard::commands::ExchangesCommand),
+    /// Transfers at Dwolla.
+    #[command(subcommand)]
+    Transfers(crate::onboard::commands::TransfersCommand),
+    /// The payee directory: import payees from CSV, then name them in payout files.
+    #[command(subcommand)]
+    Payees(crate::onboard::payees::PayeesCommand),
+    /// Client tokens for Dwolla's drop-in components.
+    #[command(subcommand)]
+    ClientTokens(crate::drop_in::ClientTokensCommand),
 }
 
 #[derive(Debug, Args)]
@@ -332,6 +356,14 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => run_plan(&ledger, &args),
         Command::Config(ConfigCommand::Check(args)) => run_config_check(&ledger, &args),
         Command::Sim(args) => crate::sim::run_cli(args).map(|()| exit::OK),
+        Command::Accounts(command) => crate::onboard::commands::run_accounts(&command),
+        Command::Treasury(command) => crate::onboard::commands::run_treasury(&command),
+        Command::Parties(command) => crate::onboard::commands::run_parties(&command),
+        Command::FundingSources(command) => crate::onboard::commands::run_funding_sources(&command),
+        Command::Exchanges(command) => crate::onboard::commands::run_exchanges(&command),
+        Command::Transfers(command) => crate::onboard::commands::run_transfers(&command),
+        Command::Payees(command) => crate::onboard::payees::run_payees(&ledger, &command),
+        Command::ClientTokens(command) => crate::drop_in::run_cli(&command),
     };
     match result {
         Ok(status) => exit::code(status),

@@ -16,11 +16,14 @@
 //! - `dwolla`: the Dwolla Connect API client;
 //! - `sender`: `payrun send`, every due payout to Dwolla exactly once;
 //! - `inbox`, `operate`, `plan`: the drop folder, unattended cycles (`run`, `watch`), dry runs;
+//! - `onboard`: the Connect resources from the command line, and the payee directory;
+//! - `drop_in`: `POST /client-tokens` for Dwolla's drop-in components;
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
 //!   ledger or sender.
 
 pub mod cli;
 pub mod config;
+pub mod drop_in;
 pub mod dwolla;
 pub mod exit;
 pub mod failure;
@@ -29,6 +32,7 @@ pub mod inbox;
 pub mod ingest;
 pub mod ledger;
 pub mod money;
+pub mod onboard;
 pub mod operate;
 pub mod payout;
 pub mod plan;

@@ -143,7 +143,7 @@ pub fn ingest_file(
         return Ok(errors.into_invalid());
     }
     let header_line = record.position().map_or(1, |p| p.line());
-    let layout = match row::parse_header(&record.iter().collect::<Vec<_>>()) {
+    let mut layout = match row::parse_header(&record.iter().collect::<Vec<_>>()) {
         Ok(layout) => layout,
         Err(problems) => {
             for problem in problems {
@@ -152,6 +152,11 @@ pub fn ingest_file(
             return Ok(errors.into_invalid());
         }
     };
+    if layout.names_payees() {
+        // The payee directory, once per file, never a query per row.
+        layout.set_payee_funding_sources(ledger.payee_funding_sources()?);
+    }
+    let layout = layout;
 
     let file_name = path.file_name().map_or_else(
         || display_name.clone(),

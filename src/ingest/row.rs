@@ -1,6 +1,7 @@
 //! The payout file format, as pure functions: which columns a header names, and whether one row
 //! is a valid payout. No I/O; the file-level driver in `ingest` owns reading and the ledger.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::money::{AmountError, Cents};
@@ -20,6 +21,9 @@ pub enum Column {
     Reference,
     Amount,
     FundingSource,
+    /// A reference from the payee directory (`payrun payees import`), instead of
+    /// `funding_source`.
+    Payee,
     Currency,
     Name,
     Email,
@@ -33,6 +37,7 @@ impl Column {
             Column::Reference => "reference".into(),
             Column::Amount => "amount".into(),
             Column::FundingSource => "funding_source".into(),
+            Column::Payee => "payee".into(),
             Column::Currency => "currency".into(),
             Column::Name => "name".into(),
             Column::Email => "email".into(),
@@ -71,7 +76,19 @@ pub struct Layout {
     pub columns: Vec<Column>,
     reference: usize,
     amount: usize,
-    funding_source: usize,
+    destination: Destination,
+}
+
+/// A file names its destinations in exactly one way, for all of its rows.
+#[derive(Debug, Clone)]
+enum Destination {
+    FundingSource(usize),
+    /// The payee directory's reference -> funding source id, loaded once per file by the
+    /// caller ([`Layout::set_payee_funding_sources`]).
+    Payee {
+        column: usize,
+        funding_sources: HashMap<String, String>,
+    },
 }
 
 /// Reads the header row. Names are matched case-insensitively after trimming; a UTF-8 BOM on
@@ -132,13 +149,37 @@ pub fn parse_header(fields: &[&[u8]]) -> Result<Layout, Vec<FieldError>> {
     };
     let reference = position(&Column::Reference, &mut errors);
     let amount = position(&Column::Amount, &mut errors);
-    let funding_source = position(&Column::FundingSource, &mut errors);
+    let funding_source = columns.iter().position(|c| *c == Column::FundingSource);
+    let payee = columns.iter().position(|c| *c == Column::Payee);
+    let destination = match (funding_source, payee) {
+        (Some(column), None) => Destination::FundingSource(column),
+        (None, Some(column)) => Destination::Payee {
+            column,
+            funding_sources: HashMap::new(),
+        },
+        (Some(_), Some(_)) => {
+            errors.push(FieldError {
+                column: None,
+                message:
+                    "a file names its destinations in \"funding_source\" or in \"payee\", not both"
+                        .to_string(),
+            });
+            Destination::FundingSource(0)
+        }
+        (None, None) => {
+            errors.push(FieldError {
+                column: None,
+                message: "required column \"funding_source\" is missing (or name payees in a \"payee\" column)".to_string(),
+            });
+            Destination::FundingSource(0)
+        }
+    };
     if errors.is_empty() {
         Ok(Layout {
             columns,
             reference,
             amount,
-            funding_source,
+            destination,
         })
     } else {
         Err(errors)
@@ -151,6 +192,7 @@ fn column_from_name(name: &str) -> Result<Column, String> {
         "reference" => Column::Reference,
         "amount" => Column::Amount,
         "funding_source" => Column::FundingSource,
+        "payee" => Column::Payee,
         "currency" => Column::Currency,
         "name" => Column::Name,
         "email" => Column::Email,
@@ -173,7 +215,7 @@ fn column_from_name(name: &str) -> Result<Column, String> {
                 Column::Metadata(key.to_string())
             } else {
                 return Err(format!(
-                    "unknown column {name:?}; the columns are reference, amount, funding_source, currency, name, email, memo and metadata.<key>"
+                    "unknown column {name:?}; the columns are reference, amount, funding_source or payee, currency, name, email, memo and metadata.<key>"
                 ));
             }
         }
@@ -201,6 +243,22 @@ pub struct ValidRow<'r> {
 }
 
 impl Layout {
+    /// Whether rows name payees, so that the caller must load the payee directory.
+    pub fn names_payees(&self) -> bool {
+        matches!(self.destination, Destination::Payee { .. })
+    }
+
+    /// The payee directory (reference -> funding source id) that `payee` fields are resolved
+    /// against; a reference missing from it is an error at its line.
+    pub fn set_payee_funding_sources(&mut self, map: HashMap<String, String>) {
+        if let Destination::Payee {
+            funding_sources, ..
+        } = &mut self.destination
+        {
+            *funding_sources = map;
+        }
+    }
+
     /// The reference field of a row, for duplicate checks, if it is present and readable.
     pub fn reference<'r>(&self, fields: &[&'r [u8]]) -> Option<&'r str> {
         let text = std::str::from_utf8(fields.get(self.reference)?)
@@ -295,24 +353,51 @@ impl Layout {
             }
         };
 
-        let funding_source_text = texts[self.funding_source];
-        let destination = if funding_source_text.is_empty() {
-            errors.push(field_error(
-                &Column::FundingSource,
-                "is empty; every payout needs a destination",
-            ));
-            None
-        } else {
-            let id = funding_source_id(funding_source_text);
-            if id.is_none() {
-                errors.push(field_error(
-                    &Column::FundingSource,
-                    format!(
-                        "{funding_source_text:?} is not a Dwolla funding source id (a UUID) or URL (.../funding-sources/<id>)"
-                    ),
-                ));
+        let destination = match &self.destination {
+            Destination::FundingSource(column) => {
+                let funding_source_text = texts[*column];
+                if funding_source_text.is_empty() {
+                    errors.push(field_error(
+                        &Column::FundingSource,
+                        "is empty; every payout needs a destination",
+                    ));
+                    None
+                } else {
+                    let id = funding_source_id(funding_source_text);
+                    if id.is_none() {
+                        errors.push(field_error(
+                            &Column::FundingSource,
+                            format!(
+                                "{funding_source_text:?} is not a Dwolla funding source id (a UUID) or URL (.../funding-sources/<id>)"
+                            ),
+                        ));
+                    }
+                    id
+                }
             }
-            id
+            Destination::Payee {
+                column,
+                funding_sources,
+            } => {
+                let payee = texts[*column];
+                if payee.is_empty() {
+                    errors.push(field_error(
+                        &Column::Payee,
+                        "is empty; every payout needs a destination",
+                    ));
+                    None
+                } else if let Some(id) = funding_sources.get(payee) {
+                    Some(id.clone())
+                } else {
+                    errors.push(field_error(
+                        &Column::Payee,
+                        format!(
+                            "{payee:?} is not in the payee directory (or its import did not finish); run `payrun payees import` first"
+                        ),
+                    ));
+                    None
+                }
+            }
         };
 
         let mut name = None;
@@ -361,7 +446,7 @@ impl Layout {
                         metadata.push((key.as_str(), text));
                     }
                 }
-                Column::Reference | Column::Amount | Column::FundingSource => {}
+                Column::Reference | Column::Amount | Column::FundingSource | Column::Payee => {}
             }
         }
 
@@ -405,7 +490,7 @@ fn is_uuid(text: &str) -> bool {
         })
 }
 
-fn looks_like_email(text: &str) -> bool {
+pub fn looks_like_email(text: &str) -> bool {
     match text.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

@@ -7,6 +7,7 @@
 mod batches;
 mod ingest;
 mod lock;
+mod payees;
 mod send;
 mod summary;
 mod transitions;
@@ -25,12 +26,16 @@ pub use ingest::{
     parse_correlation_id,
 };
 pub use lock::{LockError, WriterLock, lock_path_for};
+pub use payees::{NewPayee, Payee};
 pub use send::{DuePayout, RecordedOutcome, SendOutcome};
 pub use summary::{BatchRow, StateTotal, Summary};
 pub use transitions::Provenance;
 
 /// The schema, oldest first; the ledger's `user_version` counts how many are applied.
-const MIGRATION_FILES: &[&str] = &[include_str!("../../migrations/0001_ledger.sql")];
+const MIGRATION_FILES: &[&str] = &[
+    include_str!("../../migrations/0001_ledger.sql"),
+    include_str!("../../migrations/0003_payees.sql"),
+];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =
     LazyLock::new(|| Migrations::new(MIGRATION_FILES.iter().map(|sql| M::up(sql)).collect()));

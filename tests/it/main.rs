@@ -1,8 +1,10 @@
 //! payrun's one integration-test binary. Each module drives the real binary or the real library
 //! against the simulator on 127.0.0.1.
 
+mod drop_in;
 mod dwolla;
 mod ingest;
+mod onboard;
 mod send;
 mod sim;
 mod support;

@@ -1,0 +1,770 @@
+//! The Connect resource commands and `payrun payees`, run as the real binary against an
+//! in-process simulator: tables and `--json`, paging, the checks made before calling Dwolla,
+//! exit statuses, payee import exactly once, payout files that name payees, and no full
+//! account number anywhere payrun writes.
+
+use std::process::Command;
+use std::time::Duration;
+
+use payrun::dwolla::wire::CreateExternalParty;
+use payrun::dwolla::{Client, DwollaConfig};
+use payrun::secret::Secret;
+use payrun::sim::{SimConfig, SimHandle};
+use serde_json::Value;
+
+use crate::support::{Run, Workdir};
+
+/// A scratch ledger, a simulator, and the binary pointed at it.
+pub struct OnboardEnv {
+    pub work: Workdir,
+    pub sim: SimHandle,
+}
+
+impl OnboardEnv {
+    pub async fn start() -> OnboardEnv {
+        let sim = payrun::sim::spawn(SimConfig::new())
+            .await
+            .expect("simulator starts");
+        OnboardEnv {
+            work: Workdir::new(),
+            sim,
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.work.command(args);
+        command
+            .env("DWOLLA_API_URL", self.sim.base_url())
+            .env("DWOLLA_KEY", self.sim.key())
+            .env("DWOLLA_SECRET", self.sim.secret())
+            .env_remove("DWOLLA_ENV")
+            .env_remove("PAYRUN_ACCOUNT_NUMBER");
+        command
+    }
+
+    /// Runs the binary off the async threads, so the in-process simulator keeps answering.
+    pub async fn run_command(mut command: Command) -> Run {
+        tokio::task::spawn_blocking(move || Run::from(command.output().expect("run payrun")))
+            .await
+            .expect("the blocking task finishes")
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        OnboardEnv::run_command(self.command(args)).await
+    }
+
+    /// Runs `args` with `--json`, expecting exit 0; returns the parsed stdout.
+    pub async fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let run = self.run(&args).await;
+        assert_eq!(run.code, 0, "payrun {args:?}: {}", run.stderr);
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|err| panic!("payrun {args:?} printed no JSON ({err}): {}", run.stdout))
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(DwollaConfig {
+            base_url: self.sim.base_url().to_string(),
+            key: self.sim.key().to_string(),
+            secret: Secret::new(self.sim.secret()),
+            rate_per_second: 1000,
+            max_in_flight: 8,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        })
+        .expect("client")
+    }
+
+    pub async fn n_parties(&self) -> u64 {
+        self.client()
+            .list_external_parties()
+            .await
+            .expect("list parties")
+            .total
+            .expect("the simulator reports a total")
+    }
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|item| item["id"].as_str().expect("an id").to_string())
+        .collect()
+}
+
+const SEEDED_PARTY: &str = "e0000000-0000-4000-8000-000000000001";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_and_treasury_commands_print_tables_and_json() {
+    let env = OnboardEnv::start().await;
+
+    let account = env.json(&["accounts", "get"]).await;
+    assert_eq!(account["id"], env.sim.account_id());
+    let table = env.run(&["accounts", "get"]).await;
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.starts_with("id "), "{}", table.stdout);
+    assert!(table.stdout.contains(env.sim.account_id()));
+
+    let partners = env.json(&["treasury", "partners"]).await;
+    let names: Vec<&str> = partners
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["J.P. Morgan", "Wells Fargo"]);
+    let one = env
+        .json(&[
+            "treasury",
+            "partners",
+            "50a1a90b-c960-4c9f-bfb3-15a91ba0df60",
+        ])
+        .await;
+    assert_eq!(one[0]["name"], "Wells Fargo");
+
+    // By the partner's name; the id comes back and the account is listed.
+    let created = env
+        .json(&[
+            "treasury",
+            "create",
+            "--partner",
+            "j.p. morgan",
+            "--name",
+            "Payroll",
+            "--ach-co-id",
+            "4161803583",
+        ])
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let accounts = env.json(&["treasury", "accounts"]).await;
+    assert!(ids(&accounts).contains(&id), "{accounts}");
+    let table = env.run(&["treasury", "accounts", &id]).await;
+    assert!(table.stdout.contains("Payroll"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("achCoId 4161803583"),
+        "{}",
+        table.stdout
+    );
+
+    let unknown = env
+        .run(&[
+            "treasury",
+            "create",
+            "--partner",
+            "Nobody Bank",
+            "--name",
+            "X",
+            "--ach-co-id",
+            "1",
+        ])
+        .await;
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .contains("the partners are J.P. Morgan, Wells Fargo"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parties_are_created_got_and_listed_across_pages() {
+    let env = OnboardEnv::start().await;
+    let business = env
+        .json(&[
+            "parties",
+            "create",
+            "--business-name",
+            "Acme Tools LLC",
+            "--email",
+            "ap@acme-tools.example.com",
+        ])
+        .await;
+    let person = env
+        .json(&[
+            "parties",
+            "create",
+            "--first-name",
+            "Grace",
+            "--last-name",
+            "Hopper",
+            "--email",
+            "grace@example.com",
+            "--idempotency-key",
+            "onboard-test-grace",
+        ])
+        .await;
+    // The same key again is a replay: the same party, nothing new.
+    let again = env
+        .json(&[
+            "parties",
+            "create",
+            "--first-name",
+            "Grace",
+            "--last-name",
+            "Hopper",
+            "--email",
+            "grace@example.com",
+            "--idempotency-key",
+            "onboard-test-grace",
+        ])
+        .await;
+    assert_eq!(again["id"], person["id"]);
+
+    let got = env
+        .json(&["parties", "get", business["location"].as_str().unwrap()])
+        .await;
+    assert_eq!(got["businessName"], "Acme Tools LLC");
+    assert_eq!(got["externalPartyType"], "business");
+
+    // Enough parties for the simulator's 25-item pages to need three of them.
+    let client = env.client();
+    for n in 0..40 {
+        let body = CreateExternalParty::Business {
+            business_name: format!("Filler {n}"),
+            email: format!("filler{n}@example.com"),
+            correlation_id: None,
+        };
+        client.create_external_party(&body, None).await.unwrap();
+    }
+    let total = env.n_parties().await;
+    assert!(total > 50, "{total}");
+    let all = env.json(&["parties", "list"]).await;
+    let all_ids = ids(&all);
+    assert_eq!(all_ids.len() as u64, total);
+    assert!(all_ids.contains(&person["id"].as_str().unwrap().to_string()));
+    let unique: std::collections::HashSet<_> = all_ids.iter().collect();
+    assert_eq!(unique.len(), all_ids.len(), "no page is read twice");
+    assert_eq!(
+        ids(&env.json(&["parties", "list", "--max", "30"]).await).len(),
+        30
+    );
+
+    let table = env.run(&["parties", "list", "--max", "2"]).await;
+    assert_eq!(table.stdout.lines().count(), 3, "{}", table.stdout);
+    assert!(table.stdout.starts_with("id "), "{}", table.stdout);
+
+    let missing = env
+        .run(&["parties", "get", "e0000000-0000-4000-8000-0000000000ff"])
+        .await;
+    assert_eq!(
+        missing.code, 65,
+        "a refusal is invalid input: {}",
+        missing.stderr
+    );
+    assert!(missing.stderr.contains("NotFound"), "{}", missing.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn funding_sources_are_checked_before_dwolla_then_added_listed_and_removed() {
+    let env = OnboardEnv::start().await;
+    let before = env.sim.stats().total_requests;
+    let bad_routing = env
+        .run(&[
+            "funding-sources",
+            "add",
+            "--party",
+            SEEDED_PARTY,
+            "--name",
+            "Ops",
+            "--routing-number",
+            "222222262",
+            "--account-number",
+            "55501234",
+            "--account-type",
+            "checking",
+        ])
+        .await;
+    assert_eq!(bad_routing.code, 2, "{}", bad_routing.stderr);
+    assert!(
+        bad_routing.stderr.contains("--routing-number") && bad_routing.stderr.contains("checksum"),
+        "{}",
+        bad_routing.stderr
+    );
+    let mut command = env.command(&[
+        "funding-sources",
+        "add",
+        "--party",
+        SEEDED_PARTY,
+        "--name",
+        "Ops",
+        "--routing-number",
+        "222222226",
+        "--account-type",
+        "checking",
+    ]);
+    command.env("PAYRUN_ACCOUNT_NUMBER", "12345678901234567890");
+    let bad_account = OnboardEnv::run_command(command).await;
+    assert_eq!(bad_account.code, 2, "{}", bad_account.stderr);
+    assert!(
+        bad_account.stderr.contains("--account-number"),
+        "{}",
+        bad_account.stderr
+    );
+    assert!(
+        !bad_account.stderr.contains("12345678901234567890"),
+        "the number is not echoed: {}",
+        bad_account.stderr
+    );
+    assert_eq!(
+        env.sim.stats().total_requests,
+        before,
+        "nothing reached Dwolla"
+    );
+
+    // The account number from the environment, not the command line.
+    let mut command = env.command(&[
+        "funding-sources",
+        "add",
+        "--party",
+        SEEDED_PARTY,
+        "--name",
+        "Ops",
+        "--routing-number",
+        "222222226",
+        "--account-type",
+        "savings",
+        "--json",
+    ]);
+    command.env("PAYRUN_ACCOUNT_NUMBER", "88801234");
+    let added = OnboardEnv::run_command(command).await;
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let added: Value = serde_json::from_str(&added.stdout).unwrap();
+    let source_id = added["id"].as_str().unwrap().to_string();
+
+    let listed = env
+        .json(&["funding-sources", "list", "--party", SEEDED_PARTY])
+        .await;
+    assert!(ids(&listed).contains(&source_id), "{listed}");
+    let got = env.json(&["funding-sources", "get", &source_id]).await;
+    assert_eq!(got["bankAccountType"], "savings");
+    assert_eq!(got["removed"], false);
+
+    let removed = env.json(&["funding-sources", "remove", &source_id]).await;
+    assert_eq!(removed["removed"], true);
+    let listed = env
+        .json(&["funding-sources", "list", "--party", SEEDED_PARTY])
+        .await;
+    assert!(
+        !ids(&listed).contains(&source_id),
+        "removed ones are hidden"
+    );
+    let listed = env
+        .json(&["funding-sources", "list", "--party", SEEDED_PARTY, "--all"])
+        .await;
+    assert!(ids(&listed).contains(&source_id));
+
+    // A main-account bank account, tied to the seeded treasury account.
+    let main = env
+        .json(&[
+            "funding-sources",
+            "add",
+            "--treasury-account",
+            payrun::sim::TREASURY_ACCOUNT_ID,
+            "--name",
+            "Reserve",
+            "--routing-number",
+            "021000021",
+            "--account-number",
+            "4000123456",
+            "--account-type",
+            "checking",
+        ])
+        .await;
+    let listed = env.json(&["funding-sources", "list"]).await;
+    assert!(ids(&listed).contains(&main["id"].as_str().unwrap().to_string()));
+    let table = env.run(&["funding-sources", "list"]).await;
+    assert!(table.stdout.contains("Reserve"), "{}", table.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchanges_and_transfers_are_created_listed_and_got() {
+    let env = OnboardEnv::start().await;
+    let partners = env.json(&["exchanges", "partners"]).await;
+    assert_eq!(partners.as_array().unwrap().len(), 3);
+
+    let exchange = env
+        .json(&[
+            "exchanges",
+            "create",
+            "--party",
+            SEEDED_PARTY,
+            "--partner",
+            "MX",
+            "--token",
+            "mx-session-token",
+        ])
+        .await;
+    let exchange_id = exchange["id"].as_str().unwrap().to_string();
+    let listed = env
+        .json(&["exchanges", "list", "--party", SEEDED_PARTY])
+        .await;
+    assert!(ids(&listed).contains(&exchange_id), "{listed}");
+    let got = env.json(&["exchanges", "get", &exchange_id]).await;
+    assert_eq!(got["id"], exchange_id.as_str());
+
+    let receipt = env.work.file(
+        "finicity.json",
+        r#"{"profile":3,"version":"v1","receiptId":"r-1","receiptVersion":"1","customerId":"c-1","partnerId":2445,"products":[],"timestamp":"2024-01-01T00:00:00Z"}"#,
+    );
+    let main = env
+        .json(&[
+            "exchanges",
+            "create",
+            "--partner",
+            "Finicity",
+            "--finicity",
+            receipt.to_str().unwrap(),
+        ])
+        .await;
+    let listed = env.json(&["exchanges", "list"]).await;
+    assert!(ids(&listed).contains(&main["id"].as_str().unwrap().to_string()));
+
+    // Transfers made by someone else, found by correlationId and by id.
+    let client = env.client();
+    let mut created = Vec::new();
+    for n in 0..3 {
+        let request = payrun::dwolla::TransferRequest {
+            source_url: env.sim.source_funding_source(),
+            destination_url: env.sim.party_funding_source(1),
+            amount: payrun::dwolla::Amount::usd_cents(100 + n),
+            correlation_id: format!("onboard-test-{n}"),
+            metadata: Default::default(),
+        };
+        let location = client
+            .create_transfer(&uuid::Uuid::new_v4().to_string(), &request.to_body_bytes())
+            .await
+            .unwrap();
+        created.push(location.id().to_string());
+    }
+    let all = env.json(&["transfers", "list"]).await;
+    for id in &created {
+        assert!(ids(&all).contains(id), "{all}");
+    }
+    let one = env
+        .json(&["transfers", "list", "--correlation-id", "onboard-test-1"])
+        .await;
+    assert_eq!(ids(&one), [created[1].clone()]);
+    let by_party = env
+        .json(&["transfers", "list", "--party", SEEDED_PARTY, "--max", "2"])
+        .await;
+    assert_eq!(by_party.as_array().unwrap().len(), 2);
+    let got = env.json(&["transfers", "get", &created[2]]).await;
+    assert_eq!(got["amount"]["value"], "1.02");
+    let table = env.run(&["transfers", "get", &created[2]]).await;
+    assert!(table.stdout.contains("1.02 USD"), "{}", table.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_api_exits_69_and_missing_credentials_exit_78() {
+    let env = OnboardEnv::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut command = env.command(&["accounts", "get"]);
+    command.env("DWOLLA_API_URL", &url);
+    let run = OnboardEnv::run_command(command).await;
+    assert_eq!(run.code, 69, "{}", run.stderr);
+
+    let mut command = env.command(&["parties", "list"]);
+    command.env_remove("DWOLLA_SECRET");
+    let run = OnboardEnv::run_command(command).await;
+    assert_eq!(run.code, 78, "{}", run.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payees
+
+const PAYEES_HEADER: &str = "reference,business_name,first_name,last_name,email,routing_number,account_number,account_type\n";
+
+/// Distinctive full account numbers, searched for afterwards.
+const ACCOUNT_NUMBERS: [&str; 3] = ["73950184627", "4408812390655", "918273645"];
+
+fn payees_csv() -> String {
+    format!(
+        "{PAYEES_HEADER}\
+         V-ACME,Acme Tools LLC,,,ap@acme-tools.example.com,222222226,{},checking\n\
+         V-ADA,,Ada,Lovelace,ada@example.com,021000021,{},savings\n\
+         V-BOB,Bob's Bikes,,,bob@bikes.example.com,011000015,{},checking\n",
+        ACCOUNT_NUMBERS[0], ACCOUNT_NUMBERS[1], ACCOUNT_NUMBERS[2]
+    )
+}
+
+fn ledger_payees(env: &OnboardEnv) -> Vec<(String, Option<String>, Option<String>)> {
+    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT reference, external_party_id, funding_source_id FROM payees ORDER BY reference",
+        )
+        .unwrap();
+    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payees_are_imported_once_and_payout_files_name_them() {
+    let env = OnboardEnv::start().await;
+    let file = env.work.file("payees.csv", payees_csv());
+    let parties_before = env.n_parties().await;
+
+    let first = env
+        .json(&["payees", "import", file.to_str().unwrap()])
+        .await;
+    let statuses: Vec<&str> = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["created", "created", "created"]);
+    assert_eq!(first[1]["account"], "savings …0655");
+    assert_eq!(env.n_parties().await, parties_before + 3);
+
+    // Again: nothing is sent at all.
+    let requests = env.sim.stats().total_requests;
+    let second = env.run(&["payees", "import", file.to_str().unwrap()]).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stdout.contains("0 created, 3 unchanged, 0 failed"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(env.sim.stats().total_requests, requests);
+
+    let directory = ledger_payees(&env);
+    let acme_source = directory[0].2.clone().expect("V-ACME has a funding source");
+    assert_eq!(
+        first[0]["fundingSourceId"].as_str(),
+        Some(acme_source.as_str())
+    );
+
+    // A payout file that names payees; an unknown payee is an error at its line.
+    let bad = env.work.file(
+        "bad.csv",
+        "reference,amount,payee\nP-1,10.00,V-ACME\nP-2,5.00,V-NOBODY\n",
+    );
+    let run = env.run(&["ingest", bad.to_str().unwrap()]).await;
+    assert_eq!(run.code, 65, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("bad.csv:3: payee: \"V-NOBODY\" is not in the payee directory"),
+        "{}",
+        run.stderr
+    );
+    let both = env.work.file(
+        "both.csv",
+        format!("reference,amount,payee,funding_source\nP-1,1.00,V-ACME,{acme_source}\n"),
+    );
+    let run = env.run(&["ingest", both.to_str().unwrap()]).await;
+    assert_eq!(run.code, 65);
+    assert!(run.stderr.contains("not both"), "{}", run.stderr);
+
+    let payouts = env.work.file(
+        "payouts.csv",
+        "reference,amount,payee,memo\nP-1,10.00,V-ACME,June\nP-2,5.25,V-ADA,June\nP-3,7.00,V-BOB,June\n",
+    );
+    let run = env.run(&["ingest", payouts.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = env
+        .run(&[
+            "send",
+            "--source",
+            &env.sim.source_funding_source(),
+            "--no-progress",
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let transfers = env.sim.transfers();
+    assert_eq!(transfers.len(), 3);
+    let to_acme = transfers.iter().find(|t| t.amount == "10.00").unwrap();
+    assert_eq!(to_acme.destination_funding_source, acme_source);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ledger_write_or_an_expired_key_creates_nothing_twice() {
+    let env = OnboardEnv::start().await;
+    let file = env.work.file("payees.csv", payees_csv());
+    let first = env
+        .json(&["payees", "import", file.to_str().unwrap()])
+        .await;
+    let directory = ledger_payees(&env);
+    let n_parties = env.n_parties().await;
+
+    // A crash after the party was recorded but before its funding source was: the import
+    // resumes from the recorded party and the funding source's key replays.
+    {
+        let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
+        conn.execute(
+            "UPDATE payees SET funding_source_id = NULL WHERE reference = 'V-ADA'",
+            [],
+        )
+        .unwrap();
+    }
+    let resumed = env
+        .json(&["payees", "import", file.to_str().unwrap()])
+        .await;
+    assert_eq!(resumed[1]["status"], "created");
+    assert_eq!(resumed[0]["status"], "unchanged");
+    assert_eq!(ledger_payees(&env), directory);
+
+    // The ledger lost every write after Dwolla's 201s (the worst crash): the same keys replay.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", env.work.ledger().display()));
+    }
+    let replayed = env
+        .json(&["payees", "import", file.to_str().unwrap()])
+        .await;
+    assert_eq!(ledger_payees(&env), directory);
+    assert_eq!(replayed[0]["fundingSourceId"], first[0]["fundingSourceId"]);
+    assert_eq!(env.n_parties().await, n_parties);
+    assert!(env.sim.stats().idempotent_replays >= 6);
+
+    // A day later the keys are gone; Dwolla's duplicate refusals lead to the same resources.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", env.work.ledger().display()));
+    }
+    env.sim.advance_clock(Duration::from_secs(25 * 3600));
+    let adopted = env
+        .json(&["payees", "import", file.to_str().unwrap()])
+        .await;
+    assert_eq!(adopted[0]["status"], "created (existing party)");
+    assert_eq!(ledger_payees(&env), directory);
+    assert_eq!(env.n_parties().await, n_parties);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_or_changed_payee_file_is_refused_whole() {
+    let env = OnboardEnv::start().await;
+    let bad = env.work.file(
+        "payees.csv",
+        format!(
+            "{PAYEES_HEADER}\
+             V-1,Acme,,,ap@acme.example.com,222222226,123456789,checking\n\
+             V-2,,Ada,,ada@example.com,222222262,12345678901234567890,cheque\n"
+        ),
+    );
+    let requests = env.sim.stats().total_requests;
+    let run = env.run(&["payees", "import", bad.to_str().unwrap()]).await;
+    assert_eq!(run.code, 65, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("payees.csv:3: last_name: is empty"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("payees.csv:3: routing_number:"));
+    assert!(
+        run.stderr
+            .contains("payees.csv:3: account_number: must be 4 to 17 digits")
+    );
+    assert!(run.stderr.contains("payees.csv:3: account_type:"));
+    assert!(!run.stderr.contains("12345678901234567890"));
+    assert!(
+        run.stdout.contains("nothing was imported"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.sim.stats().total_requests, requests, "nothing was sent");
+
+    let good = env.work.file("good.csv", payees_csv());
+    assert_eq!(
+        env.run(&["payees", "import", good.to_str().unwrap()])
+            .await
+            .code,
+        0
+    );
+    let changed = env.work.file(
+        "changed.csv",
+        format!(
+            "{PAYEES_HEADER}\
+             V-ACME,Acme Tools LLC,,,ap@acme-tools.example.com,222222226,55554444,checking\n\
+             V-NEW,New Co,,,ada@example.com,222222226,55553333,checking\n"
+        ),
+    );
+    let requests = env.sim.stats().total_requests;
+    let run = env
+        .run(&["payees", "import", changed.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 65, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("changed.csv:2: payee \"V-ACME\" is already imported with a different account number (…4627 in the ledger)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "changed.csv:3: email: \"ada@example.com\" is already the email of payee \"V-ADA\""
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.sim.stats().total_requests, requests, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_full_account_number_reaches_the_ledger_the_logs_or_the_reports() {
+    let env = OnboardEnv::start().await;
+    let file = env.work.file("payees.csv", payees_csv());
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["-vv", "payees", "import", file.to_str().unwrap()],
+        vec![
+            "-v",
+            "--log-format",
+            "json",
+            "payees",
+            "import",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+        vec!["-v", "payees", "list"],
+        vec!["payees", "list", "--json"],
+        vec!["status", "--json"],
+    ] {
+        let run = env.run(&args).await;
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        outputs.push(format!("{args:?}\n{}\n{}", run.stdout, run.stderr));
+    }
+    // Another payee with the same bank account: its request and log lines carry it too.
+    let duplicate = env.work.file(
+        "duplicate.csv",
+        format!(
+            "{PAYEES_HEADER}V-TWIN,Twin LLC,,,twin@example.com,222222226,{},checking\n",
+            ACCOUNT_NUMBERS[0]
+        ),
+    );
+    let run = env
+        .run(&["-v", "payees", "import", duplicate.to_str().unwrap()])
+        .await;
+    outputs.push(format!("{}\n{}", run.stdout, run.stderr));
+
+    let mut ledger_bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", env.work.ledger().display())) {
+            ledger_bytes.extend(bytes);
+        }
+    }
+    assert!(!ledger_bytes.is_empty());
+    let all_output = outputs.join("\n");
+    for number in ACCOUNT_NUMBERS {
+        assert!(
+            !all_output.contains(number),
+            "{number} appears in the output:\n{all_output}"
+        );
+        assert!(
+            !ledger_bytes
+                .windows(number.len())
+                .any(|window| window == number.as_bytes()),
+            "{number} appears in the ledger file"
+        );
+        let last4 = &number[number.len() - 4..];
+        assert!(
+            all_output.contains(&format!("…{last4}")),
+            "the last four digits are shown: {all_output}"
+        );
+    }
+}
