@@ -51,6 +51,10 @@ pub enum Command {
     Send(SendArgs),
     /// Run the local Dwolla Connect simulator.
     Sim(crate::sim::SimArgs),
+    /// Write a report of payouts: CSV per payout, JSON summary with the tie-out, or HTML.
+    Report(crate::report::ReportArgs),
+    /// Compare the ledger with the account's transfers at Dwolla; exit 3 on discrepancies.
+    Reconcile(crate::report::ReconcileArgs),
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +149,8 @@ pub fn main() -> ExitCode {
         Command::Status(args) => run_status(&cli.ledger, &args),
         Command::Send(args) => run_send(&cli.ledger, &args),
         Command::Sim(args) => crate::sim::run_cli(args).map(|()| exit::OK),
+        Command::Report(args) => crate::report::run_report(&cli.ledger, &args),
+        Command::Reconcile(args) => crate::report::run_reconcile(&cli.ledger, &args),
     };
     match result {
         Ok(status) => exit::code(status),

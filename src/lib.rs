@@ -13,6 +13,7 @@
 //! - `secret`: a string type that never prints;
 //! - `signature`: webhook HMAC signing and verification;
 //! - `dwolla`: the Dwolla Connect API client;
+//! - `report`: reports finance signs off (CSV, JSON, HTML) and reconciliation against Dwolla;
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
 //!   ledger or sender.
 
@@ -25,6 +26,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod money;
 pub mod payout;
+pub mod report;
 pub mod secret;
 pub mod sender;
 pub mod signature;

@@ -6,6 +6,7 @@
 
 mod ingest;
 mod lock;
+mod report;
 mod send;
 mod summary;
 mod transitions;
@@ -22,6 +23,10 @@ pub use ingest::{
     ExistingBatch, IngestTx, NewBatch, NewPayout, correlation_id, parse_correlation_id,
 };
 pub use lock::{LockError, WriterLock, lock_path_for};
+pub use report::{
+    BatchSelection, BatchStateTotals, PayoutRecord, ReadSnapshot, ReasonTotal, ReconcilePayout,
+    ReportBatch,
+};
 pub use send::{DuePayout, RecordedOutcome, SendOutcome};
 pub use summary::{BatchRow, StateTotal, Summary};
 pub use transitions::Provenance;

@@ -1,0 +1,383 @@
+//! Read-only views for `payrun report` and `payrun reconcile`: the selected batches, totals per
+//! state, and payouts streamed in payout-id order through a callback, so that a report of a
+//! million payouts holds one row at a time. Nothing here writes.
+//!
+//! A payout's id is `(batch_id << 32) | line`, so one batch's payouts are one contiguous range of
+//! the primary key: every per-batch query is a range scan, never a full scan.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::summary::StateTotal;
+use super::{Ledger, LedgerError, Result};
+use crate::payout::PayoutState;
+
+/// Which batches a report covers. Whole batches only, so that each ties out to its file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSelection {
+    /// Only this batch.
+    pub batch: Option<i64>,
+    /// Only batches received at or after this instant, in the ledger's timestamp form
+    /// (see [`super::timestamp`]).
+    pub received_since: Option<String>,
+}
+
+/// A batch as a report shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportBatch {
+    pub id: i64,
+    pub file_name: String,
+    pub received_at: String,
+    /// `ready`, `awaiting_approval` or `cancelled`.
+    pub status: String,
+    /// Payouts accepted from the file.
+    pub row_count: u64,
+    /// The file's total over its accepted payouts: the input side of the tie-out.
+    pub total_cents: i64,
+    /// Rows refused under `--allow-partial`, not part of `row_count` or `total_cents`.
+    pub rejected_rows: u64,
+}
+
+/// One batch's payouts per state, as stored now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchStateTotals {
+    pub totals: Vec<(PayoutState, StateTotal)>,
+    /// The latest `updated_at` among the batch's payouts: how current the report is.
+    pub last_change: Option<String>,
+}
+
+/// One payout, borrowed from the current SQLite row: valid only inside the callback.
+#[derive(Debug, Clone, Copy)]
+pub struct PayoutRecord<'a> {
+    pub id: i64,
+    pub batch_id: i64,
+    pub line: i64,
+    pub reference: &'a str,
+    pub name: Option<&'a str>,
+    pub destination: &'a str,
+    pub amount_cents: i64,
+    pub currency: &'a str,
+    pub state: PayoutState,
+    pub transfer_url: Option<&'a str>,
+    pub transfer_status: Option<&'a str>,
+    pub failure_code: Option<&'a str>,
+    pub failure_description: Option<&'a str>,
+    pub failure_explanation: Option<&'a str>,
+    pub failure_path: Option<&'a str>,
+    pub attempts: i64,
+    pub idempotency_key: &'a str,
+    pub correlation_id: &'a str,
+    pub created_at: &'a str,
+    pub updated_at: &'a str,
+}
+
+/// Exceptions of one batch grouped by state and failure code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReasonTotal {
+    pub state: PayoutState,
+    pub failure_code: Option<String>,
+    /// The description of the group's first payout (lowest id), so reports are deterministic.
+    pub failure_description: Option<String>,
+    pub failure_path: Option<String>,
+    pub count: u64,
+    pub amount_cents: i64,
+}
+
+/// What reconcile needs of one payout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcilePayout {
+    pub id: i64,
+    pub batch_id: i64,
+    pub line: i64,
+    pub reference: String,
+    pub destination: String,
+    pub amount_cents: i64,
+    pub state: PayoutState,
+    pub transfer_url: Option<String>,
+    pub transfer_status: Option<String>,
+    pub correlation_id: String,
+}
+
+/// A read transaction: every query made while it lives sees one snapshot of the ledger, even
+/// while a writer commits beside it (WAL). Ends when dropped.
+#[derive(Debug)]
+pub struct ReadSnapshot<'l> {
+    ledger: &'l Ledger,
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        let _ = self.ledger.conn.execute_batch("ROLLBACK");
+    }
+}
+
+const EXCEPTION_STATES: &str = "('rejected', 'failed', 'returned', 'needs_review')";
+const SENT_STATES: &str = "('submitted', 'processed', 'failed', 'returned')";
+
+const PAYOUT_COLUMNS: &str = "id, batch_id, line, reference, name, destination, amount_cents, currency, state,
+     transfer_url, transfer_status, failure_code, failure_description, failure_explanation,
+     failure_path, attempts, idempotency_key, correlation_id, created_at, updated_at";
+
+/// The first and last possible payout id of a batch.
+fn id_range(batch_id: i64) -> (i64, i64) {
+    (batch_id << 32, (batch_id << 32) | 0xFFFF_FFFF)
+}
+
+impl Ledger {
+    /// Starts a snapshot that the queries below share until it is dropped.
+    pub fn read_snapshot(&self) -> Result<ReadSnapshot<'_>> {
+        // BEGIN is deferred: the first read pins the snapshot, so read something at once.
+        self.conn
+            .execute_batch("BEGIN; SELECT COUNT(*) FROM batches;")
+            .map_err(|e| self.error(e))?;
+        Ok(ReadSnapshot { ledger: self })
+    }
+
+    /// The selected batches, by id.
+    pub fn report_batches(&self, selection: &BatchSelection) -> Result<Vec<ReportBatch>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, file_name, received_at, status, row_count, total_cents, rejected_rows
+                 FROM batches
+                 WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR received_at >= ?2)
+                 ORDER BY id",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(
+                params![selection.batch, selection.received_since],
+                |row| {
+                    Ok(ReportBatch {
+                        id: row.get(0)?,
+                        file_name: row.get(1)?,
+                        received_at: row.get(2)?,
+                        status: row.get(3)?,
+                        row_count: row.get::<_, i64>(4)? as u64,
+                        total_cents: row.get(5)?,
+                        rejected_rows: row.get::<_, i64>(6)? as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Count and amount per state for one batch; every state appears, in [`PayoutState::ALL`]
+    /// order.
+    pub fn batch_state_totals(&self, batch_id: i64) -> Result<BatchStateTotals> {
+        let (first, last) = id_range(batch_id);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT state, COUNT(*), SUM(amount_cents), MAX(updated_at) FROM payouts
+                 WHERE id BETWEEN ?1 AND ?2 GROUP BY state",
+            )
+            .map_err(|e| self.error(e))?;
+        let mut totals: Vec<(PayoutState, StateTotal)> = PayoutState::ALL
+            .iter()
+            .map(|state| (*state, StateTotal::default()))
+            .collect();
+        let mut last_change: Option<String> = None;
+        let mut rows = stmt
+            .query(params![first, last])
+            .map_err(|e| self.error(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
+            let state = self.state_at(row, 0)?;
+            let count: i64 = row.get(1).map_err(|e| self.error(e))?;
+            let amount: i64 = row.get(2).map_err(|e| self.error(e))?;
+            let changed: Option<String> = row.get(3).map_err(|e| self.error(e))?;
+            if let Some((_, total)) = totals.iter_mut().find(|(s, _)| *s == state) {
+                *total = StateTotal {
+                    count: count as u64,
+                    amount_cents: amount,
+                };
+            }
+            if changed > last_change {
+                last_change = changed;
+            }
+        }
+        Ok(BatchStateTotals {
+            totals,
+            last_change,
+        })
+    }
+
+    /// One batch's exceptions (rejected, failed, returned, needs_review) grouped by state and
+    /// failure code, ordered by state then code.
+    pub fn batch_exception_reasons(&self, batch_id: i64) -> Result<Vec<ReasonTotal>> {
+        let (first, last) = id_range(batch_id);
+        // SQLite takes the bare columns of a MIN() aggregate from the row holding the minimum:
+        // the description and path of each group's first payout.
+        let sql = format!(
+            "SELECT state, failure_code, COUNT(*), SUM(amount_cents), MIN(id), failure_description, failure_path
+             FROM payouts WHERE id BETWEEN ?1 AND ?2 AND state IN {EXCEPTION_STATES}
+             GROUP BY state, failure_code ORDER BY state, failure_code"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.error(e))?;
+        let mut rows = stmt
+            .query(params![first, last])
+            .map_err(|e| self.error(e))?;
+        let mut reasons = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
+            let state = self.state_at(row, 0)?;
+            let get = |row: &Row<'_>| -> rusqlite::Result<ReasonTotal> {
+                Ok(ReasonTotal {
+                    state,
+                    failure_code: row.get(1)?,
+                    count: row.get::<_, i64>(2)? as u64,
+                    amount_cents: row.get(3)?,
+                    failure_description: row.get(5)?,
+                    failure_path: row.get(6)?,
+                })
+            };
+            reasons.push(get(row).map_err(|e| self.error(e))?);
+        }
+        Ok(reasons)
+    }
+
+    /// Calls `each` for every payout of `batch_id` in id (file line) order; with
+    /// `exceptions_only`, for the rejected, failed, returned and needs_review ones only.
+    /// Stops at the first error `each` returns.
+    pub fn for_each_batch_payout<E: From<LedgerError>>(
+        &self,
+        batch_id: i64,
+        exceptions_only: bool,
+        mut each: impl FnMut(&PayoutRecord<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let (first, last) = id_range(batch_id);
+        let filter = if exceptions_only {
+            format!(" AND state IN {EXCEPTION_STATES}")
+        } else {
+            String::new()
+        };
+        let sql =
+            format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE id BETWEEN ?1 AND ?2{filter} ORDER BY id");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.error(e))?;
+        let mut rows = stmt
+            .query(params![first, last])
+            .map_err(|e| self.error(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
+            let state = self.state_at(row, 8)?;
+            let record = payout_record(row, state).map_err(|e| self.error(e))?;
+            each(&record)?;
+        }
+        Ok(())
+    }
+
+    /// Batch key to batch id, for finding a payout from a correlation id.
+    pub fn batch_ids_by_key(&self) -> Result<HashMap<String, i64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT batch_key, id FROM batches")
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<HashMap<_, _>>>()
+            .map_err(|e| self.error(e))
+    }
+
+    /// One payout by id, for reconcile.
+    pub fn reconcile_payout(&self, id: i64) -> Result<Option<ReconcilePayout>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, batch_id, line, reference, destination, amount_cents, state, transfer_url,
+                        transfer_status, correlation_id
+                 FROM payouts WHERE id = ?1",
+            )
+            .map_err(|e| self.error(e))?;
+        let found = stmt
+            .query_row([id], |row| Ok(self.reconcile_row(row)))
+            .optional()
+            .map_err(|e| self.error(e))?;
+        found.transpose()
+    }
+
+    /// Calls `each` for every payout the ledger says Dwolla has a transfer for (submitted,
+    /// processed, failed, returned), in id order; with `since`, only those first sent (or,
+    /// failing that, ingested) at or after it.
+    pub fn for_each_sent_payout<E: From<LedgerError>>(
+        &self,
+        since: Option<&str>,
+        mut each: impl FnMut(ReconcilePayout) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let sql = format!(
+            "SELECT id, batch_id, line, reference, destination, amount_cents, state, transfer_url,
+                    transfer_status, correlation_id
+             FROM payouts
+             WHERE state IN {SENT_STATES} AND (?1 IS NULL OR COALESCE(first_attempt_at, created_at) >= ?1)
+             ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.error(e))?;
+        let mut rows = stmt.query(params![since]).map_err(|e| self.error(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
+            each(self.reconcile_row(row)?)?;
+        }
+        Ok(())
+    }
+
+    fn reconcile_row(&self, row: &Row<'_>) -> Result<ReconcilePayout> {
+        let state = self.state_at(row, 6)?;
+        let get = || -> rusqlite::Result<ReconcilePayout> {
+            Ok(ReconcilePayout {
+                id: row.get(0)?,
+                batch_id: row.get(1)?,
+                line: row.get(2)?,
+                reference: row.get(3)?,
+                destination: row.get(4)?,
+                amount_cents: row.get(5)?,
+                state,
+                transfer_url: row.get(7)?,
+                transfer_status: row.get(8)?,
+                correlation_id: row.get(9)?,
+            })
+        };
+        get().map_err(|e| self.error(e))
+    }
+
+    fn state_at(&self, row: &Row<'_>, index: usize) -> Result<PayoutState> {
+        let text = row
+            .get_ref(index)
+            .and_then(|value| value.as_str().map_err(Into::into))
+            .map_err(|e| self.error(e))?;
+        text.parse().map_err(|message| LedgerError::Invalid {
+            path: self.path.clone(),
+            message,
+        })
+    }
+}
+
+fn payout_record<'r>(row: &'r Row<'_>, state: PayoutState) -> rusqlite::Result<PayoutRecord<'r>> {
+    let text = |index: usize| -> rusqlite::Result<&'r str> {
+        row.get_ref(index)?.as_str().map_err(Into::into)
+    };
+    let optional = |index: usize| -> rusqlite::Result<Option<&'r str>> {
+        row.get_ref(index)?.as_str_or_null().map_err(Into::into)
+    };
+    Ok(PayoutRecord {
+        id: row.get(0)?,
+        batch_id: row.get(1)?,
+        line: row.get(2)?,
+        reference: text(3)?,
+        name: optional(4)?,
+        destination: text(5)?,
+        amount_cents: row.get(6)?,
+        currency: text(7)?,
+        state,
+        transfer_url: optional(9)?,
+        transfer_status: optional(10)?,
+        failure_code: optional(11)?,
+        failure_description: optional(12)?,
+        failure_explanation: optional(13)?,
+        failure_path: optional(14)?,
+        attempts: row.get(15)?,
+        idempotency_key: text(16)?,
+        correlation_id: text(17)?,
+        created_at: text(18)?,
+        updated_at: text(19)?,
+    })
+}
