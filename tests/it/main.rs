@@ -3,6 +3,7 @@
 
 mod dwolla;
 mod ingest;
+mod report;
 mod send;
 mod sim;
 mod support;
