@@ -23,10 +23,7 @@ pub use ingest::{
     ExistingBatch, IngestTx, NewBatch, NewPayout, correlation_id, parse_correlation_id,
 };
 pub use lock::{LockError, WriterLock, lock_path_for};
-pub use report::{
-    BatchSelection, BatchStateTotals, PayoutRecord, ReadSnapshot, ReasonTotal, ReconcilePayout,
-    ReportBatch,
-};
+pub use report::{BatchSelection, PayoutRecord, ReadSnapshot, ReconcilePayout, ReportBatch, text};
 pub use send::{DuePayout, RecordedOutcome, SendOutcome};
 pub use summary::{BatchRow, StateTotal, Summary};
 pub use transitions::Provenance;

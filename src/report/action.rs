@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use crate::failure;
 use crate::payout::PayoutState;
 
-pub const REJECTED: &str = "Correct what Dwolla refused, then ingest the payout again in a new file.";
+pub const REJECTED: &str =
+    "Correct what Dwolla refused, then ingest the payout again in a new file.";
 pub const NEEDS_REVIEW: &str = "Look the payout up at Dwolla by its correlation_id: if a transfer exists, do not pay again; if none exists, ingest it again in a new file.";
 pub const SUBMITTING: &str =
     "Wait for the next run; payrun settles the outcome without paying twice.";
@@ -58,11 +59,22 @@ mod tests {
             failure::Advice::Unknown.action()
         );
         assert!(
-            action(PayoutState::Rejected, Some("ValidationError"), Some("/amount/value"), "ready")
-                .contains("/amount/value")
+            action(
+                PayoutState::Rejected,
+                Some("ValidationError"),
+                Some("/amount/value"),
+                "ready"
+            )
+            .contains("/amount/value")
         );
-        assert_eq!(action(PayoutState::NeedsReview, None, None, "ready"), NEEDS_REVIEW);
-        assert_eq!(action(PayoutState::Pending, None, None, "awaiting_approval"), AWAITING_APPROVAL);
+        assert_eq!(
+            action(PayoutState::NeedsReview, None, None, "ready"),
+            NEEDS_REVIEW
+        );
+        assert_eq!(
+            action(PayoutState::Pending, None, None, "awaiting_approval"),
+            AWAITING_APPROVAL
+        );
         for state in [
             PayoutState::Pending,
             PayoutState::Submitted,

@@ -12,11 +12,12 @@ use anyhow::Context;
 /// syncs it and renames it to `path`. On failure the temporary file is removed.
 pub fn write_atomically<T>(
     path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
+    write: impl FnOnce(&mut (dyn Write + Send)) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let temp = temp_path(path);
     let result = (|| {
-        let file = File::create(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+        let file =
+            File::create(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
         let value = write(&mut out)?;
         let file = out

@@ -98,7 +98,7 @@ pub fn run_report(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
         Some(path) => super::write_report_file(&ledger, &selection, format, path)?,
         None => {
             let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut out = std::io::BufWriter::new(stdout);
             let summary = write_report(&ledger, &selection, format, &mut out)?;
             out.flush().context("cannot write the report")?;
             summary
@@ -151,14 +151,13 @@ pub fn run_reconcile(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result
         })
         .unwrap_or(ReconcileFormat::Csv);
     let runtime = runtime()?;
-    let run = |out: &mut dyn Write| -> anyhow::Result<ReconcileSummary> {
+    let run = |out: &mut (dyn Write + Send)| -> anyhow::Result<ReconcileSummary> {
         let mut writer = match format {
             ReconcileFormat::Csv => DiscrepancyWriter::csv(out)?,
             ReconcileFormat::Json => DiscrepancyWriter::json(out)?,
         };
-        let summary = runtime.block_on(reconcile(&ledger, &client, &options, |d| {
-            writer.write(d)
-        }))?;
+        let summary =
+            runtime.block_on(reconcile(&ledger, &client, &options, |d| writer.write(d)))?;
         writer.finish(&summary)?;
         Ok(summary)
     };
@@ -166,7 +165,7 @@ pub fn run_reconcile(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result
         Some(path) => atomic::write_atomically(path, run),
         None => {
             let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut out = std::io::BufWriter::new(stdout);
             run(&mut out).and_then(|summary| {
                 out.flush().context("cannot write the discrepancy report")?;
                 Ok(summary)
@@ -201,7 +200,11 @@ pub fn run_reconcile(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result
         if kinds.is_empty() {
             "no discrepancies".to_string()
         } else {
-            format!("{} discrepancies ({})", summary.discrepancies, kinds.join(", "))
+            format!(
+                "{} discrepancies ({})",
+                summary.discrepancies,
+                kinds.join(", ")
+            )
         }
     );
     Ok(if summary.discrepancies > 0 {

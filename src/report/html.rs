@@ -8,7 +8,7 @@ use std::io::Write;
 
 use super::summary::{StateLine, Summary, Totals};
 use super::{action, dollars};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, text};
 use crate::payout::PayoutState;
 
 /// Exceptions listed one by one; beyond this the page points to the CSV.
@@ -182,7 +182,13 @@ fn cards(page: &mut String, totals: &Totals, n_batches: usize) {
         totals.needing_attention_total_cents,
         plural(totals.needing_attention, "payout"),
     );
-    card(page, "", "Cancelled", cancelled, plural(n_cancelled, "payout"));
+    card(
+        page,
+        "",
+        "Cancelled",
+        cancelled,
+        plural(n_cancelled, "payout"),
+    );
     page.push_str("</section>\n");
 }
 
@@ -217,7 +223,11 @@ fn tie_out(page: &mut String, summary: &Summary) {
             dollars(tie.sum_over_states_cents),
             plural(tie.payouts_over_states, "payout"),
             dollars(tie.difference_cents),
-            if batches.is_empty() { "none singly".to_string() } else { batches },
+            if batches.is_empty() {
+                "none singly".to_string()
+            } else {
+                batches
+            },
         );
     }
 }
@@ -228,7 +238,12 @@ fn chart(page: &mut String, states: &[StateLine]) {
     const LABEL: i64 = 130;
     const BAR_MAX: i64 = 700;
     const ROW: i64 = 30;
-    let max = states.iter().map(|s| s.total_cents).max().unwrap_or(0).max(1);
+    let max = states
+        .iter()
+        .map(|s| s.total_cents)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let height = ROW * states.len() as i64 + 10;
     let _ = writeln!(
         page,
@@ -258,7 +273,11 @@ fn chart(page: &mut String, states: &[StateLine]) {
             h = ROW - 8,
             fill = colour(line.state),
             vx = LABEL + length + 8,
-            zero = if line.count == 0 { " fill=\"#98a2b3\"" } else { "" },
+            zero = if line.count == 0 {
+                " fill=\"#98a2b3\""
+            } else {
+                ""
+            },
             amount = dollars(line.total_cents),
             count = plural(line.count, "payout"),
         );
@@ -294,7 +313,8 @@ fn states_table(page: &mut String, totals: &Totals) {
     for line in &totals.states {
         let share = if input > 0 {
             // Basis points, rounded half up, in integers: 1234 is 12.34 %.
-            let bp = (i128::from(line.total_cents) * 10_000 * 2 + i128::from(input)) / (2 * i128::from(input));
+            let bp = (i128::from(line.total_cents) * 10_000 * 2 + i128::from(input))
+                / (2 * i128::from(input));
             format!("{}.{:02} %", bp / 100, bp % 100)
         } else {
             "&#8211;".to_string()
@@ -393,10 +413,12 @@ fn exception_rows(ledger: &Ledger, summary: &Summary, out: &mut dyn Write) -> an
             }
             written += 1;
             row.clear();
-            let reason = match (payout.failure_code, payout.failure_description) {
+            let code = payout.failure_code.map(text);
+            let path = payout.failure_path.map(text);
+            let reason = match (code.as_deref(), payout.failure_description.map(text)) {
                 (Some(code), Some(description)) => format!("{code}: {description}"),
                 (Some(code), None) => code.to_string(),
-                (None, Some(description)) => description.to_string(),
+                (None, Some(description)) => description.into_owned(),
                 (None, None) => String::new(),
             };
             let _ = writeln!(
@@ -404,12 +426,12 @@ fn exception_rows(ledger: &Ledger, summary: &Summary, out: &mut dyn Write) -> an
                 "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"action\">{}</td></tr>",
                 payout.batch_id,
                 payout.line,
-                escape(payout.reference),
-                escape(payout.name.unwrap_or("")),
+                escape(&text(payout.reference)),
+                escape(&payout.name.map(text).unwrap_or_default()),
                 dollars(payout.amount_cents),
                 chip(payout.state),
                 escape(&reason),
-                escape(&action(payout.state, payout.failure_code, payout.failure_path, &batch.status)),
+                escape(&action(payout.state, code.as_deref(), path.as_deref(), &batch.status)),
             );
             out.write_all(row.as_bytes())?;
             Ok(())

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use crate::ledger::{BatchSelection, Ledger};
 pub use action::action;
 pub use cli::{ReconcileArgs, ReportArgs, run_reconcile, run_report};
-pub use summary::{Summary, build_summary};
+pub use summary::{Summary, SummaryBuilder, build_summary};
 
 /// A report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,14 +64,18 @@ pub fn write_report(
     ledger: &Ledger,
     selection: &BatchSelection,
     format: Format,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> anyhow::Result<Summary> {
     let _snapshot = ledger.read_snapshot()?;
+    if format == Format::Csv {
+        // One pass: the CSV rows and the totals together.
+        let batches = ledger.report_batches(selection)?;
+        return csv::write_payouts_csv(ledger, SummaryBuilder::new(selection, batches), out);
+    }
     let summary = build_summary(ledger, selection)?;
     match format {
-        Format::Csv => csv::write_payouts_csv(ledger, &summary, out)?,
         Format::Json => summary::write_json(&summary, out)?,
-        Format::Html => html::write_html(ledger, &summary, out)?,
+        _ => html::write_html(ledger, &summary, out)?,
     }
     Ok(summary)
 }
@@ -100,19 +104,20 @@ pub fn write_reports(
         Some(batch) => format!("payrun-report-batch-{batch}"),
         None => "payrun-report".to_string(),
     };
+    let path = |format: Format| dir.join(format!("{stem}.{}", format.extension()));
     let _snapshot = ledger.read_snapshot()?;
-    let summary = build_summary(ledger, selection)?;
-    let mut paths = Vec::new();
-    for format in Format::ALL {
-        let path = dir.join(format!("{stem}.{}", format.extension()));
-        atomic::write_atomically(&path, |out| match format {
-            Format::Csv => csv::write_payouts_csv(ledger, &summary, out),
-            Format::Json => summary::write_json(&summary, out),
-            Format::Html => html::write_html(ledger, &summary, out),
-        })?;
-        paths.push(path);
-    }
-    Ok((paths, summary))
+    let batches = ledger.report_batches(selection)?;
+    // The CSV pass totals the payouts; the JSON and HTML reuse its summary.
+    let summary = atomic::write_atomically(&path(Format::Csv), |out| {
+        csv::write_payouts_csv(ledger, SummaryBuilder::new(selection, batches), out)
+    })?;
+    atomic::write_atomically(&path(Format::Json), |out| {
+        summary::write_json(&summary, out)
+    })?;
+    atomic::write_atomically(&path(Format::Html), |out| {
+        html::write_html(ledger, &summary, out)
+    })?;
+    Ok((Format::ALL.into_iter().map(path).collect(), summary))
 }
 
 /// `1234567.89` as `$1,234,567.89`, for people (HTML); CSV and JSON keep the plain decimal.
@@ -122,7 +127,7 @@ pub fn dollars(cents: i64) -> String {
     let whole = (cents / 100).to_string();
     let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
     for (index, digit) in whole.chars().enumerate() {
-        if index > 0 && (whole.len() - index) % 3 == 0 {
+        if index > 0 && (whole.len() - index).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);
@@ -151,8 +156,8 @@ mod tests {
         assert_eq!(dollars(0), "$0.00");
         assert_eq!(dollars(5), "$0.05");
         assert_eq!(dollars(123_456), "$1,234.56");
-        assert_eq!(dollars(100_000_000_00), "$100,000,000.00");
-        assert_eq!(dollars(-1_000_00), "-$1,000.00");
+        assert_eq!(dollars(10_000_000_000), "$100,000,000.00");
+        assert_eq!(dollars(-100_000), "-$1,000.00");
         assert_eq!(decimal(-7), "-0.07");
         assert_eq!(decimal(123_456), "1234.56");
     }

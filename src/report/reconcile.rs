@@ -152,11 +152,17 @@ pub async fn reconcile(
     };
     let mut report = |summary: &mut ReconcileSummary, discrepancy: Discrepancy| {
         summary.discrepancies += 1;
-        *summary.by_kind.entry(discrepancy.kind.as_str()).or_default() += 1;
+        *summary
+            .by_kind
+            .entry(discrepancy.kind.as_str())
+            .or_default() += 1;
         found(&discrepancy)
     };
 
-    let root = client.root().await.context("cannot read Dwolla's root resource")?;
+    let root = client
+        .root()
+        .await
+        .context("cannot read Dwolla's root resource")?;
     let account_id = root
         .account_id()
         .context("Dwolla's root resource names no account")?
@@ -402,9 +408,12 @@ fn with_payout(
         line: Some(payout.line),
         reference: Some(payout.reference.clone()),
         correlation_id: Some(payout.correlation_id.clone()),
-        transfer_id: transfer
-            .map(|t| t.id.clone())
-            .or_else(|| payout.transfer_url.as_deref().map(|url| transfer_id(url).to_string())),
+        transfer_id: transfer.map(|t| t.id.clone()).or_else(|| {
+            payout
+                .transfer_url
+                .as_deref()
+                .map(|url| transfer_id(url).to_string())
+        }),
         ledger_state: Some(payout.state.to_string()),
         ledger_amount: Some(decimal(payout.amount_cents)),
         dwolla_status: transfer.map(|t| t.status.to_string()),
@@ -435,8 +444,11 @@ pub const CSV_COLUMNS: [&str; 13] = [
 /// Streams discrepancies into a CSV (with a header, formula-neutralised) or a JSON document
 /// `{"discrepancies": [...], "summary": {...}}`.
 pub enum DiscrepancyWriter<'w> {
-    Csv(::csv::Writer<&'w mut dyn Write>),
-    Json { out: &'w mut dyn Write, n_written: u64 },
+    Csv(Box<::csv::Writer<&'w mut dyn Write>>),
+    Json {
+        out: &'w mut dyn Write,
+        n_written: u64,
+    },
 }
 
 impl<'w> DiscrepancyWriter<'w> {
@@ -444,7 +456,7 @@ impl<'w> DiscrepancyWriter<'w> {
         out.write_all(super::csv::UTF8_BOM)?;
         let mut writer = ::csv::Writer::from_writer(out);
         writer.write_record(CSV_COLUMNS)?;
-        Ok(DiscrepancyWriter::Csv(writer))
+        Ok(DiscrepancyWriter::Csv(Box::new(writer)))
     }
 
     pub fn json(out: &'w mut dyn Write) -> anyhow::Result<DiscrepancyWriter<'w>> {
@@ -474,7 +486,11 @@ impl<'w> DiscrepancyWriter<'w> {
                 ])?;
             }
             DiscrepancyWriter::Json { out, n_written } => {
-                out.write_all(if *n_written == 0 { b"\n    " } else { b",\n    " })?;
+                out.write_all(if *n_written == 0 {
+                    b"\n    "
+                } else {
+                    b",\n    "
+                })?;
                 serde_json::to_writer(&mut **out, discrepancy)?;
                 *n_written += 1;
             }

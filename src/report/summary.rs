@@ -2,13 +2,14 @@
 //! exceptions grouped by reason with what to do, and the tie-out that proves the input total
 //! (the files' accepted payouts) equals the sum over states to the cent.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
 
 use super::{action, decimal};
-use crate::ledger::{BatchSelection, Ledger, ReportBatch};
+use crate::ledger::{BatchSelection, Ledger, PayoutRecord, ReportBatch, text};
 use crate::payout::PayoutState;
 
 /// States in report order: the exceptions first, then work in progress, then the settled.
@@ -120,79 +121,163 @@ impl Summary {
     }
 }
 
-/// Reads the selected batches' totals; the caller holds a snapshot if it needs one.
+/// Reads the selected batches and streams their payouts once to total them; the caller holds
+/// a snapshot if it needs one.
 pub fn build_summary(ledger: &Ledger, selection: &BatchSelection) -> anyhow::Result<Summary> {
     let batches = ledger.report_batches(selection)?;
-    let mut overall_counts: BTreeMap<PayoutState, (u64, i64)> = BTreeMap::new();
-    let (mut input_payouts, mut input_cents) = (0u64, 0i64);
-    let mut as_of: Option<String> = None;
-    let mut reasons: BTreeMap<(usize, Option<String>), ExceptionReason> = BTreeMap::new();
-    let mut summaries = Vec::with_capacity(batches.len());
-    for batch in &batches {
-        let state_totals = ledger.batch_state_totals(batch.id)?;
-        let counts: BTreeMap<PayoutState, (u64, i64)> = state_totals
-            .totals
+    let mut builder = SummaryBuilder::new(selection, batches);
+    for index in 0..builder.batches.len() {
+        let batch_id = builder.batches[index].id;
+        ledger.for_each_batch_payout(batch_id, false, |payout| -> anyhow::Result<()> {
+            builder.add(index, payout);
+            Ok(())
+        })?;
+    }
+    Ok(builder.finish())
+}
+
+/// Totals payouts as they stream past, so that the CSV writer can produce the summary in the
+/// same single pass over the ledger.
+#[derive(Debug)]
+pub struct SummaryBuilder {
+    selection: SelectionEcho,
+    pub batches: Vec<ReportBatch>,
+    /// Per batch, count and cents per state in [`PayoutState::ALL`] order.
+    counts: Vec<[(u64, i64); 9]>,
+    last_change: Vec<Option<String>>,
+    /// Exceptions by (rank in [`REPORT_ORDER`], failure code).
+    reasons: BTreeMap<(usize, Option<String>), ReasonTotal>,
+}
+
+#[derive(Debug)]
+struct ReasonTotal {
+    state: PayoutState,
+    /// The smallest description and path of the group, so reports are deterministic.
+    description: Option<String>,
+    path: Option<String>,
+    count: u64,
+    cents: i64,
+}
+
+impl SummaryBuilder {
+    pub fn new(selection: &BatchSelection, batches: Vec<ReportBatch>) -> SummaryBuilder {
+        SummaryBuilder {
+            selection: SelectionEcho {
+                batch: selection.batch,
+                since: selection.received_since.clone(),
+            },
+            counts: vec![[(0, 0); 9]; batches.len()],
+            last_change: vec![None; batches.len()],
+            batches,
+            reasons: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one payout of `self.batches[batch_index]`.
+    pub fn add(&mut self, batch_index: usize, payout: &PayoutRecord<'_>) {
+        let slot = PayoutState::ALL
             .iter()
-            .map(|(state, total)| (*state, (total.count, total.amount_cents)))
-            .collect();
-        for (state, (count, cents)) in &counts {
-            let entry = overall_counts.entry(*state).or_default();
-            entry.0 += count;
-            entry.1 += cents;
+            .position(|s| *s == payout.state)
+            .unwrap_or(0);
+        let entry = &mut self.counts[batch_index][slot];
+        entry.0 += 1;
+        entry.1 += payout.amount_cents;
+        let last = &mut self.last_change[batch_index];
+        if last
+            .as_deref()
+            .is_none_or(|last| payout.updated_at > last.as_bytes())
+        {
+            *last = Some(text(payout.updated_at).into_owned());
         }
-        input_payouts += batch.row_count;
-        input_cents += batch.total_cents;
-        let changed = state_totals
-            .last_change
-            .clone()
-            .unwrap_or_else(|| batch.received_at.clone());
-        if Some(&changed) > as_of.as_ref() {
-            as_of = Some(changed);
-        }
-        for reason in ledger.batch_exception_reasons(batch.id)? {
+        if payout.state.needs_attention() {
             let rank = REPORT_ORDER
                 .iter()
-                .position(|s| *s == reason.state)
+                .position(|s| *s == payout.state)
                 .unwrap_or(REPORT_ORDER.len());
-            let entry = reasons
-                .entry((rank, reason.failure_code.clone()))
-                .or_insert_with(|| ExceptionReason {
-                    state: reason.state,
-                    failure_code: reason.failure_code.clone(),
-                    description: reason.failure_description.clone(),
+            let reason = self
+                .reasons
+                .entry((
+                    rank,
+                    payout.failure_code.map(|code| text(code).into_owned()),
+                ))
+                .or_insert_with(|| ReasonTotal {
+                    state: payout.state,
+                    description: None,
+                    path: None,
                     count: 0,
-                    total: String::new(),
-                    total_cents: 0,
-                    action: action(
-                        reason.state,
-                        reason.failure_code.as_deref(),
-                        reason.failure_path.as_deref(),
-                        &batch.status,
-                    )
-                    .into_owned(),
+                    cents: 0,
                 });
-            entry.count += reason.count;
-            entry.total_cents += reason.amount_cents;
+            reason.count += 1;
+            reason.cents += payout.amount_cents;
+            keep_smallest(
+                &mut reason.description,
+                payout.failure_description.map(text),
+            );
+            keep_smallest(&mut reason.path, payout.failure_path.map(text));
         }
-        summaries.push(batch_summary(batch, &counts));
     }
-    let exceptions = reasons
-        .into_values()
-        .map(|mut reason| {
-            reason.total = decimal(reason.total_cents);
-            reason
-        })
-        .collect();
-    Ok(Summary {
-        selection: SelectionEcho {
-            batch: selection.batch,
-            since: selection.received_since.clone(),
-        },
-        ledger_as_of: as_of,
-        overall: totals(&overall_counts, input_payouts, input_cents),
-        exceptions,
-        batches: summaries,
-    })
+
+    pub fn finish(self) -> Summary {
+        let mut overall: BTreeMap<PayoutState, (u64, i64)> = BTreeMap::new();
+        let (mut input_payouts, mut input_cents) = (0u64, 0i64);
+        let mut as_of: Option<String> = None;
+        let mut summaries = Vec::with_capacity(self.batches.len());
+        for ((batch, counts), last_change) in
+            self.batches.iter().zip(&self.counts).zip(self.last_change)
+        {
+            let counts: BTreeMap<PayoutState, (u64, i64)> = PayoutState::ALL
+                .iter()
+                .copied()
+                .zip(counts.iter().copied())
+                .collect();
+            for (state, (count, cents)) in &counts {
+                let entry = overall.entry(*state).or_default();
+                entry.0 += count;
+                entry.1 += cents;
+            }
+            input_payouts += batch.row_count;
+            input_cents += batch.total_cents;
+            let changed = last_change.unwrap_or_else(|| batch.received_at.clone());
+            if Some(&changed) > as_of.as_ref() {
+                as_of = Some(changed);
+            }
+            summaries.push(batch_summary(batch, &counts));
+        }
+        let exceptions = self
+            .reasons
+            .into_iter()
+            .map(|((_, code), reason)| ExceptionReason {
+                state: reason.state,
+                action: action(
+                    reason.state,
+                    code.as_deref(),
+                    reason.path.as_deref(),
+                    "ready",
+                )
+                .into_owned(),
+                failure_code: code,
+                description: reason.description,
+                count: reason.count,
+                total: decimal(reason.cents),
+                total_cents: reason.cents,
+            })
+            .collect();
+        Summary {
+            selection: self.selection,
+            ledger_as_of: as_of,
+            overall: totals(&overall, input_payouts, input_cents),
+            exceptions,
+            batches: summaries,
+        }
+    }
+}
+
+fn keep_smallest(kept: &mut Option<String>, candidate: Option<Cow<'_, str>>) {
+    if let Some(candidate) = candidate
+        && kept.as_deref().is_none_or(|kept| *candidate < *kept)
+    {
+        *kept = Some(candidate.into_owned());
+    }
 }
 
 fn batch_summary(batch: &ReportBatch, counts: &BTreeMap<PayoutState, (u64, i64)>) -> BatchSummary {
@@ -227,8 +312,9 @@ fn totals(
     let payouts: u64 = states.iter().map(|s| s.count).sum();
     let sum_cents: i64 = states.iter().map(|s| s.total_cents).sum();
     let attention = states.iter().filter(|s| s.needs_attention);
-    let (needing_attention, attention_cents) = attention
-        .fold((0, 0), |(count, cents), s| (count + s.count, cents + s.total_cents));
+    let (needing_attention, attention_cents) = attention.fold((0, 0), |(count, cents), s| {
+        (count + s.count, cents + s.total_cents)
+    });
     let difference = sum_cents - input_cents;
     Totals {
         payouts,
@@ -272,7 +358,11 @@ mod tests {
             .iter()
             .position(|s| !s.needs_attention())
             .unwrap();
-        assert!(REPORT_ORDER[first_ordinary..].iter().all(|s| !s.needs_attention()));
+        assert!(
+            REPORT_ORDER[first_ordinary..]
+                .iter()
+                .all(|s| !s.needs_attention())
+        );
     }
 
     #[test]
@@ -283,7 +373,13 @@ mod tests {
         ]);
         let good = totals(&counts, 3, 350);
         assert!(good.tie_out.ties_out);
-        assert_eq!((good.needing_attention, good.needing_attention_total.as_str()), (1, "0.50"));
+        assert_eq!(
+            (
+                good.needing_attention,
+                good.needing_attention_total.as_str()
+            ),
+            (1, "0.50")
+        );
         let bad = totals(&counts, 3, 351);
         assert!(!bad.tie_out.ties_out);
         assert_eq!(bad.tie_out.difference, "-0.01");

@@ -38,11 +38,8 @@ const EVERY_STATE_FILE: &str = "reference,amount,funding_source,name\n\
     PAY-9,900.90,fd000000-0000-4000-8000-000000000001,Ida Sent\n\
     @PAY-10,1000.00,fd000000-0000-4000-8000-000000000002,José Muñoz <b>\n";
 
-const EVERY_STATE_TOTAL_CENTS: i64 = 10_010 + 20_020 + 30_030 + 40_040 + 50_050 + 60_060
-    + 70_070
-    + 80_080
-    + 90_090
-    + 100_000;
+const EVERY_STATE_TOTAL_CENTS: i64 =
+    10_010 + 20_020 + 30_030 + 40_040 + 50_050 + 60_060 + 70_070 + 80_080 + 90_090 + 100_000;
 
 /// A simulator whose transfers stay `created`/`pending` for the length of a test.
 fn slow_lifecycle() -> SimConfig {
@@ -118,7 +115,10 @@ fn read(env: &SendEnv, name: &str) -> Vec<u8> {
 
 /// The CSV report as maps from column name to value, in file order.
 fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<HashMap<String, String>>) {
-    assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "the CSV starts with a BOM");
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBF"),
+        "the CSV starts with a BOM"
+    );
     let mut reader = csv::Reader::from_reader(&bytes[3..]);
     let header: Vec<String> = reader
         .headers()
@@ -235,7 +235,10 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
         assert_eq!(!row["action"].is_empty(), needs_action, "line {line}");
         assert_eq!(
             !row["transfer_id"].is_empty(),
-            matches!(state, "processed" | "failed" | "returned" | "needs_review" | "submitted"),
+            matches!(
+                state,
+                "processed" | "failed" | "returned" | "needs_review" | "submitted"
+            ),
             "line {line}"
         );
     }
@@ -246,7 +249,10 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
     assert_eq!(rows[1]["name"], "'-Bob Minus");
     assert_eq!(rows[9]["reference"], "'@PAY-10");
     assert_eq!(rows[9]["name"], "José Muñoz <b>");
-    assert_eq!(rows[3]["failure_description"], "'=Amount exceeds the limit.");
+    assert_eq!(
+        rows[3]["failure_description"],
+        "'=Amount exceeds the limit."
+    );
     assert!(rows[3]["action"].contains("/amount/value"));
     assert_eq!(rows[2]["action"], payrun::failure::advice("R03").action());
     let total: i64 = rows
@@ -266,7 +272,10 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
     assert!(html.contains("<svg"), "an inline chart");
     assert!(html.contains("Ties out to the cent"));
     for fetch in ["<script", "<link", "src=", "url(", "@import"] {
-        assert!(!html.contains(fetch), "the page fetches nothing: found {fetch}");
+        assert!(
+            !html.contains(fetch),
+            "the page fetches nothing: found {fetch}"
+        );
     }
     assert!(!html.contains("<b>"), "payout text is escaped");
     assert!(html.contains("Eve &lt;b&gt;Review&lt;/b&gt;"));
@@ -274,8 +283,14 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
         payrun::failure::advice("R01").action()
     )));
     assert!(html.contains("PAY-5"), "needs_review is listed");
-    assert!(!html.contains("PAY-6"), "submitting is in progress, not an exception");
-    assert!(!html.contains("PAY-9"), "submitted and cancelled payouts are not exceptions");
+    assert!(
+        !html.contains("PAY-6"),
+        "submitting is in progress, not an exception"
+    );
+    assert!(
+        !html.contains("PAY-9"),
+        "submitted and cancelled payouts are not exceptions"
+    );
 
     // Exit statuses: payouts need attention, so --fail-on-exceptions exits 3.
     let run = payrun(&env, &["report", "--fail-on-exceptions", "--out", "x.json"]).await;
@@ -285,8 +300,11 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
 
     // A ledger that no longer ties out to its file is reported, loudly, with exit 3.
     let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    conn.execute("UPDATE payouts SET amount_cents = amount_cents - 1 WHERE line = 9", [])
-        .unwrap();
+    conn.execute(
+        "UPDATE payouts SET amount_cents = amount_cents - 1 WHERE line = 9",
+        [],
+    )
+    .unwrap();
     let run = payrun(&env, &["report", "--out", "broken.html"]).await;
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stderr.contains("DOES NOT TIE OUT"), "{}", run.stderr);
@@ -308,7 +326,11 @@ async fn the_same_ledger_gives_byte_identical_reports() {
         let run = payrun(&env, &["report", "--format", format]).await;
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(read(&env, &first), read(&env, &second), "{format}");
-        assert_eq!(run.stdout.as_bytes(), read(&env, &first), "{format} on stdout");
+        assert_eq!(
+            run.stdout.as_bytes(),
+            read(&env, &first),
+            "{format} on stdout"
+        );
     }
     // The library call a whole run uses writes the same three files from one snapshot.
     let ledger = Ledger::open_reader(&env.work.ledger()).unwrap();
@@ -426,10 +448,8 @@ async fn reconcile_finds_an_orphan_transfer_an_amount_mismatch_and_a_missing_tra
         .collect();
     assert_eq!(found.last().unwrap().0, "missing_transfer");
     found.sort();
-    let kinds: Vec<(&str, Option<i64>, Option<i64>)> = found
-        .iter()
-        .map(|f| (f.0.as_str(), f.1, f.2))
-        .collect();
+    let kinds: Vec<(&str, Option<i64>, Option<i64>)> =
+        found.iter().map(|f| (f.0.as_str(), f.1, f.2)).collect();
     assert_eq!(
         kinds,
         [
@@ -448,6 +468,12 @@ async fn reconcile_finds_an_orphan_transfer_an_amount_mismatch_and_a_missing_tra
         .iter()
         .find(|d| d["kind"] == "amount_mismatch")
         .unwrap();
+    let cents = |field: &str| {
+        payrun::money::Cents::parse_payout_amount(amount[field].as_str().unwrap())
+            .unwrap()
+            .get()
+    };
+    assert_eq!(cents("ledger_amount"), cents("dwolla_amount") + 1);
     assert_eq!(report["summary"]["transfers_listed"], 206);
     assert_eq!(report["summary"]["discrepancies"], 4);
     assert_eq!(report["summary"]["by_kind"]["orphan_transfer"], 1);
@@ -459,10 +485,17 @@ async fn reconcile_finds_an_orphan_transfer_an_amount_mismatch_and_a_missing_tra
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|row| !row[12].is_empty()));
-    let orphan_row = rows.iter().find(|row| &row[0] == "orphan_transfer").unwrap();
+    let orphan_row = rows
+        .iter()
+        .find(|row| &row[0] == "orphan_transfer")
+        .unwrap();
     assert_eq!(&orphan_row[5], orphan.as_str());
 
     // --since after everything: nothing to compare, nothing wrong.
-    let run = payrun(&env, &["reconcile", "--since", "2999-01-01", "--format", "json"]).await;
+    let run = payrun(
+        &env,
+        &["reconcile", "--since", "2999-01-01", "--format", "json"],
+    )
+    .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
