@@ -1,6 +1,7 @@
-//! Read-only views for `payrun report` and `payrun reconcile`: the selected batches, totals per
-//! state, and payouts streamed in payout-id order through a callback, so that a report of a
-//! million payouts holds one row at a time. Nothing here writes.
+//! Read-only views for `payrun report` and `payrun reconcile`: the selected batches, payouts
+//! streamed in payout-id order through a callback (a report of a million payouts holds one row
+//! at a time), point look-ups by id, and a snapshot that makes several queries agree while a
+//! writer commits beside them. Nothing here writes.
 //!
 //! A payout's id is `(batch_id << 32) | line`, so one batch's payouts are one contiguous range of
 //! the primary key: every per-batch query is a range scan, never a full scan.

@@ -41,6 +41,7 @@ th { background: #f2f4f7; font-size: 12px; text-transform: uppercase; letter-spa
 tr:last-child td { border-bottom: none; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.action { max-width: 360px; }
+td.nowrap { white-space: nowrap; }
 .chip { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px; font-weight: 600;
   color: #fff; white-space: nowrap; }
 .zero { color: #98a2b3; }
@@ -423,7 +424,7 @@ fn exception_rows(ledger: &Ledger, summary: &Summary, out: &mut dyn Write) -> an
             };
             let _ = writeln!(
                 row,
-                "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"action\">{}</td></tr>",
+                "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"action\">{}</td></tr>",
                 payout.batch_id,
                 payout.line,
                 escape(&text(payout.reference)),

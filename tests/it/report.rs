@@ -316,6 +316,8 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_ledger_gives_byte_identical_reports() {
     let env = ledger_with_every_state().await;
+    // Reports read beside a writer: hold the writer lock throughout.
+    let _writer = Ledger::open_writer(&env.work.ledger()).unwrap();
     for format in ["csv", "json", "html"] {
         let first = format!("first.{format}");
         let second = format!("second.{format}");
