@@ -90,6 +90,10 @@ pub enum Command {
     /// Client tokens for Dwolla's drop-in components.
     #[command(subcommand)]
     ClientTokens(crate::drop_in::ClientTokensCommand),
+    /// Write a report of payouts: CSV per payout, JSON summary with the tie-out, or HTML.
+    Report(crate::report::ReportArgs),
+    /// Compare the ledger with the account's transfers at Dwolla; exit 3 on discrepancies.
+    Reconcile(crate::report::ReconcileArgs),
 }
 
 #[derive(Debug, Args)]
@@ -364,6 +368,8 @@ pub fn main() -> ExitCode {
         Command::Transfers(command) => crate::onboard::commands::run_transfers(&command),
         Command::Payees(command) => crate::onboard::payees::run_payees(&ledger, &command),
         Command::ClientTokens(command) => crate::drop_in::run_cli(&command),
+        Command::Report(args) => crate::report::run_report(&ledger, &args),
+        Command::Reconcile(args) => crate::report::run_reconcile(&ledger, &args),
     };
     match result {
         Ok(status) => exit::code(status),

@@ -18,6 +18,7 @@
 //! - `inbox`, `operate`, `plan`: the drop folder, unattended cycles (`run`, `watch`), dry runs;
 //! - `onboard`: the Connect resources from the command line, and the payee directory;
 //! - `drop_in`: `POST /client-tokens` for Dwolla's drop-in components;
+//! - `report`: reports finance signs off (CSV, JSON, HTML) and reconciliation against Dwolla;
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
 //!   ledger or sender.
 
@@ -36,6 +37,7 @@ pub mod onboard;
 pub mod operate;
 pub mod payout;
 pub mod plan;
+pub mod report;
 pub mod secret;
 pub mod sender;
 pub mod signature;

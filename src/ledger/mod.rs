@@ -8,6 +8,7 @@ mod batches;
 mod ingest;
 mod lock;
 mod payees;
+mod report;
 mod send;
 mod summary;
 mod transitions;
@@ -27,6 +28,7 @@ pub use ingest::{
 };
 pub use lock::{LockError, WriterLock, lock_path_for};
 pub use payees::{NewPayee, Payee};
+pub use report::{BatchSelection, PayoutRecord, ReadSnapshot, ReconcilePayout, ReportBatch, text};
 pub use send::{DuePayout, RecordedOutcome, SendOutcome};
 pub use summary::{BatchRow, StateTotal, Summary};
 pub use transitions::Provenance;

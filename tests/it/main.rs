@@ -5,6 +5,7 @@ mod drop_in;
 mod dwolla;
 mod ingest;
 mod onboard;
+mod report;
 mod send;
 mod sim;
 mod support;
