@@ -8,6 +8,7 @@ mod ingest;
 mod lock;
 mod send;
 mod summary;
+mod tracking;
 mod transitions;
 
 use std::path::{Path, PathBuf};
@@ -24,10 +25,19 @@ pub use ingest::{
 pub use lock::{LockError, WriterLock, lock_path_for};
 pub use send::{DuePayout, RecordedOutcome, SendOutcome};
 pub use summary::{BatchRow, StateTotal, Summary};
+pub use tracking::spool::{
+    EventFate, IncomingEvent, Spool, SpoolCounts, SpooledEvent, StoredSubscription, spool_path_for,
+};
+pub use tracking::{
+    FailureDetails, Observation, ObservationOutcome, PollTimes, TrackedPayout, TrackingCounts,
+};
 pub use transitions::Provenance;
 
 /// The schema, oldest first; the ledger's `user_version` counts how many are applied.
-const MIGRATION_FILES: &[&str] = &[include_str!("../../migrations/0001_ledger.sql")];
+const MIGRATION_FILES: &[&str] = &[
+    include_str!("../../migrations/0001_ledger.sql"),
+    include_str!("../../migrations/0002_tracking.sql"),
+];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =
     LazyLock::new(|| Migrations::new(MIGRATION_FILES.iter().map(|sql| M::up(sql)).collect()));
@@ -140,7 +150,7 @@ fn configure(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn sqlite_error(path: &Path, source: rusqlite::Error) -> LedgerError {
+pub(crate) fn sqlite_error(path: &Path, source: rusqlite::Error) -> LedgerError {
     LedgerError::Sqlite {
         path: path.to_path_buf(),
         source,
