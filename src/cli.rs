@@ -51,6 +51,12 @@ pub enum Command {
     Send(SendArgs),
     /// Run the local Dwolla Connect simulator.
     Sim(crate::sim::SimArgs),
+    /// Follow sent transfers to their final status: apply stored webhook events, then poll.
+    Track(crate::tracking::TrackArgs),
+    /// Receive Dwolla webhooks (POST /webhooks/dwolla) and store them; runs beside `send`.
+    Serve(crate::webhooks::ServeArgs),
+    /// Create, list and delete Dwolla webhook subscriptions.
+    Webhooks(crate::webhooks::WebhooksArgs),
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +151,9 @@ pub fn main() -> ExitCode {
         Command::Status(args) => run_status(&cli.ledger, &args),
         Command::Send(args) => run_send(&cli.ledger, &args),
         Command::Sim(args) => crate::sim::run_cli(args).map(|()| exit::OK),
+        Command::Track(args) => crate::tracking::run_track(&cli.ledger, &args),
+        Command::Serve(args) => crate::webhooks::run_serve(&cli.ledger, &args),
+        Command::Webhooks(args) => crate::webhooks::run_webhooks(&cli.ledger, &args),
     };
     match result {
         Ok(status) => exit::code(status),

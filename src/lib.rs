@@ -13,6 +13,8 @@
 //! - `secret`: a string type that never prints;
 //! - `signature`: webhook HMAC signing and verification;
 //! - `dwolla`: the Dwolla Connect API client;
+//! - `tracking`: following sent transfers to their end (polls, spooled webhook events);
+//! - `webhooks`: `serve`, the webhook receiver, and webhook subscriptions;
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
 //!   ledger or sender.
 
@@ -30,3 +32,5 @@ pub mod sender;
 pub mod signature;
 pub mod sim;
 pub mod telemetry;
+pub mod tracking;
+pub mod webhooks;

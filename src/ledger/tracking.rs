@@ -184,6 +184,20 @@ impl Ledger {
             .map_err(|e| self.error(e))
     }
 
+    /// A failed or returned payout's reference, failure code and stored advice, for the
+    /// lines `track` prints.
+    pub fn failure_summary(&self, id: i64) -> Result<Option<(String, String, String)>> {
+        self.conn
+            .query_row(
+                "SELECT reference, COALESCE(failure_code, ''), COALESCE(failure_advice, 'unknown')
+                 FROM payouts WHERE id = ?1",
+                [id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
     /// Moves the poll time of payouts whose transfer could not be read (404, an unreadable
     /// answer), so that one bad transfer does not make every run ask again at once.
     pub fn postpone_polls(&mut self, ids: &[i64], next_poll_at: &str, now: &str) -> Result<()> {
