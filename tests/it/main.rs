@@ -6,3 +6,5 @@ mod ingest;
 mod send;
 mod sim;
 mod support;
+mod track;
+mod webhooks;

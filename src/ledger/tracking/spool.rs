@@ -6,7 +6,9 @@
 //! spool also keeps the secrets of the webhook subscriptions payrun created, so the file is
 //! created readable by its owner only.
 //!
-//! Its schema is versioned on its own (`user_version`), independent of the ledger's.
+//! Its schema is versioned on its own (`user_version`), independent of the ledger's. Several
+//! processes may open a new spool at the same moment and each apply the schema, so every
+//! statement in it must be idempotent (`IF NOT EXISTS`).
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +19,7 @@ use crate::ledger::{LedgerError, Result, sqlite_error};
 use crate::secret::Secret;
 
 const SPOOL_SCHEMA: &str = "
-CREATE TABLE events (
+CREATE TABLE IF NOT EXISTS events (
     -- Dwolla's event id: a redelivery or duplicate of the same event is stored once.
     event_id        TEXT PRIMARY KEY,
     topic           TEXT NOT NULL,
@@ -37,10 +39,10 @@ CREATE TABLE events (
     next_attempt_at TEXT,
     last_error      TEXT
 );
-CREATE INDEX events_pending ON events (next_attempt_at) WHERE applied_at IS NULL;
+CREATE INDEX IF NOT EXISTS events_pending ON events (next_attempt_at) WHERE applied_at IS NULL;
 
 -- Webhook subscriptions payrun created, with the secret Dwolla signs their deliveries with.
-CREATE TABLE subscriptions (
+CREATE TABLE IF NOT EXISTS subscriptions (
     id          TEXT PRIMARY KEY,
     url         TEXT NOT NULL,
     secret      TEXT NOT NULL,
