@@ -94,6 +94,12 @@ pub enum Command {
     Report(crate::report::ReportArgs),
     /// Compare the ledger with the account's transfers at Dwolla; exit 3 on discrepancies.
     Reconcile(crate::report::ReconcileArgs),
+    /// Follow sent transfers to their final status: apply stored webhook events, then poll.
+    Track(crate::tracking::TrackArgs),
+    /// Receive Dwolla webhooks (POST /webhooks/dwolla) and store them; runs beside `send`.
+    Serve(crate::webhooks::ServeArgs),
+    /// Create, list and delete Dwolla webhook subscriptions.
+    Webhooks(crate::webhooks::WebhooksArgs),
 }
 
 #[derive(Debug, Args)]
@@ -370,6 +376,9 @@ pub fn main() -> ExitCode {
         Command::ClientTokens(command) => crate::drop_in::run_cli(&command),
         Command::Report(args) => crate::report::run_report(&ledger, &args),
         Command::Reconcile(args) => crate::report::run_reconcile(&ledger, &args),
+        Command::Track(args) => crate::tracking::run_track(&ledger, &args),
+        Command::Serve(args) => crate::webhooks::run_serve(&ledger, &args),
+        Command::Webhooks(args) => crate::webhooks::run_webhooks(&ledger, &args),
     };
     match result {
         Ok(status) => exit::code(status),

@@ -19,6 +19,8 @@
 //! - `onboard`: the Connect resources from the command line, and the payee directory;
 //! - `drop_in`: `POST /client-tokens` for Dwolla's drop-in components;
 //! - `report`: reports finance signs off (CSV, JSON, HTML) and reconciliation against Dwolla;
+//! - `tracking`: following sent transfers to their end (polls, spooled webhook events);
+//! - `webhooks`: `serve`, the webhook receiver, and webhook subscriptions;
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
 //!   ledger or sender.
 
@@ -43,3 +45,5 @@ pub mod sender;
 pub mod signature;
 pub mod sim;
 pub mod telemetry;
+pub mod tracking;
+pub mod webhooks;

@@ -120,6 +120,20 @@ impl Ledger {
             .map_err(|e| self.error(e))
     }
 
+    /// Batch key (the middle of every correlation id payrun makes) to batch id, for finding a
+    /// payout from a correlation id.
+    pub fn batch_ids_by_key(&self) -> Result<std::collections::HashMap<String, i64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT batch_key, id FROM batches")
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.error(e))
+    }
+
     /// Batches that wait for approval, for `run` to report.
     pub fn batches_awaiting_approval(&self) -> Result<Vec<i64>> {
         let mut stmt = self

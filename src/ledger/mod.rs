@@ -11,6 +11,7 @@ mod payees;
 mod report;
 mod send;
 mod summary;
+mod tracking;
 mod transitions;
 
 use std::path::{Path, PathBuf};
@@ -31,11 +32,18 @@ pub use payees::{NewPayee, Payee};
 pub use report::{BatchSelection, PayoutRecord, ReadSnapshot, ReconcilePayout, ReportBatch, text};
 pub use send::{DuePayout, RecordedOutcome, SendOutcome};
 pub use summary::{BatchRow, StateTotal, Summary};
+pub use tracking::spool::{
+    EventFate, IncomingEvent, Spool, SpoolCounts, SpooledEvent, StoredSubscription, spool_path_for,
+};
+pub use tracking::{
+    FailureDetails, Observation, ObservationOutcome, PollTimes, TrackedPayout, TrackingCounts,
+};
 pub use transitions::Provenance;
 
 /// The schema, oldest first; the ledger's `user_version` counts how many are applied.
 const MIGRATION_FILES: &[&str] = &[
     include_str!("../../migrations/0001_ledger.sql"),
+    include_str!("../../migrations/0002_tracking.sql"),
     include_str!("../../migrations/0003_payees.sql"),
 ];
 
@@ -169,7 +177,7 @@ fn configure(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn sqlite_error(path: &Path, source: rusqlite::Error) -> LedgerError {
+pub(crate) fn sqlite_error(path: &Path, source: rusqlite::Error) -> LedgerError {
     LedgerError::Sqlite {
         path: path.to_path_buf(),
         source,

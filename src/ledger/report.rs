@@ -6,8 +6,6 @@
 //! A payout's id is `(batch_id << 32) | line`, so one batch's payouts are one contiguous range of
 //! the primary key: every per-batch query is a range scan, never a full scan.
 
-use std::collections::HashMap;
-
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Ledger, LedgerError, Result};
@@ -178,19 +176,6 @@ impl Ledger {
             each(&record)?;
         }
         Ok(())
-    }
-
-    /// Batch key to batch id, for finding a payout from a correlation id.
-    pub fn batch_ids_by_key(&self) -> Result<HashMap<String, i64>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT batch_key, id FROM batches")
-            .map_err(|e| self.error(e))?;
-        let rows = stmt
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(|e| self.error(e))?;
-        rows.collect::<rusqlite::Result<HashMap<_, _>>>()
-            .map_err(|e| self.error(e))
     }
 
     /// One payout by id, for reconcile.

@@ -9,4 +9,6 @@ mod report;
 mod send;
 mod sim;
 mod support;
+mod track;
 mod unattended;
+mod webhooks;

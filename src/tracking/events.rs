@@ -1,0 +1,376 @@
+//! Applying spooled webhook events to the ledger.
+//!
+//! Events are thin and may arrive late, twice or out of order, so an event is only a reason
+//! to look: the applier GETs the transfer it points to and stores what Dwolla says now,
+//! through the one transition function (which never moves a payout backwards). Events whose
+//! topic announces nothing newer than the ledger already knows are marked stale without a
+//! request, and several events about one transfer in a batch cost one GET.
+//!
+//! An event is marked done in the spool only after the ledger committed its effect; a crash
+//! in between applies it again, which changes nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{
+    Tally, TrackConfig, is_unreachable, observation, payout_id_for, read_with_retry, record,
+};
+use crate::dwolla::Client;
+use crate::ledger::{
+    self, EventFate, Ledger, LedgerError, LockError, Observation, ObservationOutcome, Spool,
+    TrackedPayout, WriterLock,
+};
+use crate::payout::{PayoutState, TransferStatus};
+
+/// What applying spooled events did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Events finished (applied, stale, ignored or unreadable).
+    pub n_events: u64,
+    /// Events whose transfer was fetched and stored (changed or not).
+    pub n_applied: u64,
+    /// Events that announced nothing newer than the ledger knew: no request made.
+    pub n_stale: u64,
+    /// Unknown topics, and events about transfers that are not this ledger's.
+    pub n_ignored: u64,
+    /// Events left for later because Dwolla could not be reached.
+    pub n_retry_later: u64,
+    /// Transfers fetched.
+    pub n_fetches: u64,
+    pub tally: Tally,
+}
+
+impl ApplyReport {
+    pub(super) fn merge(&mut self, other: ApplyReport) {
+        self.n_events += other.n_events;
+        self.n_applied += other.n_applied;
+        self.n_stale += other.n_stale;
+        self.n_ignored += other.n_ignored;
+        self.n_retry_later += other.n_retry_later;
+        self.n_fetches += other.n_fetches;
+        self.tally.merge(other.tally);
+    }
+}
+
+/// What an opportunistic attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opportunity {
+    NothingPending,
+    /// There is no ledger yet (nothing was ingested); the events wait.
+    NoLedger,
+    /// Another process holds the ledger's writer lock; the events wait for it or a later try.
+    LedgerBusy,
+    Applied(ApplyReport),
+}
+
+/// Applies every due spooled event with the writer lock held (by `track`, `send` or any
+/// writer): batch by batch, one GET per distinct transfer, one ledger transaction per batch.
+pub async fn apply_spooled_events(
+    ledger: &mut Ledger,
+    spool: &mut Spool,
+    client: &Client,
+    config: &TrackConfig,
+) -> anyhow::Result<ApplyReport> {
+    let mut report = ApplyReport::default();
+    while let Some(batch) = fetch_batch(ledger, spool, client, config).await? {
+        let full = batch.n_events >= config.event_batch;
+        commit_batch(ledger, spool, batch, config, &mut report)?;
+        if !full || report.tally.unreachable.is_some() {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// For a process that must not hold the writer lock for long (`serve`): reads and GETs run
+/// without the lock, which is taken without waiting only to commit each batch and released
+/// at once. If another process holds it, the events stay pending for that process (`track`
+/// and `send` drain the spool) or for a later try.
+pub async fn apply_opportunistically(
+    ledger_path: &Path,
+    spool: &mut Spool,
+    client: &Client,
+    config: &TrackConfig,
+) -> anyhow::Result<Opportunity> {
+    let now = ledger::timestamp(OffsetDateTime::now_utc());
+    if !spool.has_pending(&now)? {
+        return Ok(Opportunity::NothingPending);
+    }
+    if !ledger_path.exists() {
+        return Ok(Opportunity::NoLedger);
+    }
+    // A cheap look first, so that no GET is wasted while a writer is busy.
+    match WriterLock::acquire(ledger_path) {
+        Ok(probe) => drop(probe),
+        Err(LockError::HeldByOther { .. }) => return Ok(Opportunity::LedgerBusy),
+        Err(other) => return Err(other.into()),
+    }
+    let mut reader = match Ledger::open_reader(ledger_path) {
+        Ok(reader) => reader,
+        // An older schema: a writer upgrades it.
+        Err(LedgerError::Invalid { .. }) => {
+            match Ledger::open_writer(ledger_path) {
+                Ok(writer) => drop(writer),
+                Err(LedgerError::Locked(_)) => return Ok(Opportunity::LedgerBusy),
+                Err(other) => return Err(other.into()),
+            }
+            Ledger::open_reader(ledger_path)?
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let mut report = ApplyReport::default();
+    while let Some(batch) = fetch_batch(&mut reader, spool, client, config).await? {
+        let full = batch.n_events >= config.event_batch;
+        let mut writer = match Ledger::open_writer(ledger_path) {
+            Ok(writer) => writer,
+            Err(LedgerError::Locked(_)) if report.n_events == 0 => {
+                return Ok(Opportunity::LedgerBusy);
+            }
+            Err(LedgerError::Locked(_)) => break,
+            Err(other) => return Err(other.into()),
+        };
+        commit_batch(&mut writer, spool, batch, config, &mut report)?;
+        drop(writer);
+        if !full || report.tally.unreachable.is_some() {
+            break;
+        }
+    }
+    Ok(Opportunity::Applied(report))
+}
+
+/// One batch of events, read and fetched, not yet committed.
+struct FetchedBatch {
+    n_events: usize,
+    /// Events finished without a ledger change (ignored, stale, unreadable, retry).
+    fates: Vec<(String, EventFate)>,
+    observations: Vec<Observation>,
+    /// For each observation, the events it answers.
+    observed_events: Vec<Vec<String>>,
+    n_fetches: u64,
+    unreachable: Option<String>,
+}
+
+/// One transfer to fetch and the events that point at it.
+struct Fetch {
+    url: String,
+    payout_id: Option<i64>,
+    /// (event id, rank of the status its topic announces)
+    events: Vec<(String, u8)>,
+}
+
+fn done(event_id: &str, outcome: &str) -> (String, EventFate) {
+    (
+        event_id.to_string(),
+        EventFate::Done {
+            outcome: outcome.to_string(),
+        },
+    )
+}
+
+/// An event announcing `announced` tells nothing new about this payout.
+fn is_stale(payout: &TrackedPayout, announced: TransferStatus) -> bool {
+    match payout.state {
+        PayoutState::Failed | PayoutState::Returned => true,
+        PayoutState::Submitted | PayoutState::Processed => payout
+            .transfer_status
+            .is_some_and(|known| known.rank() >= announced.rank()),
+        _ => false,
+    }
+}
+
+/// Takes `&mut` only so that the future is `Send` (a SQLite connection is not `Sync`); it
+/// only reads.
+async fn fetch_batch(
+    ledger: &mut Ledger,
+    spool: &mut Spool,
+    client: &Client,
+    config: &TrackConfig,
+) -> anyhow::Result<Option<FetchedBatch>> {
+    let now = OffsetDateTime::now_utc();
+    let now_text = ledger::timestamp(now);
+    let events = spool.pending(&now_text, config.event_batch)?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let batches = ledger.batch_ids_by_key()?;
+    let mut fates = Vec::new();
+    let mut fetches: Vec<Fetch> = Vec::new();
+    let mut by_url: HashMap<String, usize> = HashMap::new();
+    for event in &events {
+        let Some(announced) = config.topics.transfer_status(&event.topic) else {
+            tracing::debug!(event_id = %event.event_id, topic = %event.topic, "topic ignored");
+            fates.push(done(&event.event_id, "ignored_topic"));
+            continue;
+        };
+        let url = match (&event.resource_url, &event.resource_id) {
+            (Some(url), _) => url.clone(),
+            (None, Some(id)) => client.transfer_url(id),
+            (None, None) => {
+                fates.push(done(&event.event_id, "no_resource"));
+                continue;
+            }
+        };
+        let payout_id = match event.correlation_id.as_deref() {
+            None => None,
+            Some(correlation_id) => match payout_id_for(correlation_id, &batches) {
+                Some(id) => Some(id),
+                None => {
+                    fates.push(done(&event.event_id, "not_payrun"));
+                    continue;
+                }
+            },
+        };
+        if let Some(id) = payout_id {
+            match ledger.tracked_payout(id, &now_text)? {
+                None => {
+                    fates.push(done(&event.event_id, "not_payrun"));
+                    continue;
+                }
+                Some(payout) if is_stale(&payout, announced) => {
+                    fates.push(done(&event.event_id, "stale"));
+                    continue;
+                }
+                Some(_) => {}
+            }
+        }
+        let idx = *by_url.entry(url.clone()).or_insert_with(|| {
+            fetches.push(Fetch {
+                url,
+                payout_id,
+                events: Vec::new(),
+            });
+            fetches.len() - 1
+        });
+        fetches[idx]
+            .events
+            .push((event.event_id.clone(), announced.rank()));
+    }
+
+    let shared = Arc::new(config.clone());
+    let slots = Arc::new(Semaphore::new(config.max_concurrent_reads.max(1)));
+    let mut tasks = JoinSet::new();
+    let n_fetches = fetches.len() as u64;
+    for fetch in fetches {
+        let (client, config, slots) = (client.clone(), shared.clone(), slots.clone());
+        tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let result = read_with_retry(&config, || client.get_transfer(&fetch.url)).await;
+            (fetch, result)
+        });
+    }
+    let retry_at = ledger::timestamp(now + config.event_retry_after);
+    let mut observations = Vec::new();
+    let mut observed_events = Vec::new();
+    let mut unreachable = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (fetch, result) = joined?;
+        let event_ids = || fetch.events.iter().map(|(id, _)| id.as_str());
+        let transfer = match result {
+            Ok(transfer) => transfer,
+            Err(error) if is_unreachable(&error) => {
+                unreachable = Some(format!("cannot read transfers: {error}"));
+                for id in event_ids() {
+                    fates.push((
+                        id.to_string(),
+                        EventFate::RetryAt {
+                            at: retry_at.clone(),
+                            error: error.to_string(),
+                        },
+                    ));
+                }
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(url = %fetch.url, "webhook event points at a transfer payrun cannot read: {error}");
+                fates.extend(event_ids().map(|id| done(id, "unreadable")));
+                continue;
+            }
+        };
+        let payout_id = fetch.payout_id.or_else(|| {
+            transfer
+                .correlation_id
+                .as_deref()
+                .and_then(|c| payout_id_for(c, &batches))
+        });
+        let Some(payout_id) = payout_id else {
+            fates.extend(event_ids().map(|id| done(id, "not_payrun")));
+            continue;
+        };
+        // The history names the event that announced the furthest status.
+        let (cause, _) = fetch
+            .events
+            .iter()
+            .max_by_key(|(_, rank)| *rank)
+            .expect("a fetch has at least one event");
+        let source = format!("webhook:{cause}");
+        match observation(&transfer, payout_id, &fetch.url, source) {
+            Some(seen) => {
+                observations.push(seen);
+                observed_events.push(event_ids().map(str::to_string).collect());
+            }
+            None => {
+                for id in event_ids() {
+                    fates.push((
+                        id.to_string(),
+                        EventFate::RetryAt {
+                            at: retry_at.clone(),
+                            error: format!("transfer status {:?} not understood", transfer.status),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(FetchedBatch {
+        n_events: events.len(),
+        fates,
+        observations,
+        observed_events,
+        n_fetches,
+        unreachable,
+    }))
+}
+
+fn commit_batch(
+    ledger: &mut Ledger,
+    spool: &mut Spool,
+    batch: FetchedBatch,
+    config: &TrackConfig,
+    report: &mut ApplyReport,
+) -> anyhow::Result<()> {
+    let mut fates = batch.fates;
+    let outcomes = record(ledger, &batch.observations, config, &mut report.tally)?;
+    for (outcome, event_ids) in outcomes.iter().zip(batch.observed_events) {
+        let text = match outcome {
+            ObservationOutcome::Moved { .. } => "applied",
+            ObservationOutcome::Unchanged { .. } => "unchanged",
+            ObservationOutcome::Conflict(_) => "conflict",
+        };
+        fates.extend(event_ids.iter().map(|id| done(id, text)));
+    }
+    let now = ledger::timestamp(OffsetDateTime::now_utc());
+    spool.finish(&fates, &now)?;
+    for (_, fate) in &fates {
+        match fate {
+            EventFate::RetryAt { .. } => report.n_retry_later += 1,
+            EventFate::Done { outcome } => {
+                report.n_events += 1;
+                match outcome.as_str() {
+                    "applied" | "unchanged" | "conflict" => report.n_applied += 1,
+                    "stale" => report.n_stale += 1,
+                    _ => report.n_ignored += 1,
+                }
+            }
+        }
+    }
+    report.n_fetches += batch.n_fetches;
+    if batch.unreachable.is_some() {
+        report.tally.unreachable = batch.unreachable;
+    }
+    Ok(())
+}

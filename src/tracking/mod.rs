@@ -1,0 +1,497 @@
+//! Following every sent transfer to its final status: webhook events from the spool, polling as
+//! the backstop, failure reasons with advice, and a returns watch over processed transfers.
+//!
+//! - `events`: applies spooled webhook events ([`apply_spooled_events`], and
+//!   [`apply_opportunistically`] for `serve`, which may not hold the ledger's writer lock);
+//! - `poll`: one sweep over the due payouts ([`sweep`]), walking the account's transfer list
+//!   200 at a time when that costs fewer requests than one GET per transfer;
+//! - `schedule`: banking days, poll times, durations (pure);
+//! - `topics`: the webhook topic table (pure).
+//!
+//! Owns deciding what to ask Dwolla and when. It never creates transfers (read calls only),
+//! writes the ledger only through `ledger` (state changes through `payout::transition`), and
+//! serves no HTTP. Ledger calls run inline on the async task: each is one short transaction
+//! over a batch, never one per payout.
+
+mod events;
+mod poll;
+pub mod schedule;
+pub mod topics;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use backon::BackoffBuilder;
+use clap::Args;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::cli::{DwollaArgs, Failure};
+use crate::dwolla::{Client, Disposition, DwollaError};
+use crate::exit;
+use crate::failure;
+use crate::ledger::{
+    self, FailureDetails, Ledger, Observation, ObservationOutcome, Spool, TrackingCounts,
+};
+use crate::payout::{PayoutState, TransferStatus};
+
+pub use events::{ApplyReport, Opportunity, apply_opportunistically, apply_spooled_events};
+pub use poll::{SweepMode, SweepReport, sweep};
+pub use topics::TopicMap;
+
+/// How tracking behaves. Every field is a policy the operator may set.
+#[derive(Debug, Clone)]
+pub struct TrackConfig {
+    /// How often to ask about a transfer that is still created or pending.
+    pub poll_unsettled_every: Duration,
+    /// How often to look for a late return on a processed transfer ...
+    pub poll_processed_every: Duration,
+    /// ... and for how long after it was first seen processed, in banking days.
+    pub returns_window_banking_days: u32,
+    pub list_mode: ListMode,
+    pub topics: TopicMap,
+    /// Tries per read before a transient failure counts as "Dwolla unreachable".
+    pub read_attempts: u32,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Spooled events per batch (one GET per distinct transfer, one ledger transaction).
+    pub event_batch: usize,
+    /// When an event could not be applied (Dwolla unreachable), try it again after this.
+    pub event_retry_after: Duration,
+    /// Reads in flight at once (the client's throttle bounds them too).
+    pub max_concurrent_reads: usize,
+}
+
+/// How a sweep asks about due transfers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListMode {
+    /// Walk the account's transfer list when that needs fewer requests than one GET each.
+    Auto,
+    /// Always walk the list (then GET whatever it did not show).
+    List,
+    /// Always GET each due transfer.
+    Get,
+}
+
+impl TrackConfig {
+    /// Production defaults: unsettled transfers every 10 minutes, processed ones twice a day
+    /// for 5 banking days.
+    pub fn standard() -> TrackConfig {
+        TrackConfig {
+            poll_unsettled_every: Duration::from_secs(600),
+            poll_processed_every: Duration::from_secs(12 * 3600),
+            returns_window_banking_days: 5,
+            list_mode: ListMode::Auto,
+            topics: TopicMap::dwolla_connect(),
+            read_attempts: 4,
+            backoff_min: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(10),
+            event_batch: 500,
+            event_retry_after: Duration::from_secs(30),
+            max_concurrent_reads: 64,
+        }
+    }
+}
+
+/// What tracking changed, summed over events and polls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Transfers seen (by poll or fetched for an event).
+    pub n_observed: u64,
+    /// Payout moves, by the state they reached.
+    pub moved_to: BTreeMap<String, u64>,
+    /// Observations that contradicted the ledger; each was logged.
+    pub n_conflicts: u64,
+    /// Reads that failed for good (404 and the like); each was logged.
+    pub n_read_errors: u64,
+    /// Set when Dwolla could not be reached, or refused payrun's credentials.
+    pub unreachable: Option<String>,
+    /// Payouts that reached failed or returned: (payout id, state).
+    pub attention: Vec<(i64, PayoutState)>,
+}
+
+impl Tally {
+    pub fn moved(&self, state: PayoutState) -> u64 {
+        self.moved_to.get(state.as_str()).copied().unwrap_or(0)
+    }
+
+    fn count(&mut self, payout_id: i64, outcome: &ObservationOutcome) {
+        self.n_observed += 1;
+        match outcome {
+            ObservationOutcome::Moved { to, .. } => {
+                *self.moved_to.entry(to.as_str().to_string()).or_default() += 1;
+                if matches!(to, PayoutState::Failed | PayoutState::Returned) {
+                    self.attention.push((payout_id, *to));
+                }
+            }
+            ObservationOutcome::Unchanged { .. } => {}
+            ObservationOutcome::Conflict(reason) => {
+                self.n_conflicts += 1;
+                tracing::error!(payout_id, %reason, "observation contradicts the ledger; not stored");
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.n_observed += other.n_observed;
+        for (state, n) in other.moved_to {
+            *self.moved_to.entry(state).or_default() += n;
+        }
+        self.n_conflicts += other.n_conflicts;
+        self.n_read_errors += other.n_read_errors;
+        if other.unreachable.is_some() {
+            self.unreachable = other.unreachable;
+        }
+        self.attention.extend(other.attention);
+    }
+}
+
+/// What one `track` run did.
+#[derive(Debug, Clone, Default)]
+pub struct TrackReport {
+    pub events: ApplyReport,
+    pub n_sweeps: u64,
+    pub n_requests_polling: u64,
+    pub tally: Tally,
+    pub counts: TrackingCounts,
+    pub timed_out: bool,
+    pub interrupted: bool,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct TrackOptions {
+    /// Keep sweeping until no payout is unsettled (submitted).
+    pub until_settled: bool,
+    /// Give up waiting after this long.
+    pub timeout: Option<Duration>,
+}
+
+/// One `track` run with the writer lock held: drain the spool (when there is one), sweep the
+/// due payouts, and with `until_settled` repeat as polls fall due until nothing is unsettled.
+pub async fn track(
+    ledger: &mut Ledger,
+    mut spool: Option<&mut Spool>,
+    client: &Client,
+    config: &TrackConfig,
+    options: &TrackOptions,
+    mut stopping: watch::Receiver<bool>,
+) -> anyhow::Result<TrackReport> {
+    let account_id = account_id(client, config).await?;
+    let deadline = options
+        .timeout
+        .map(|timeout| tokio::time::Instant::now() + timeout);
+    let mut report = TrackReport::default();
+    loop {
+        if let Some(spool) = spool.as_deref_mut() {
+            let applied = apply_spooled_events(ledger, spool, client, config).await?;
+            report.events.merge(applied);
+        }
+        let swept = sweep(ledger, client, &account_id, config).await?;
+        report.n_sweeps += 1;
+        report.n_requests_polling += swept.n_requests;
+        report.tally.merge(swept.tally);
+        if report.tally.unreachable.is_some() || report.events.tally.unreachable.is_some() {
+            break;
+        }
+        report.counts = ledger.tracking_counts()?;
+        if !options.until_settled || report.counts.n_unsettled == 0 {
+            break;
+        }
+        let now = tokio::time::Instant::now();
+        if deadline.is_some_and(|deadline| now >= deadline) {
+            report.timed_out = true;
+            break;
+        }
+        // Wake when the next poll falls due, and at least every second for new events.
+        let until_due = report
+            .counts
+            .next_due_at
+            .as_deref()
+            .and_then(schedule::parse_timestamp)
+            .map_or(Duration::ZERO, |at| {
+                (at - OffsetDateTime::now_utc())
+                    .try_into()
+                    .unwrap_or(Duration::ZERO)
+            });
+        let mut wake = now + until_due.clamp(Duration::from_millis(20), Duration::from_secs(1));
+        if let Some(deadline) = deadline {
+            wake = wake.min(deadline);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = stopping.changed() => {}
+        }
+        if *stopping.borrow() {
+            report.interrupted = true;
+            break;
+        }
+    }
+    report.counts = ledger.tracking_counts()?;
+    Ok(report)
+}
+
+/// The account whose transfer list a sweep walks (`GET /`), with the usual retries.
+pub async fn account_id(client: &Client, config: &TrackConfig) -> anyhow::Result<String> {
+    let root = read_with_retry(config, || client.root())
+        .await
+        .context("cannot reach Dwolla (GET /)")?;
+    Ok(root
+        .account_id()
+        .context("Dwolla's root resource names no account")?
+        .to_string())
+}
+
+/// The exit status for a run, in the terms of `crate::exit`.
+pub fn exit_status(report: &TrackReport) -> u8 {
+    let tally_unreachable =
+        report.tally.unreachable.is_some() || report.events.tally.unreachable.is_some();
+    let attention = report.tally.attention.len() + report.events.tally.attention.len();
+    let conflicts = report.tally.n_conflicts + report.events.tally.n_conflicts;
+    if tally_unreachable {
+        exit::UNAVAILABLE
+    } else if attention > 0 || conflicts > 0 {
+        exit::ATTENTION
+    } else {
+        exit::OK
+    }
+}
+
+/// A read call, retried while the failure is transient.
+pub(crate) async fn read_with_retry<T, F, Fut>(
+    config: &TrackConfig,
+    mut call: F,
+) -> Result<T, DwollaError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DwollaError>>,
+{
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(config.backoff_min)
+        .with_max_delay(config.backoff_max)
+        .with_jitter()
+        .with_max_times(config.read_attempts.saturating_sub(1) as usize)
+        .build();
+    loop {
+        let error = match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        match (error.disposition(), delays.next()) {
+            (Disposition::Retry { after }, Some(delay)) => {
+                tracing::debug!("read failed, retrying: {error}");
+                tokio::time::sleep(delay.max(after.unwrap_or_default())).await;
+            }
+            _ => return Err(error),
+        }
+    }
+}
+
+/// Whether a failed read means Dwolla is out of reach (or refuses payrun), rather than that
+/// one resource is wrong.
+pub(crate) fn is_unreachable(error: &DwollaError) -> bool {
+    !matches!(error.disposition(), Disposition::Final)
+}
+
+/// The payout a correlation id payrun made belongs to, if it is one of this ledger's.
+pub(crate) fn payout_id_for(
+    correlation_id: &str,
+    batches: &std::collections::HashMap<String, i64>,
+) -> Option<i64> {
+    let (batch_key, line) = ledger::parse_correlation_id(correlation_id)?;
+    let line = u32::try_from(line).ok()?;
+    let batch_id = *batches.get(batch_key)?;
+    Some((batch_id << 32) | i64::from(line))
+}
+
+/// An observation of `transfer` for a payout; `None` for a status payrun does not know.
+pub(crate) fn observation(
+    transfer: &crate::dwolla::Transfer,
+    payout_id: i64,
+    fallback_url: &str,
+    source: String,
+) -> Option<Observation> {
+    let status: TransferStatus = match transfer.status.as_str().parse() {
+        Ok(status) => status,
+        Err(reason) => {
+            tracing::warn!(transfer = %transfer.id, %reason, "transfer status not understood; left for a later look");
+            return None;
+        }
+    };
+    let failure = transfer
+        .failure_reason
+        .as_ref()
+        .map(|reason| FailureDetails {
+            code: reason.code.clone(),
+            description: reason.description.clone(),
+            explanation: reason.explanation.clone(),
+            advice: failure::advice(&reason.code),
+        });
+    Some(Observation {
+        payout_id,
+        transfer_url: transfer.self_url().unwrap_or(fallback_url).to_string(),
+        status,
+        failure,
+        source,
+    })
+}
+
+/// Stores observations and counts what they did.
+pub(crate) fn record(
+    ledger: &mut Ledger,
+    observations: &[Observation],
+    config: &TrackConfig,
+    tally: &mut Tally,
+) -> anyhow::Result<Vec<ObservationOutcome>> {
+    if observations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let times = schedule::poll_times(OffsetDateTime::now_utc(), config);
+    let outcomes = ledger.record_observations(observations, &times)?;
+    for (observation, outcome) in observations.iter().zip(&outcomes) {
+        tally.count(observation.payout_id, outcome);
+    }
+    Ok(outcomes)
+}
+
+// --- Command line --------------------------------------------------------------------------
+
+/// Flags of `payrun track`.
+#[derive(Debug, Args)]
+pub struct TrackArgs {
+    /// Keep polling until no payout is waiting for Dwolla to settle it.
+    #[arg(long)]
+    pub until_settled: bool,
+    /// With --until-settled: stop waiting after this long (e.g. 30m).
+    #[arg(long, value_parser = schedule::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// How often to poll a transfer that is still created or pending.
+    #[arg(long, default_value = "10m", value_parser = schedule::parse_duration)]
+    pub poll_every: Duration,
+    /// How often to look for a late return on a processed transfer.
+    #[arg(long, default_value = "12h", value_parser = schedule::parse_duration)]
+    pub processed_poll_every: Duration,
+    /// How long processed transfers stay watched for late returns, in banking days.
+    #[arg(long, default_value_t = 5)]
+    pub returns_window_days: u32,
+    /// How to poll: walk the account's transfer list, GET each transfer, or choose by cost.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub mode: ListMode,
+    #[command(flatten)]
+    pub dwolla: DwollaArgs,
+}
+
+impl TrackArgs {
+    pub fn config(&self) -> TrackConfig {
+        TrackConfig {
+            poll_unsettled_every: self.poll_every,
+            poll_processed_every: self.processed_poll_every,
+            returns_window_banking_days: self.returns_window_days,
+            list_mode: self.mode,
+            ..TrackConfig::standard()
+        }
+    }
+}
+
+/// `payrun track`.
+pub fn run_track(ledger_path: &Path, args: &TrackArgs) -> anyhow::Result<u8> {
+    let client = args.dwolla.client()?;
+    let mut ledger = Ledger::open_writer(ledger_path)?;
+    let spool_path = ledger::spool_path_for(ledger_path);
+    let mut spool = if spool_path.exists() {
+        Some(Spool::open(&spool_path)?)
+    } else {
+        None
+    };
+    let config = args.config();
+    let options = TrackOptions {
+        until_settled: args.until_settled,
+        timeout: args.timeout,
+    };
+    let report = crate::cli::runtime()?.block_on(async {
+        let stopping = crate::cli::stop_signal();
+        track(
+            &mut ledger,
+            spool.as_mut(),
+            &client,
+            &config,
+            &options,
+            stopping,
+        )
+        .await
+    });
+    let report = report.map_err(|err| {
+        let unreachable = err
+            .chain()
+            .any(|cause| cause.downcast_ref::<DwollaError>().is_some());
+        Failure {
+            status: if unreachable {
+                exit::UNAVAILABLE
+            } else {
+                exit::INTERNAL
+            },
+            message: format!("{err:#}"),
+        }
+    })?;
+    print_report(&ledger, &report);
+    Ok(exit_status(&report))
+}
+
+fn print_report(ledger: &Ledger, report: &TrackReport) {
+    let mut tally = report.tally.clone();
+    tally.merge(report.events.tally.clone());
+    println!(
+        "tracked: {} processed, {} failed, {} returned; {} webhook events applied; {} still unsettled, {} watched for returns{}{}",
+        tally.moved(PayoutState::Processed),
+        tally.moved(PayoutState::Failed),
+        tally.moved(PayoutState::Returned),
+        report.events.n_events,
+        report.counts.n_unsettled,
+        report.counts.n_watched,
+        if report.timed_out { " (timed out)" } else { "" },
+        if report.interrupted {
+            " (stopped by a signal)"
+        } else {
+            ""
+        },
+    );
+    const SHOWN: usize = 20;
+    for (payout_id, state) in tally.attention.iter().take(SHOWN) {
+        let details = ledger.failure_summary(*payout_id).ok().flatten();
+        let (batch, line) = (payout_id >> 32, payout_id & 0xffff_ffff);
+        match details {
+            Some((reference, code, advice)) => {
+                let action = advice_action(&advice);
+                eprintln!(
+                    "payrun: batch {batch} line {line} ({reference}): {state} {code}: {action}"
+                );
+            }
+            None => eprintln!("payrun: batch {batch} line {line}: {state}"),
+        }
+    }
+    if tally.attention.len() > SHOWN {
+        eprintln!(
+            "payrun: ... and {} more failed or returned payouts",
+            tally.attention.len() - SHOWN
+        );
+    }
+    if let Some(reason) = &tally.unreachable {
+        eprintln!("payrun: error: {reason}");
+    }
+}
+
+fn advice_action(stored: &str) -> &'static str {
+    use crate::failure::Advice;
+    [
+        Advice::RetryMaySucceed,
+        Advice::FixBankDetails,
+        Advice::Investigate,
+        Advice::FixPayrunSetup,
+    ]
+    .into_iter()
+    .find(|advice| advice.as_str() == stored)
+    .unwrap_or(Advice::Unknown)
+    .action()
+}

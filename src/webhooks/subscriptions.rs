@@ -1,0 +1,172 @@
+//! `payrun webhooks subscribe|list|delete`: Dwolla webhook subscriptions, and the secrets of
+//! the ones payrun created, kept in the spool where `serve` finds them.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+
+use crate::cli::{DwollaArgs, Failure};
+use crate::dwolla::wire::CreateWebhookSubscription;
+use crate::dwolla::{Client, DwollaError};
+use crate::exit;
+use crate::ledger::{self, Spool, spool_path_for};
+use crate::secret::Secret;
+
+/// Dwolla's limit on a subscription secret.
+const MAX_SECRET_CHARS: usize = 128;
+
+#[derive(Debug, Args)]
+pub struct WebhooksArgs {
+    #[command(subcommand)]
+    pub command: WebhooksCommand,
+    #[command(flatten)]
+    pub dwolla: DwollaArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Subscribe URL (ending in /webhooks/dwolla) to every event; the secret is stored for
+    /// `serve`. Without --secret a random one is made and printed once.
+    Subscribe {
+        #[arg(long)]
+        url: String,
+        #[arg(long, hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// List the account's webhook subscriptions.
+    List,
+    /// Delete a subscription and forget its secret.
+    Delete { id: String },
+}
+
+pub fn run_webhooks(ledger_path: &Path, args: &WebhooksArgs) -> anyhow::Result<u8> {
+    let client = args.dwolla.client()?;
+    let spool_path = spool_path_for(ledger_path);
+    let runtime = crate::cli::runtime()?;
+    let result = runtime.block_on(async {
+        match &args.command {
+            WebhooksCommand::Subscribe { url, secret } => {
+                subscribe(&client, &spool_path, url, secret.clone()).await
+            }
+            WebhooksCommand::List => list(&client, &spool_path).await,
+            WebhooksCommand::Delete { id } => delete(&client, &spool_path, id).await,
+        }
+    });
+    result.map_err(|err| match err.downcast::<DwollaError>() {
+        Ok(dwolla) => {
+            let status = match dwolla.disposition() {
+                crate::dwolla::Disposition::Final => exit::INTERNAL,
+                _ => exit::UNAVAILABLE,
+            };
+            Failure {
+                status,
+                message: dwolla.to_string(),
+            }
+            .into()
+        }
+        Err(other) => other,
+    })?;
+    Ok(exit::OK)
+}
+
+/// A random secret: 32 bytes as 64 hex characters.
+pub fn generate_secret() -> Secret {
+    Secret::new(hex::encode(rand::random::<[u8; 32]>()))
+}
+
+async fn subscribe(
+    client: &Client,
+    spool_path: &Path,
+    url: &str,
+    secret: Option<String>,
+) -> anyhow::Result<()> {
+    let generated = secret.is_none();
+    let secret = secret.map(Secret::new).unwrap_or_else(generate_secret);
+    anyhow::ensure!(
+        !secret.is_empty() && secret.expose().chars().count() <= MAX_SECRET_CHARS,
+        "the secret must be 1 to {MAX_SECRET_CHARS} characters"
+    );
+    let mut spool = Spool::open(spool_path)?;
+    let body = CreateWebhookSubscription {
+        url: url.to_string(),
+        secret: secret.clone(),
+    };
+    let created = client.create_webhook_subscription(&body, None).await?;
+    let id = created.id().to_string();
+    let now = ledger::timestamp(time::OffsetDateTime::now_utc());
+    spool.save_subscription(&id, url, &secret, &now)?;
+    println!("subscribed {url}: subscription {id}");
+    if generated {
+        // The only time payrun shows it: the operator may need it for another receiver.
+        println!(
+            "secret (shown once; stored for `payrun serve` in {}): {}",
+            spool_path.display(),
+            secret.expose()
+        );
+    } else {
+        println!(
+            "secret stored for `payrun serve` in {}",
+            spool_path.display()
+        );
+    }
+    Ok(())
+}
+
+async fn list(client: &Client, spool_path: &Path) -> anyhow::Result<()> {
+    let stored: Vec<String> = if spool_path.exists() {
+        Spool::open(spool_path)?
+            .subscriptions()?
+            .into_iter()
+            .map(|subscription| subscription.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut page = client.list_webhook_subscriptions().await?;
+    println!(
+        "{:<36}  {:<7} {:<24} {:<6} url",
+        "id", "paused", "created", "secret"
+    );
+    loop {
+        for subscription in &page.items {
+            let secret = if stored.contains(&subscription.id) {
+                "stored"
+            } else {
+                "-"
+            };
+            println!(
+                "{:<36}  {:<7} {:<24} {:<6} {}",
+                subscription.id,
+                subscription.paused,
+                subscription.created,
+                secret,
+                subscription.url
+            );
+        }
+        match client.next_page(&page).await? {
+            Some(next) => page = next,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+async fn delete(client: &Client, spool_path: &Path, id: &str) -> anyhow::Result<()> {
+    let deleted = client.delete_webhook_subscription(id).await?;
+    let forgot = if spool_path.exists() {
+        Spool::open(spool_path)?.remove_subscription(&deleted.id)?
+    } else {
+        false
+    };
+    println!(
+        "deleted subscription {} ({}){}",
+        deleted.id,
+        deleted.url,
+        if forgot {
+            "; its secret is forgotten"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
