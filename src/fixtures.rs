@@ -5,8 +5,8 @@ use std::io::{self, Write};
 /// The simulator's ordinary seeded payees' funding sources (see `sim`), cycled through.
 const SEEDED_PAYEES: u32 = 8;
 
-/// Writes a valid payout file of `n_rows` rows. Row `i` pays `1.00 + (i % 500000) cents`
-/// dollars, never one of the simulator's sentinel amounts, to one of the seeded payees.
+/// Writes a valid payout file of `n_rows` rows: row `i` pays [`amount_cents`]`(i)` to one of
+/// the seeded ordinary payees.
 pub fn write_payout_csv(mut out: impl Write, n_rows: u64) -> io::Result<()> {
     writeln!(
         out,
@@ -14,7 +14,7 @@ pub fn write_payout_csv(mut out: impl Write, n_rows: u64) -> io::Result<()> {
     )?;
     for i in 0..n_rows {
         let payee = (i % u64::from(SEEDED_PAYEES)) + 1;
-        let cents = 300 + (i % 500_000);
+        let cents = amount_cents(i);
         writeln!(
             out,
             "REF-{i:08},{}.{:02},fd000000-0000-4000-8000-0000000000{payee:02},USD,Payee {i},payee{i}@example.com,Invoice {i},dept-{}",
@@ -26,7 +26,14 @@ pub fn write_payout_csv(mut out: impl Write, n_rows: u64) -> io::Result<()> {
     out.flush()
 }
 
+/// The amount of row `i`: from 3.00 up, never one of the simulator's sentinel amounts (1.01,
+/// 1.02 and 2.01 are below the range; 9.99, which fails, is skipped).
+pub fn amount_cents(i: u64) -> u64 {
+    let cents = 300 + (i % 500_000);
+    if cents == 999 { 1000 } else { cents }
+}
+
 /// The total in cents of a file written by [`write_payout_csv`].
 pub fn payout_csv_total_cents(n_rows: u64) -> i64 {
-    (0..n_rows).map(|i| 300 + (i % 500_000) as i64).sum()
+    (0..n_rows).map(|i| amount_cents(i) as i64).sum()
 }
