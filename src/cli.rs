@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -265,6 +265,10 @@ pub struct RunArgs {
     /// One cycle, then exit (what `run` always does; accepted for clarity in crontabs).
     #[arg(long)]
     pub once: bool,
+    /// Keep tracking until every transfer settles, for at most this long (e.g. 10m) [default:
+    /// one tracking sweep, leaving the rest to the next run].
+    #[arg(long)]
+    pub deadline: Option<String>,
     #[command(flatten)]
     pub rules: IngestRules,
     #[command(flatten)]
@@ -509,12 +513,29 @@ fn run_send(ledger_path: &Path, args: &SendArgs) -> anyhow::Result<u8> {
 
 /// The cycle settings shared by `run` and `watch`.
 fn cycle(
+    ledger_path: &Path,
     inbox: &InboxArgs,
     rules: &IngestRules,
     sending: &SendingArgs,
+    settle_deadline: Option<Duration>,
 ) -> Result<crate::operate::Cycle, Failure> {
+    let dirs = inbox.dirs();
+    let reports = match &dirs {
+        Some(dirs) => dirs.reports.clone(),
+        None => ledger_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("reports"),
+    };
+    let mut track = crate::tracking::TrackConfig::standard();
+    if let Some(days) = file_config().tracking.returns_window_days {
+        track.returns_window_banking_days = days;
+    }
     Ok(crate::operate::Cycle {
-        dirs: inbox.dirs(),
+        dirs,
+        track,
+        settle_deadline,
+        reports,
         stable_for: inbox.stable_for(),
         // The inbox writes every problem into the file's .errors.txt.
         ingest: rules.options(10_000)?,
@@ -523,13 +544,29 @@ fn cycle(
 }
 
 fn run_run(ledger_path: &Path, args: &RunArgs) -> anyhow::Result<u8> {
-    let cycle = cycle(&args.inbox, &args.rules, &args.sending)?;
+    let deadline = args
+        .deadline
+        .as_deref()
+        .map(crate::tracking::schedule::parse_duration)
+        .transpose()
+        .map_err(|err| Failure {
+            status: exit::USAGE,
+            message: format!("--deadline: {err}"),
+        })?;
+    let cycle = cycle(
+        ledger_path,
+        &args.inbox,
+        &args.rules,
+        &args.sending,
+        deadline,
+    )?;
     let client = args.sending.dwolla.client()?;
-    let ledger = Arc::new(Mutex::new(Ledger::open_writer(ledger_path)?));
-    let summary = runtime()?.block_on(async {
+    let ledger = Ledger::open_writer(ledger_path)?;
+    let (_ledger, summary) = runtime()?.block_on(async {
         let stopping = stop_signal();
-        crate::operate::run_cycle(&ledger, &client, &cycle, &stopping).await
-    })?;
+        crate::operate::run_cycle(ledger, &client, &cycle, &stopping).await
+    });
+    let summary = summary?;
     for line in summary.lines() {
         println!("{line}");
     }
@@ -537,7 +574,7 @@ fn run_run(ledger_path: &Path, args: &RunArgs) -> anyhow::Result<u8> {
 }
 
 fn run_watch(ledger_path: &Path, args: &WatchArgs) -> anyhow::Result<u8> {
-    let cycle = cycle(&args.inbox, &args.rules, &args.sending)?;
+    let cycle = cycle(ledger_path, &args.inbox, &args.rules, &args.sending, None)?;
     if cycle.dirs.is_none() {
         return Err(Failure::config(
             "watch needs an inbox: --inbox DIR or inbox.dir in the configuration file".into(),
@@ -551,7 +588,7 @@ fn run_watch(ledger_path: &Path, args: &WatchArgs) -> anyhow::Result<u8> {
             .max(1),
     );
     let client = args.sending.dwolla.client()?;
-    let ledger = Arc::new(Mutex::new(Ledger::open_writer(ledger_path)?));
+    let ledger = Ledger::open_writer(ledger_path)?;
     runtime()?.block_on(async {
         let stopping = stop_signal();
         crate::operate::watch(ledger, client, cycle, rescan, stopping).await

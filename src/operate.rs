@@ -16,8 +16,9 @@ use crate::dwolla::{Client, DwollaError};
 use crate::exit;
 use crate::inbox::{self, FileResult};
 use crate::ingest::IngestOptions;
-use crate::ledger::Ledger;
+use crate::ledger::{self, BatchSelection, Ledger, Spool};
 use crate::sender::{self, SendConfig, SendReport, with_ledger};
+use crate::tracking::{self, TrackConfig, TrackOptions, TrackReport};
 
 /// Everything one cycle needs.
 #[derive(Debug, Clone)]
@@ -26,6 +27,11 @@ pub struct Cycle {
     pub stable_for: Duration,
     pub ingest: IngestOptions,
     pub send: SendConfig,
+    pub track: TrackConfig,
+    /// Keep tracking until every transfer settles, for at most this long; `None` is one sweep.
+    pub settle_deadline: Option<Duration>,
+    /// Where reports go (the inbox's `reports/`, or beside the ledger).
+    pub reports: PathBuf,
 }
 
 /// What one cycle did.
@@ -34,6 +40,9 @@ pub struct CycleSummary {
     pub files: Vec<(PathBuf, FileResult)>,
     pub awaiting_approval: Vec<i64>,
     pub send: Option<SendReport>,
+    pub track: Option<TrackReport>,
+    /// The reports written this cycle (the overall one first).
+    pub reports: Vec<PathBuf>,
     /// Why Dwolla could not be used this cycle.
     pub unreachable: Option<String>,
 }
@@ -47,12 +56,18 @@ impl CycleSummary {
             .iter()
             .any(|(_, result)| matches!(result, FileResult::Rejected { .. }));
         let send_status = self.send.as_ref().map_or(exit::OK, sender::exit_status);
-        if self.unreachable.is_some() || send_status == exit::UNAVAILABLE {
+        let track_status = self.track.as_ref().map_or(exit::OK, tracking::exit_status);
+        if self.unreachable.is_some()
+            || send_status == exit::UNAVAILABLE
+            || track_status == exit::UNAVAILABLE
+        {
             exit::UNAVAILABLE
         } else if rejected_file {
             exit::INVALID_INPUT
+        } else if send_status == exit::ATTENTION || track_status == exit::ATTENTION {
+            exit::ATTENTION
         } else {
-            send_status
+            exit::OK
         }
     }
 
@@ -103,6 +118,26 @@ impl CycleSummary {
                     report.n_deferred
                 ));
         }
+        if let Some(track) = &self.track {
+            let moved: Vec<String> = track
+                .tally
+                .moved_to
+                .iter()
+                .map(|(state, n)| format!("{n} {state}"))
+                .collect();
+            if !moved.is_empty() {
+                lines.push(format!("tracked: {}", moved.join(", ")));
+            }
+            if track.counts.n_unsettled > 0 {
+                lines.push(format!(
+                    "{} transfers not settled yet; the next run follows them",
+                    track.counts.n_unsettled
+                ));
+            }
+        }
+        if let Some(report) = self.reports.first() {
+            lines.push(format!("report: {}", report.display()));
+        }
         if let Some(reason) = &self.unreachable {
             lines.push(format!("Dwolla could not be used: {reason}"));
         }
@@ -110,14 +145,37 @@ impl CycleSummary {
     }
 }
 
-/// One cycle over a ledger the caller holds (with its writer lock).
+/// One cycle over the ledger the caller opened (with its writer lock), which it gets back.
 pub async fn run_cycle(
+    ledger: Ledger,
+    client: &Client,
+    cycle: &Cycle,
+    stopping: &watch::Receiver<bool>,
+) -> (Ledger, anyhow::Result<CycleSummary>) {
+    let shared = Arc::new(Mutex::new(ledger));
+    let mut summary = CycleSummary::default();
+    let result = ingest_and_send(&shared, client, cycle, stopping, &mut summary).await;
+    // Every task that shared the ledger has finished, so this is its only owner again.
+    let mut ledger = match Arc::try_unwrap(shared) {
+        Ok(mutex) => mutex
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        Err(_) => unreachable!("the sender's tasks hold no ledger after it returns"),
+    };
+    if let Err(error) = result {
+        return (ledger, Err(error));
+    }
+    let result = track_and_report(&mut ledger, client, cycle, stopping, &mut summary).await;
+    (ledger, result.map(|()| summary))
+}
+
+async fn ingest_and_send(
     ledger: &Arc<Mutex<Ledger>>,
     client: &Client,
     cycle: &Cycle,
     stopping: &watch::Receiver<bool>,
-) -> anyhow::Result<CycleSummary> {
-    let mut summary = CycleSummary::default();
+    summary: &mut CycleSummary,
+) -> anyhow::Result<()> {
     if let Some(dirs) = &cycle.dirs {
         inbox::create_dirs(dirs)?;
         for path in inbox::ready_files(dirs, cycle.stable_for, SystemTime::now())? {
@@ -142,7 +200,7 @@ pub async fn run_cycle(
     summary.awaiting_approval =
         with_ledger(ledger, |ledger| ledger.batches_awaiting_approval()).await?;
     if *stopping.borrow() {
-        return Ok(summary);
+        return Ok(());
     }
     match sender::send_shared(
         ledger.clone(),
@@ -153,22 +211,94 @@ pub async fn run_cycle(
     .await
     {
         Ok(report) => summary.send = Some(report),
-        Err(error)
-            if error
-                .chain()
-                .any(|cause| cause.downcast_ref::<DwollaError>().is_some()) =>
-        {
-            summary.unreachable = Some(format!("{error:#}"));
-        }
+        Err(error) if is_dwolla_error(&error) => summary.unreachable = Some(format!("{error:#}")),
         Err(error) => return Err(error),
     }
-    Ok(summary)
+    Ok(())
+}
+
+fn is_dwolla_error(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.downcast_ref::<DwollaError>().is_some())
+}
+
+/// Applies webhook events spooled by `serve`, polls what is due (once, or until settled
+/// within the deadline), then writes the reports: overall, and for each batch ingested now
+/// (its HTML also beside the archived file).
+async fn track_and_report(
+    ledger: &mut Ledger,
+    client: &Client,
+    cycle: &Cycle,
+    stopping: &watch::Receiver<bool>,
+    summary: &mut CycleSummary,
+) -> anyhow::Result<()> {
+    if summary.unreachable.is_none() && !*stopping.borrow() {
+        let spool_path = ledger::spool_path_for(ledger.path());
+        let mut spool = if spool_path.exists() {
+            Some(Spool::open(&spool_path)?)
+        } else {
+            None
+        };
+        let options = TrackOptions {
+            until_settled: cycle.settle_deadline.is_some(),
+            timeout: cycle.settle_deadline,
+        };
+        match tracking::track(
+            ledger,
+            spool.as_mut(),
+            client,
+            &cycle.track,
+            &options,
+            stopping.clone(),
+        )
+        .await
+        {
+            Ok(report) => {
+                if let Some(reason) = &report.tally.unreachable {
+                    summary.unreachable = Some(reason.clone());
+                }
+                summary.track = Some(report);
+            }
+            Err(error) if is_dwolla_error(&error) => {
+                summary.unreachable = Some(format!("{error:#}"))
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    let everything = BatchSelection {
+        batch: None,
+        received_since: None,
+    };
+    let (paths, _) = crate::report::write_reports(ledger, &everything, &cycle.reports)?;
+    summary.reports.extend(paths.into_iter().rev());
+    for (_, result) in &summary.files {
+        if let FileResult::Accepted {
+            archived, batch_id, ..
+        } = result
+        {
+            let selection = BatchSelection {
+                batch: Some(*batch_id),
+                received_since: None,
+            };
+            let (paths, _) = crate::report::write_reports(ledger, &selection, &cycle.reports)?;
+            if let Some(html) = paths
+                .iter()
+                .find(|p| p.extension().is_some_and(|e| e == "html"))
+            {
+                let beside = PathBuf::from(format!("{}.report.html", archived.display()));
+                std::fs::copy(html, &beside)?;
+            }
+            summary.reports.extend(paths);
+        }
+    }
+    Ok(())
 }
 
 /// `payrun watch`: cycles whenever a file event arrives (debounced until files are stable) or
 /// the rescan interval passes, until `stopping` turns true.
 pub async fn watch(
-    ledger: Arc<Mutex<Ledger>>,
+    mut ledger: Ledger,
     client: Client,
     cycle: Cycle,
     rescan: Duration,
@@ -189,7 +319,9 @@ pub async fn watch(
     watcher.watch(&dirs.inbox, notify::RecursiveMode::NonRecursive)?;
     tracing::info!(inbox = %dirs.inbox.display(), "watching the inbox");
     loop {
-        let summary = run_cycle(&ledger, &client, &cycle, &stopping).await?;
+        let (returned, summary) = run_cycle(ledger, &client, &cycle, &stopping).await;
+        ledger = returned;
+        let summary = summary?;
         for line in summary.lines() {
             tracing::info!("{line}");
         }
