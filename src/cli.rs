@@ -66,6 +66,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Run the local Dwolla Connect simulator.
     Sim(crate::sim::SimArgs),
+    /// The whole job end to end against the built-in simulator, in seconds.
+    Demo(DemoArgs),
     /// Your Dwolla main account.
     #[command(subcommand)]
     Accounts(crate::onboard::commands::AccountsCommand),
@@ -315,6 +317,14 @@ pub struct ConfigCheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to put the demo's ledger, inbox and reports [default: a new folder in the
+    /// system's temporary directory].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
@@ -370,6 +380,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => run_plan(&ledger, &args),
         Command::Config(ConfigCommand::Check(args)) => run_config_check(&ledger, &args),
         Command::Sim(args) => crate::sim::run_cli(args).map(|()| exit::OK),
+        Command::Demo(args) => run_demo(&args),
         Command::Accounts(command) => crate::onboard::commands::run_accounts(&command),
         Command::Treasury(command) => crate::onboard::commands::run_treasury(&command),
         Command::Parties(command) => crate::onboard::commands::run_parties(&command),
@@ -594,6 +605,20 @@ fn run_watch(ledger_path: &Path, args: &WatchArgs) -> anyhow::Result<u8> {
         crate::operate::watch(ledger, client, cycle, rescan, stopping).await
     })?;
     Ok(exit::OK)
+}
+
+fn run_demo(args: &DemoArgs) -> anyhow::Result<u8> {
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        std::env::temp_dir().join(format!("payrun-demo-{stamp}-{}", std::process::id()))
+    });
+    let outcome = runtime()?.block_on(crate::demo::run(dir))?;
+    print!("{}", crate::demo::render(&outcome));
+    Ok(if outcome.summary.ties_out() {
+        exit::OK
+    } else {
+        exit::ATTENTION
+    })
 }
 
 fn run_approve(ledger_path: &Path, args: &ApproveArgs) -> anyhow::Result<u8> {

@@ -26,6 +26,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod drop_in;
 pub mod dwolla;
 pub mod exit;

@@ -193,7 +193,7 @@ async fn ingest_and_send(
                 ))
             })
             .await??;
-            tracing::info!(file = %path.display(), ?result, "inbox file taken");
+            tracing::debug!(file = %path.display(), ?result, "inbox file taken");
             summary.files.push((path, result));
         }
     }

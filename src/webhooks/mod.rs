@@ -41,7 +41,7 @@ use crate::secret::Secret;
 use crate::signature::{self, SIGNATURE_HEADER};
 use crate::tracking::{self, Opportunity, TrackConfig};
 
-pub use subscriptions::{WebhooksArgs, run_webhooks};
+pub use subscriptions::{WebhooksArgs, generate_secret, run_webhooks};
 
 /// Where Dwolla delivers: the path of the subscription URL.
 pub const WEBHOOK_PATH: &str = "/webhooks/dwolla";

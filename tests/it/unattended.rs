@@ -402,3 +402,58 @@ async fn config_check_masks_secrets_and_tests_the_credentials() {
     assert_eq!(bad.code, 69, "{bad:?}");
     assert!(!bad.stdout.contains("not-the-secret") && !bad.stderr.contains("not-the-secret"));
 }
+
+#[test]
+fn the_demo_runs_the_whole_job_and_ties_out() {
+    let work = crate::support::Workdir::new();
+    let dir = work.path().join("demo");
+    let started = Instant::now();
+    let demo = work.run(&["demo", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(demo.code, 0, "{demo:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "well under a minute"
+    );
+    assert!(
+        demo.stdout
+            .contains("50 payouts, 127913.10 USD; 50 transfers at Dwolla"),
+        "{}",
+        demo.stdout
+    );
+    assert!(
+        demo.stdout.contains("ties out to the cent"),
+        "{}",
+        demo.stdout
+    );
+    for (state, count) in [("processed", 45), ("failed", 3), ("returned", 2)] {
+        let line = demo
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(state))
+            .unwrap_or_default();
+        assert!(
+            line.contains(&format!(" {count} ")),
+            "{state}: {line:?}\n{}",
+            demo.stdout
+        );
+    }
+    assert!(
+        demo.stdout.contains("returned R01"),
+        "a late return is caught: {}",
+        demo.stdout
+    );
+    for report in [
+        "payrun-report.csv",
+        "payrun-report.json",
+        "payrun-report.html",
+    ] {
+        assert!(dir.join("inbox/reports").join(report).exists(), "{report}");
+    }
+    let html = std::fs::read_to_string(dir.join("inbox/reports/payrun-report.html")).unwrap();
+    for fetch in ["<script", "<link", "src=\"http", "url(http", "@import"] {
+        assert!(
+            !html.contains(fetch),
+            "the report fetches nothing, but has {fetch}"
+        );
+    }
+}

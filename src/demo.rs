@@ -1,0 +1,252 @@
+//! `payrun demo`: the whole job, end to end, on one machine, in seconds. It starts the
+//! simulator in this process, drops `samples/payroll.csv` into a fresh inbox, runs one
+//! unattended cycle (ingest, send), receives Dwolla's signed webhooks on a real local
+//! endpoint, tracks every transfer to settlement on the simulator's fast clock (including two
+//! late ACH returns), and writes the CSV, JSON and HTML reports.
+//!
+//! It uses the same library calls as `run`, `serve` and `track`; only the clock is the
+//! simulator's.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::config::InboxDirs;
+use crate::dwolla::wire::CreateWebhookSubscription;
+use crate::dwolla::{Client, DwollaConfig};
+use crate::ingest::{IngestOptions, row::Limits};
+use crate::ledger::{self, BatchSelection, Ledger, Spool};
+use crate::money::Cents;
+use crate::operate::{Cycle, run_cycle};
+use crate::report::summary::Summary;
+use crate::secret::Secret;
+use crate::sender::{SendConfig, progress::Display};
+use crate::sim::{SimConfig, SimHandle};
+use crate::tracking::{self, TrackConfig, TrackOptions};
+use crate::webhooks::{self, ServeConfig};
+
+/// The sample the demo pays: 50 payees the simulator knows, five of them set to fail or to be
+/// returned after settling.
+const PAYROLL: &[u8] = include_bytes!("../samples/payroll.csv");
+
+/// What the demo did, for its closing summary and for tests.
+#[derive(Debug)]
+pub struct DemoOutcome {
+    pub dir: PathBuf,
+    pub reports: Vec<PathBuf>,
+    pub summary: Summary,
+    pub events_applied: u64,
+    pub poll_requests: u64,
+    pub transfers_at_dwolla: usize,
+    pub elapsed: Duration,
+}
+
+/// Runs the demo in `dir` (created; reports stay there afterwards).
+pub async fn run(dir: PathBuf) -> anyhow::Result<DemoOutcome> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let settle = Duration::from_secs(1);
+    let sim = crate::sim::spawn(SimConfig {
+        settle,
+        ..SimConfig::new()
+    })
+    .await?;
+    let result = run_with(&dir, &sim, settle, started).await;
+    sim.shutdown().await;
+    result
+}
+
+async fn run_with(
+    dir: &std::path::Path,
+    sim: &SimHandle,
+    settle: Duration,
+    started: Instant,
+) -> anyhow::Result<DemoOutcome> {
+    let ledger_path = dir.join("payrun.db");
+    let dirs = InboxDirs::new(&dir.join("inbox"), &Default::default());
+    crate::inbox::create_dirs(&dirs)?;
+    std::fs::write(dirs.inbox.join("payroll.csv"), PAYROLL)?;
+    println!("payrun demo in {}", dir.display());
+    println!("  simulator (Dwolla Connect) at {}", sim.base_url());
+
+    let client = Client::new(DwollaConfig {
+        base_url: sim.base_url().to_string(),
+        key: sim.key().to_string(),
+        secret: Secret::new(sim.secret()),
+        rate_per_second: 100,
+        max_in_flight: 30,
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+    })?;
+
+    // The webhook endpoint, on a real local port, subscribed at the simulator.
+    let webhook_secret = crate::webhooks::generate_secret();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let webhook_url = format!(
+        "http://{}{}",
+        listener.local_addr()?,
+        webhooks::WEBHOOK_PATH
+    );
+    let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
+    let serve = tokio::spawn(webhooks::serve(
+        listener,
+        ServeConfig {
+            ledger_path: ledger_path.clone(),
+            env_secret: Some(webhook_secret.clone()),
+            max_body_bytes: webhooks::DEFAULT_MAX_BODY_BYTES,
+            // This process holds the ledger; tracking applies the spooled events.
+            applier: None,
+        },
+        async move {
+            let _ = serving_stopped.await;
+        },
+    ));
+    client
+        .create_webhook_subscription(
+            &CreateWebhookSubscription {
+                url: webhook_url.clone(),
+                secret: webhook_secret,
+            },
+            None,
+        )
+        .await
+        .context("cannot subscribe to the simulator's webhooks")?;
+    println!("  webhooks arrive at {webhook_url}");
+
+    // One unattended cycle: the inbox file is ingested and every payout sent.
+    let mut send = SendConfig::new(sim.source_funding_source(), 30);
+    send.progress = Display::Off;
+    let mut track = TrackConfig::standard();
+    track.poll_unsettled_every = Duration::from_millis(500);
+    track.poll_processed_every = Duration::from_millis(500);
+    let cycle = Cycle {
+        dirs: Some(dirs.clone()),
+        stable_for: Duration::ZERO,
+        ingest: IngestOptions {
+            allow_partial: false,
+            limits: Limits {
+                max_amount: Cents::new(1_000_000).expect("positive"),
+            },
+            max_errors_shown: 50,
+            awaiting_approval: false,
+        },
+        send,
+        track: track.clone(),
+        settle_deadline: None,
+        reports: dirs.reports.clone(),
+    };
+    let (_stop, stopping) = tokio::sync::watch::channel(false);
+    let ledger = Ledger::open_writer(&ledger_path)?;
+    let (mut ledger, summary) = run_cycle(ledger, &client, &cycle, &stopping).await;
+    for line in summary?.lines() {
+        println!("  {line}");
+    }
+
+    // Dwolla settles transfers over days; the simulator's clock does it in steps of `settle`.
+    // Each step fires webhooks, which `serve` spools and tracking applies, with polling as the
+    // backstop, until nothing is left to settle and the late returns have come in.
+    let spool_path = ledger::spool_path_for(&ledger_path);
+    let (mut events_applied, mut poll_requests, mut quiet_steps) = (0, 0, 0);
+    for _ in 0..20 {
+        sim.advance_clock(settle);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut spool = if spool_path.exists() {
+            Some(Spool::open(&spool_path)?)
+        } else {
+            None
+        };
+        let report = tracking::track(
+            &mut ledger,
+            spool.as_mut(),
+            &client,
+            &track,
+            &TrackOptions::default(),
+            stopping.clone(),
+        )
+        .await?;
+        events_applied += report.events.n_applied;
+        poll_requests += report.n_requests_polling;
+        let moved: u64 = report.tally.moved_to.values().sum();
+        quiet_steps = if moved == 0 && report.counts.n_unsettled == 0 {
+            quiet_steps + 1
+        } else {
+            0
+        };
+        if quiet_steps >= 3 {
+            break;
+        }
+    }
+    let _ = stop_serving.send(());
+    serve.await.context("the webhook endpoint failed")??;
+
+    let everything = BatchSelection {
+        batch: None,
+        received_since: None,
+    };
+    let (reports, summary) = crate::report::write_reports(&ledger, &everything, &dirs.reports)?;
+    Ok(DemoOutcome {
+        dir: dir.to_path_buf(),
+        reports,
+        summary,
+        events_applied,
+        poll_requests,
+        transfers_at_dwolla: sim.transfers().len(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The closing summary a person reads.
+pub fn render(outcome: &DemoOutcome) -> String {
+    let overall = &outcome.summary.overall;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\nDone in {:.1} s: {} payouts, {} USD; {} transfers at Dwolla (one per payout).\n",
+        outcome.elapsed.as_secs_f64(),
+        overall.payouts,
+        overall.total,
+        outcome.transfers_at_dwolla
+    ));
+    out.push_str(&format!(
+        "Followed to the end by {} webhook events and {} polling requests.\n\n",
+        outcome.events_applied, outcome.poll_requests
+    ));
+    for line in overall.states.iter().filter(|line| line.count > 0) {
+        out.push_str(&format!(
+            "  {:<13} {:>4}  {:>14} USD\n",
+            line.state.as_str(),
+            line.count,
+            line.total
+        ));
+    }
+    let tie = &overall.tie_out;
+    out.push_str(&format!(
+        "\nTie-out: input {} USD = sum over states {} USD ({}).\n",
+        tie.input_total,
+        tie.sum_over_states,
+        if outcome.summary.ties_out() {
+            "ties out to the cent"
+        } else {
+            "DOES NOT TIE OUT"
+        }
+    ));
+    if !outcome.summary.exceptions.is_empty() {
+        out.push_str("\nNeeds a person:\n");
+        for reason in &outcome.summary.exceptions {
+            let code = reason.failure_code.as_deref().unwrap_or("-");
+            out.push_str(&format!(
+                "  {} x {} {} ({} USD): {}\n",
+                reason.count,
+                reason.state.as_str(),
+                code,
+                reason.total,
+                reason.action
+            ));
+        }
+    }
+    out.push_str("\nReports:\n");
+    for path in &outcome.reports {
+        out.push_str(&format!("  {}\n", path.display()));
+    }
+    out
+}
