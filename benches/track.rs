@@ -155,6 +155,7 @@ async fn webhook_convergence(n: u64) {
             track: TrackConfig::standard(),
             every: Duration::from_millis(200),
         }),
+        extra_routes: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(payrun::webhooks::serve(

@@ -97,6 +97,7 @@ async fn run_with(
             max_body_bytes: webhooks::DEFAULT_MAX_BODY_BYTES,
             // This process holds the ledger; tracking applies the spooled events.
             applier: None,
+            extra_routes: None,
         },
         async move {
             let _ = serving_stopped.await;

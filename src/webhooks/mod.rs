@@ -60,6 +60,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// How stored events reach the ledger; `None` stores only (then `track` applies them).
     pub applier: Option<ApplierConfig>,
+    /// More endpoints served on the same port: `POST /client-tokens` for drop-in components
+    /// when it is configured.
+    pub extra_routes: Option<Router>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,7 +140,10 @@ pub async fn serve(
             }
         })
     };
-    let router = router(app.clone(), config.max_body_bytes);
+    let mut router = router(app.clone(), config.max_body_bytes);
+    if let Some(extra) = config.extra_routes.clone() {
+        router = router.merge(extra);
+    }
     let mut graceful = stopping.clone();
     axum::serve(
         listener,
@@ -491,11 +497,25 @@ pub fn run_serve(ledger_path: &Path, args: &ServeArgs) -> anyhow::Result<u8> {
             }
         }
     };
+    // Drop-in components' client tokens, on the same port, when an API key is configured.
+    let extra_routes = match crate::drop_in::ClientTokenConfig::from_env() {
+        Ok(tokens) => {
+            let client = args
+                .dwolla
+                .client()
+                .map_err(|failure| anyhow::Error::new(failure))?;
+            tracing::info!("serving POST /client-tokens for drop-in components");
+            Some(crate::drop_in::router(tokens, client))
+        }
+        Err(crate::drop_in::ClientTokenConfigError::Missing) => None,
+        Err(other) => return Err(crate::cli::Failure::config(other.to_string()).into()),
+    };
     let config = ServeConfig {
         ledger_path: ledger_path.to_path_buf(),
         env_secret,
         max_body_bytes: args.max_body_bytes,
         applier,
+        extra_routes,
     };
     crate::cli::runtime()?.block_on(async move {
         let listener = TcpListener::bind(&args.listen)

@@ -271,3 +271,52 @@ async fn the_standalone_server_serves_the_same_endpoint() {
         .unwrap();
     assert_eq!(output.status.code(), Some(78));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payrun_serve_answers_client_tokens_beside_the_webhooks() {
+    let sim = payrun::sim::spawn(SimConfig::new()).await.unwrap();
+    let work = crate::support::Workdir::new();
+    let mut child = work
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("DWOLLA_API_URL", sim.base_url())
+        .env("DWOLLA_KEY", sim.key())
+        .env("DWOLLA_SECRET", sim.secret())
+        .env("PAYRUN_CLIENT_TOKEN_API_KEY", API_KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let started: Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON line, got {line:?}"));
+    let base = started["listening"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let token = http
+        .post(format!("{base}/client-tokens"))
+        .header("X-Payrun-Api-Key", API_KEY)
+        .json(&json!({"action": "customer.read", "customerId": PARTY}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    let status = token.status();
+    let body: Value = token.json().await.unwrap();
+    let health = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{body}");
+    assert!(body["token"].is_string());
+    assert_eq!(health, 200);
+}

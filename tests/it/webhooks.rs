@@ -46,6 +46,7 @@ impl Receiver {
                 track: fast_config(ListMode::Auto),
                 every: Duration::from_millis(50),
             }),
+            extra_routes: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(payrun::webhooks::serve(listener, config, async move {
