@@ -500,10 +500,7 @@ pub fn run_serve(ledger_path: &Path, args: &ServeArgs) -> anyhow::Result<u8> {
     // Drop-in components' client tokens, on the same port, when an API key is configured.
     let extra_routes = match crate::drop_in::ClientTokenConfig::from_env() {
         Ok(tokens) => {
-            let client = args
-                .dwolla
-                .client()
-                .map_err(|failure| anyhow::Error::new(failure))?;
+            let client = args.dwolla.client().map_err(anyhow::Error::new)?;
             tracing::info!("serving POST /client-tokens for drop-in components");
             Some(crate::drop_in::router(tokens, client))
         }
