@@ -41,3 +41,19 @@ pub fn cpu_seconds() -> f64 {
     // Linux reports these in USER_HZ, which is 100 on every architecture payrun runs on.
     ticks / 100.0
 }
+
+/// How big a run is: `var` from the environment when set; the full size under `cargo bench`
+/// (which passes `--bench`); else a small smoke run, so that `cargo test --all-targets` checks
+/// that the benchmark still works without paying for it.
+pub fn size(var: &str, full: u64, smoke: u64) -> u64 {
+    if let Some(n) = std::env::var(var).ok().and_then(|n| n.parse().ok()) {
+        return n;
+    }
+    if std::env::args().any(|arg| arg == "--bench") {
+        return full;
+    }
+    eprintln!(
+        "{var}: a smoke run of {smoke} under `cargo test`; its figures mean nothing: run `cargo bench` for them"
+    );
+    smoke
+}

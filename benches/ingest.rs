@@ -12,10 +12,7 @@ use payrun::money::Cents;
 const TARGET_ROWS_PER_SECOND: f64 = 300_000.0;
 
 fn main() {
-    let n_rows: u64 = std::env::var("PAYRUN_BENCH_ROWS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
+    let n_rows: u64 = common::size("PAYRUN_BENCH_ROWS", 1_000_000, 2_000);
     let dir = tempfile::tempdir().expect("scratch directory");
     let csv_path = dir.path().join("payouts.csv");
     let file = std::io::BufWriter::new(std::fs::File::create(&csv_path).unwrap());

@@ -18,10 +18,7 @@ const TARGET_SECONDS: f64 = 2.0;
 const TARGET_PEAK_MIB: f64 = 64.0;
 
 fn main() {
-    let n_rows: u64 = std::env::var("PAYRUN_BENCH_ROWS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
+    let n_rows: u64 = common::size("PAYRUN_BENCH_ROWS", 1_000_000, 2_000);
     let dir = tempfile::tempdir().expect("scratch directory");
     // PAYRUN_BENCH_LEDGER keeps the built ledger at that path and reuses it on later runs
     // (for profiling the report alone).

@@ -38,10 +38,7 @@ struct Outcome {
 }
 
 fn main() {
-    let n: u64 = std::env::var("PAYRUN_BENCH_PAYOUTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000);
+    let n: u64 = common::size("PAYRUN_BENCH_PAYOUTS", 10_000, 300);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -102,7 +99,7 @@ fn main() {
         );
 
         // Sequential: one request at a time, as an SDK loop sends, on a sample.
-        let sample = 100.min(n);
+        let sample = 100.min(n / 3).max(1);
         let sequential = runtime.block_on(run(scenario, sample, Some(1)));
         let per_payout = sequential.elapsed.as_secs_f64() / sample as f64;
         let sequential_total = per_payout * n as f64;

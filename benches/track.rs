@@ -27,10 +27,7 @@ use payrun::webhooks::{ApplierConfig, ServeConfig, WEBHOOK_PATH};
 const TARGET_RATIO: f64 = 1.1;
 
 fn env_size(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
+    common::size(name, default, (default / 50).max(100))
 }
 
 fn main() {

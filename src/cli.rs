@@ -284,6 +284,10 @@ pub struct WatchArgs {
     /// Rescan the inbox this often, besides reacting to file events [default: 30].
     #[arg(long)]
     pub rescan_seconds: Option<u64>,
+    /// Also receive Dwolla's webhooks here, in this process [default: webhooks.listen in the
+    /// configuration file, else none].
+    #[arg(long)]
+    pub listen: Option<String>,
     #[command(flatten)]
     pub rules: IngestRules,
     #[command(flatten)]
@@ -600,9 +604,36 @@ fn run_watch(ledger_path: &Path, args: &WatchArgs) -> anyhow::Result<u8> {
     );
     let client = args.sending.dwolla.client()?;
     let ledger = Ledger::open_writer(ledger_path)?;
+    let listen = args
+        .listen
+        .clone()
+        .or_else(|| file_config().webhooks.listen.clone());
     runtime()?.block_on(async {
         let stopping = stop_signal();
-        crate::operate::watch(ledger, client, cycle, rescan, stopping).await
+        let receiver = match listen {
+            Some(listen) => {
+                let secret = std::env::var(crate::webhooks::SECRET_ENV)
+                    .ok()
+                    .or_else(|| file_config().webhooks.secret.clone())
+                    .map(crate::secret::Secret::new);
+                Some(
+                    crate::webhooks::serve_beside(
+                        ledger_path,
+                        &listen,
+                        secret,
+                        &client,
+                        stopping.clone(),
+                    )
+                    .await?,
+                )
+            }
+            None => None,
+        };
+        crate::operate::watch(ledger, client, cycle, rescan, stopping).await?;
+        if let Some(receiver) = receiver {
+            receiver.await.context("the webhook endpoint failed")??;
+        }
+        anyhow::Ok(())
     })?;
     Ok(exit::OK)
 }

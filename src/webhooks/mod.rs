@@ -477,6 +477,42 @@ pub struct ServeArgs {
 
 /// `payrun serve`: prints one JSON line with the webhook URL, then serves until SIGINT or
 /// SIGTERM.
+/// The webhook endpoint inside a process that holds the ledger's writer lock (`watch`): it
+/// stores events in the spool, and that process's tracking applies them. Prints one JSON line
+/// with the URLs, like `serve`, and stops when `stopping` turns true.
+pub async fn serve_beside(
+    ledger_path: &Path,
+    listen: &str,
+    secret: Option<Secret>,
+    client: &Client,
+    mut stopping: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let extra_routes = match crate::drop_in::ClientTokenConfig::from_env() {
+        Ok(tokens) => Some(crate::drop_in::router(tokens, client.clone())),
+        Err(crate::drop_in::ClientTokenConfigError::Missing) => None,
+        Err(other) => return Err(crate::cli::Failure::config(other.to_string()).into()),
+    };
+    let config = ServeConfig {
+        ledger_path: ledger_path.to_path_buf(),
+        env_secret: secret,
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        applier: None,
+        extra_routes,
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "{}",
+        json!({ "webhook_url": format!("http://{addr}{WEBHOOK_PATH}"), "health_url": format!("http://{addr}{HEALTH_PATH}") })
+    );
+    tracing::info!(%addr, "receiving webhooks beside the inbox");
+    Ok(tokio::spawn(serve(listener, config, async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    })))
+}
+
 pub fn run_serve(ledger_path: &Path, args: &ServeArgs) -> anyhow::Result<u8> {
     let env_secret = std::env::var(SECRET_ENV).ok().map(Secret::new);
     let applier = if args.store_only {

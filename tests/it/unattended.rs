@@ -457,3 +457,71 @@ fn the_demo_runs_the_whole_job_and_ties_out() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_takes_dropped_files_and_receives_webhooks_in_the_same_process() {
+    use std::io::BufRead;
+    let env = SendEnv::start(SimConfig::new()).await;
+    let inbox = env.work.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let mut child = payrun(
+        &env,
+        &[
+            "watch",
+            "--inbox",
+            inbox.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--stable-seconds",
+            "0",
+        ],
+    )
+    .env("PAYRUN_WEBHOOK_SECRET", "watch-secret-0123")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let urls: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON line, got {line:?}"));
+    let health = reqwest::get(urls["health_url"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    drop_file(
+        &inbox,
+        "payroll.csv",
+        &std::fs::read(sample("payroll.csv")).unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.sim.transfers().len() < 50 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    nix_terminate(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "SIGTERM stops watch cleanly: {status:?}");
+    assert_eq!(env.assert_exactly_once(), 50);
+    assert!(names_in(&inbox.join("archive")).contains(&"batch-1-payroll.csv".to_string()));
+}
+
+/// SIGTERM, as systemd sends it.
+fn nix_terminate(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
