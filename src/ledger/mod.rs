@@ -125,11 +125,24 @@ impl Ledger {
         if !path.exists() {
             return Err(LedgerError::Missing(path.to_path_buf()));
         }
-        let conn = Connection::open_with_flags(
+        // Read-write but query-only: after a writer was killed, SQLite must recover the WAL
+        // index before anyone can read, and a read-only connection cannot ("attempt to write a
+        // readonly database"). A file the user may only read falls back to read-only.
+        let conn = match Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| sqlite_error(path, source))?;
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) {
+            Ok(conn) => {
+                conn.pragma_update(None, "query_only", true)
+                    .map_err(|source| sqlite_error(path, source))?;
+                conn
+            }
+            Err(_) => Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|source| sqlite_error(path, source))?,
+        };
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|source| sqlite_error(path, source))?;
         let version: i64 = conn

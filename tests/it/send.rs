@@ -105,7 +105,9 @@ impl SendEnv {
 
     /// The ledger's payouts; none when a run was killed before it made the ledger.
     pub fn payouts(&self) -> Vec<LedgerPayout> {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        // Read-write without create: a killed run may leave a WAL that only a writable
+        // connection can recover, and a missing ledger must not be created here.
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE;
         let Ok(conn) = rusqlite::Connection::open_with_flags(self.work.ledger(), flags) else {
             return Vec::new();
         };
