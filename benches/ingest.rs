@@ -5,9 +5,8 @@ mod common;
 
 use std::time::Instant;
 
-use payrun::ingest::{IngestOptions, IngestOutcome, ingest_file, row::Limits};
+use payrun::ingest::{IngestOutcome, ingest_file};
 use payrun::ledger::Ledger;
-use payrun::money::Cents;
 
 const TARGET_ROWS_PER_SECOND: f64 = 300_000.0;
 
@@ -19,14 +18,7 @@ fn main() {
     payrun::fixtures::write_payout_csv(file, n_rows).unwrap();
     let size_mib = std::fs::metadata(&csv_path).unwrap().len() as f64 / (1 << 20) as f64;
 
-    let options = IngestOptions {
-        allow_partial: false,
-        limits: Limits {
-            max_amount: Cents::new(1_000_000).unwrap(),
-        },
-        max_errors_shown: 50,
-        awaiting_approval: false,
-    };
+    let options = payrun::fixtures::ingest_options();
     common::reset_peak_rss();
     let mut ledger = Ledger::open_writer(&dir.path().join("payrun.db")).unwrap();
     let cpu_before = common::cpu_seconds();

@@ -9,9 +9,7 @@ mod common;
 
 use std::time::Instant;
 
-use payrun::ingest::{IngestOptions, IngestOutcome, ingest_file, row::Limits};
 use payrun::ledger::{BatchSelection, Ledger};
-use payrun::money::Cents;
 use payrun::report::{Format, write_report_file};
 
 const TARGET_SECONDS: f64 = 2.0;
@@ -96,28 +94,8 @@ fn main() {
 /// processed, some in flight, a few failed, returned, rejected or needing review.
 fn build_ledger(dir: &std::path::Path, ledger_path: &std::path::Path, n_rows: u64) {
     let csv_path = dir.join("payouts.csv");
-    let file = std::io::BufWriter::new(std::fs::File::create(&csv_path).unwrap());
-    payrun::fixtures::write_payout_csv(file, n_rows).unwrap();
-    let options = IngestOptions {
-        allow_partial: false,
-        limits: Limits {
-            max_amount: Cents::new(1_000_000).unwrap(),
-        },
-        max_errors_shown: 50,
-        awaiting_approval: false,
-    };
     let mut ledger = Ledger::open_writer(ledger_path).unwrap();
-    let outcome = ingest_file(
-        &mut ledger,
-        &csv_path,
-        &options,
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
-    assert!(
-        matches!(outcome, IngestOutcome::Accepted { .. }),
-        "{outcome:?}"
-    );
+    payrun::fixtures::ingest_generated(&mut ledger, &csv_path, n_rows).unwrap();
     drop(ledger);
     std::fs::remove_file(&csv_path).unwrap();
     let conn = rusqlite::Connection::open(ledger_path).unwrap();

@@ -12,9 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use payrun::dwolla::{Client, DwollaConfig};
-use payrun::ingest::{IngestOptions, IngestOutcome, row::Limits};
 use payrun::ledger::Ledger;
-use payrun::money::Cents;
 use payrun::secret::Secret;
 use payrun::sender::{SendConfig, SendReport, progress::Display};
 use payrun::sim::SimConfig;
@@ -134,34 +132,9 @@ async fn run(scenario: &Scenario, n: u64, concurrency_override: Option<usize>) -
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ledger_path = dir.path().join("payrun.db");
-    let csv_path = dir.path().join("payouts.csv");
-    payrun::fixtures::write_payout_csv(
-        std::io::BufWriter::new(std::fs::File::create(&csv_path).unwrap()),
-        n,
-    )
-    .unwrap();
-    {
-        let mut ledger = Ledger::open_writer(&ledger_path).unwrap();
-        let options = IngestOptions {
-            allow_partial: false,
-            limits: Limits {
-                max_amount: Cents::new(1_000_000).unwrap(),
-            },
-            max_errors_shown: 5,
-            awaiting_approval: false,
-        };
-        let outcome = payrun::ingest::ingest_file(
-            &mut ledger,
-            &csv_path,
-            &options,
-            time::OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-        assert!(
-            matches!(outcome, IngestOutcome::Accepted { .. }),
-            "{outcome:?}"
-        );
-    }
+    let mut ledger = Ledger::open_writer(&ledger_path).unwrap();
+    payrun::fixtures::ingest_generated(&mut ledger, &dir.path().join("payouts.csv"), n).unwrap();
+    drop(ledger);
     // Little's law: rate x latency requests in flight keep the rate busy; the rest is headroom
     // for latency jitter and for requests that time out.
     let concurrency = concurrency_override.unwrap_or_else(|| {

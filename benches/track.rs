@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use payrun::dwolla::wire::CreateWebhookSubscription;
 use payrun::dwolla::{Client, DwollaConfig};
-use payrun::ingest::{IngestOptions, IngestOutcome, ingest_file, row::Limits};
 use payrun::ledger::{Ledger, Spool, spool_path_for};
-use payrun::money::Cents;
 use payrun::secret::Secret;
 use payrun::sender::{SendConfig, progress::Display};
 use payrun::sim::{SimConfig, SimHandle};
@@ -58,25 +56,9 @@ fn client(sim: &SimHandle) -> Client {
 
 /// A fresh ledger with `n` payouts sent to `sim`.
 async fn sent_ledger(dir: &Path, sim: &SimHandle, client: &Client, n: u64) -> std::path::PathBuf {
-    let csv = dir.join("payouts.csv");
-    payrun::fixtures::write_payout_csv(
-        std::io::BufWriter::new(std::fs::File::create(&csv).unwrap()),
-        n,
-    )
-    .unwrap();
     let ledger_path = dir.join("payrun.db");
     let mut ledger = Ledger::open_writer(&ledger_path).unwrap();
-    let options = IngestOptions {
-        allow_partial: false,
-        limits: Limits {
-            max_amount: Cents::new(1_000_000).unwrap(),
-        },
-        max_errors_shown: 10,
-        awaiting_approval: false,
-    };
-    let outcome =
-        ingest_file(&mut ledger, &csv, &options, time::OffsetDateTime::now_utc()).unwrap();
-    assert!(matches!(outcome, IngestOutcome::Accepted { .. }));
+    payrun::fixtures::ingest_generated(&mut ledger, &dir.join("payouts.csv"), n).unwrap();
     let mut config = SendConfig::new(sim.source_funding_source(), 64);
     config.progress = Display::Off;
     let (_stop, stopping) = tokio::sync::watch::channel(false);

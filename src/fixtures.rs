@@ -37,3 +37,37 @@ pub fn amount_cents(i: u64) -> u64 {
 pub fn payout_csv_total_cents(n_rows: u64) -> i64 {
     (0..n_rows).map(|i| amount_cents(i) as i64).sum()
 }
+
+/// The options tests and benchmarks ingest generated files with: strict, all or nothing, the
+/// default $10,000.00 limit, no approval gate.
+pub fn ingest_options() -> crate::ingest::IngestOptions {
+    crate::ingest::IngestOptions {
+        allow_partial: false,
+        limits: crate::ingest::row::Limits {
+            max_amount: crate::money::Cents::new(1_000_000).expect("positive"),
+        },
+        max_errors_shown: 10,
+        awaiting_approval: false,
+    }
+}
+
+/// Ingests `path` with [`ingest_options`] and returns its batch id; anything but acceptance is
+/// an error (a generated file is always valid).
+pub fn ingest(ledger: &mut crate::ledger::Ledger, path: &std::path::Path) -> anyhow::Result<i64> {
+    let now = time::OffsetDateTime::now_utc();
+    match crate::ingest::ingest_file(ledger, path, &ingest_options(), now)? {
+        crate::ingest::IngestOutcome::Accepted { batch_id, .. } => Ok(batch_id),
+        other => anyhow::bail!("{} was not accepted: {other:?}", path.display()),
+    }
+}
+
+/// Writes `n_rows` generated payouts to `path` and ingests them: the set-up of every test and
+/// benchmark that needs a ledger full of payouts.
+pub fn ingest_generated(
+    ledger: &mut crate::ledger::Ledger,
+    path: &std::path::Path,
+    n_rows: u64,
+) -> anyhow::Result<i64> {
+    write_payout_csv(io::BufWriter::new(std::fs::File::create(path)?), n_rows)?;
+    ingest(ledger, path)
+}

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use payrun::dwolla::{Client, DwollaConfig};
-use payrun::ingest::{IngestOptions, IngestOutcome, row::Limits};
 use payrun::ledger::Ledger;
 use payrun::money::Cents;
 use payrun::secret::Secret;
@@ -42,33 +41,14 @@ impl SendEnv {
 
     /// Ingests a generated file of `n_rows` payouts to the seeded payees; returns the batch.
     pub fn ingest_rows(&self, name: &str, n_rows: u64) -> i64 {
-        let path = self.work.path().join(name);
-        let file = std::fs::File::create(&path).unwrap();
-        payrun::fixtures::write_payout_csv(std::io::BufWriter::new(file), n_rows).unwrap();
-        self.ingest_file(&path)
+        let mut ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
+        payrun::fixtures::ingest_generated(&mut ledger, &self.work.path().join(name), n_rows)
+            .unwrap()
     }
 
     pub fn ingest_file(&self, path: &std::path::Path) -> i64 {
         let mut ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
-        let options = IngestOptions {
-            allow_partial: false,
-            limits: Limits {
-                max_amount: Cents::new(1_000_000).unwrap(),
-            },
-            max_errors_shown: 10,
-            awaiting_approval: false,
-        };
-        match payrun::ingest::ingest_file(
-            &mut ledger,
-            path,
-            &options,
-            time::OffsetDateTime::now_utc(),
-        )
-        .unwrap()
-        {
-            IngestOutcome::Accepted { batch_id, .. } => batch_id,
-            other => panic!("ingest failed: {other:?}"),
-        }
+        payrun::fixtures::ingest(&mut ledger, path).unwrap()
     }
 
     pub fn client(&self, rate: u32, concurrency: usize, request_timeout: Duration) -> Client {
