@@ -265,29 +265,38 @@ fn write_batch(
     inbox: mpsc::Receiver<ToWriter>,
     recycle: mpsc::Sender<RowBuffer>,
 ) -> Result<Option<i64>, LedgerError> {
-    let mut tx = ledger.begin_ingest(batch)?;
-    for message in inbox {
-        match message {
-            ToWriter::Rows(mut rows) => {
-                tx.insert_rows(&rows)?;
-                rows.clear();
-                let _ = recycle.send(rows);
-            }
-            ToWriter::Rejected { line, errors } => tx.insert_rejected_row(line, &errors)?,
-            ToWriter::ReferenceAt { line, reply } => {
-                let _ = reply.send(tx.reference_at_line(line));
-            }
-            ToWriter::Commit {
-                n_payouts,
-                total,
-                n_rejected,
-            } => {
-                return tx.commit(n_payouts, total, n_rejected).map(Some);
+    let tx = ledger.begin_ingest(batch)?;
+    let counts = {
+        let mut payouts = tx.payout_inserter()?;
+        let mut counts = None;
+        for message in &inbox {
+            match message {
+                ToWriter::Rows(mut rows) => {
+                    payouts.insert(&rows)?;
+                    rows.clear();
+                    let _ = recycle.send(rows);
+                }
+                ToWriter::Rejected { line, errors } => tx.insert_rejected_row(line, &errors)?,
+                ToWriter::ReferenceAt { line, reply } => {
+                    let _ = reply.send(tx.reference_at_line(line));
+                }
+                ToWriter::Commit {
+                    n_payouts,
+                    total,
+                    n_rejected,
+                } => {
+                    counts = Some((n_payouts, total, n_rejected));
+                    break;
+                }
             }
         }
+        counts
+    };
+    match counts {
+        Some((n_payouts, total, n_rejected)) => tx.commit(n_payouts, total, n_rejected).map(Some),
+        // Dropping the transaction rolls back every row written.
+        None => Ok(None),
     }
-    // Dropping the transaction rolls back every row written.
-    Ok(None)
 }
 
 enum ParseError {
