@@ -1,8 +1,11 @@
 //! The payout file format, as pure functions: which columns a header names, and whether one row
 //! is a valid payout. No I/O; the file-level driver in `ingest` owns reading and the ledger.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+
+use csv::ByteRecord;
 
 use crate::money::{AmountError, Cents};
 
@@ -14,6 +17,8 @@ pub const RESERVED_METADATA_KEYS: [&str; 2] = ["payrun_batch", "payrun_reference
 const MAX_METADATA_LEN: usize = 254;
 const MAX_REFERENCE_LEN: usize = 254;
 const MAX_TEXT_LEN: usize = 255;
+/// The most columns a valid header can have: each named column once, and the metadata ones.
+const MAX_COLUMNS: usize = 8 + MAX_METADATA_COLUMNS;
 
 /// A column a payout file may have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,17 +234,39 @@ pub struct Limits {
     pub max_amount: Cents,
 }
 
-/// One valid payout row, borrowing the record's text.
+/// One valid payout row, borrowing the record's text: validating a row allocates nothing
+/// unless a funding source id needs lower-casing.
 #[derive(Debug)]
 pub struct ValidRow<'r> {
     pub reference: &'r str,
     pub amount: Cents,
     /// The funding source's UUID in lower case.
-    pub destination: String,
+    pub destination: Cow<'r, str>,
     pub name: Option<&'r str>,
     pub email: Option<&'r str>,
     pub memo: Option<&'r str>,
-    pub metadata: Vec<(&'r str, &'r str)>,
+    pub metadata: MetadataPairs<'r>,
+}
+
+/// The non-empty `metadata.<key>` fields of a row, in column order.
+#[derive(Debug, Default)]
+pub struct MetadataPairs<'r> {
+    pairs: [(&'r str, &'r str); MAX_METADATA_COLUMNS],
+    len: usize,
+}
+
+impl<'r> MetadataPairs<'r> {
+    pub fn as_slice(&self) -> &[(&'r str, &'r str)] {
+        &self.pairs[..self.len]
+    }
+
+    /// Layouts have at most [`MAX_METADATA_COLUMNS`] metadata columns, so this always has room.
+    fn push(&mut self, pair: (&'r str, &'r str)) {
+        if let Some(slot) = self.pairs.get_mut(self.len) {
+            *slot = pair;
+            self.len += 1;
+        }
+    }
 }
 
 impl Layout {
@@ -260,8 +287,8 @@ impl Layout {
     }
 
     /// The reference field of a row, for duplicate checks, if it is present and readable.
-    pub fn reference<'r>(&self, fields: &[&'r [u8]]) -> Option<&'r str> {
-        let text = std::str::from_utf8(fields.get(self.reference)?)
+    pub fn reference<'r>(&self, record: &'r ByteRecord) -> Option<&'r str> {
+        let text = std::str::from_utf8(record.get(self.reference)?)
             .ok()?
             .trim();
         (!text.is_empty()).then_some(text)
@@ -270,16 +297,17 @@ impl Layout {
     /// Checks every field of one row and returns all of its problems, not just the first.
     pub fn validate<'r>(
         &'r self,
-        fields: &[&'r [u8]],
+        record: &'r ByteRecord,
         limits: Limits,
     ) -> Result<ValidRow<'r>, Vec<FieldError>> {
-        if fields.len() != self.columns.len() {
-            let message = if fields.len() == 1 && fields[0].iter().all(u8::is_ascii_whitespace) {
+        if record.len() != self.columns.len() || record.len() > MAX_COLUMNS {
+            let blank = record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace);
+            let message = if blank {
                 "the row is blank".to_string()
             } else {
                 format!(
                     "the row has {} fields, the header has {}",
-                    fields.len(),
+                    record.len(),
                     self.columns.len()
                 )
             };
@@ -289,17 +317,22 @@ impl Layout {
             }]);
         }
         let mut errors = Vec::new();
-        let mut texts: Vec<&'r str> = Vec::with_capacity(fields.len());
-        for (column, raw) in self.columns.iter().zip(fields) {
-            match std::str::from_utf8(raw) {
-                Ok(text) => texts.push(text.trim()),
-                Err(_) => {
-                    errors.push(field_error(
-                        column,
-                        "is not valid UTF-8 text (save the file as UTF-8)",
-                    ));
-                    texts.push("");
-                }
+        let mut texts = [""; MAX_COLUMNS];
+        // One UTF-8 check over the whole record instead of one per field; a field is then
+        // valid exactly when it starts and ends on character boundaries, which `str::get`
+        // checks. Only a record with a problem is checked field by field, to name the column.
+        let whole = std::str::from_utf8(record.as_slice()).ok();
+        for (index, column) in self.columns.iter().enumerate() {
+            let text = whole
+                .zip(record.range(index))
+                .and_then(|(whole, range)| whole.get(range))
+                .or_else(|| std::str::from_utf8(&record[index]).ok());
+            match text {
+                Some(text) => texts[index] = text.trim(),
+                None => errors.push(field_error(
+                    column,
+                    "is not valid UTF-8 text (save the file as UTF-8)",
+                )),
             }
         }
         if !errors.is_empty() {
@@ -312,7 +345,7 @@ impl Layout {
                 &Column::Reference,
                 "is empty; every payout needs a reference",
             ));
-        } else if reference.chars().count() > MAX_REFERENCE_LEN {
+        } else if longer_than(reference, MAX_REFERENCE_LEN) {
             errors.push(field_error(
                 &Column::Reference,
                 format!("is longer than {MAX_REFERENCE_LEN} characters"),
@@ -387,7 +420,7 @@ impl Layout {
                     ));
                     None
                 } else if let Some(id) = funding_sources.get(payee) {
-                    Some(id.clone())
+                    Some(Cow::Borrowed(id.as_str()))
                 } else {
                     errors.push(field_error(
                         &Column::Payee,
@@ -403,7 +436,7 @@ impl Layout {
         let mut name = None;
         let mut email = None;
         let mut memo = None;
-        let mut metadata = Vec::new();
+        let mut metadata = MetadataPairs::default();
         for (column, text) in self.columns.iter().zip(&texts) {
             let text = *text;
             let optional = (!text.is_empty()).then_some(text);
@@ -416,7 +449,7 @@ impl Layout {
                         ));
                     }
                 }
-                Column::Name | Column::Memo if text.chars().count() > MAX_TEXT_LEN => {
+                Column::Name | Column::Memo if longer_than(text, MAX_TEXT_LEN) => {
                     errors.push(field_error(
                         column,
                         format!("is longer than {MAX_TEXT_LEN} characters"),
@@ -437,7 +470,7 @@ impl Layout {
                     }
                 }
                 Column::Metadata(key) => {
-                    if text.chars().count() > MAX_METADATA_LEN {
+                    if longer_than(text, MAX_METADATA_LEN) {
                         errors.push(field_error(
                             column,
                             format!("is longer than {MAX_METADATA_LEN} characters"),
@@ -465,9 +498,15 @@ impl Layout {
     }
 }
 
+/// Whether `text` has more than `max` characters, without counting them when its length in
+/// bytes (never less than its characters) already says no.
+fn longer_than(text: &str, max: usize) -> bool {
+    text.len() > max && text.chars().count() > max
+}
+
 /// Accepts a bare UUID or a URL whose path ends in `/funding-sources/<uuid>`, and returns the
 /// UUID in lower case. The host is not kept: payrun sends to the API it is configured for.
-pub fn funding_source_id(text: &str) -> Option<String> {
+pub fn funding_source_id(text: &str) -> Option<Cow<'_, str>> {
     let id = if text.contains('/') {
         let rest = text
             .strip_prefix("https://")
@@ -478,7 +517,13 @@ pub fn funding_source_id(text: &str) -> Option<String> {
     } else {
         text
     };
-    is_uuid(id).then(|| id.to_ascii_lowercase())
+    if !is_uuid(id) {
+        None
+    } else if id.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(id.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(id))
+    }
 }
 
 fn is_uuid(text: &str) -> bool {
@@ -521,10 +566,28 @@ mod tests {
         parse_header(&fields)
     }
 
-    fn row<'a>(layout: &'a Layout, fields: &[&'a str]) -> Result<ValidRow<'a>, Vec<String>> {
-        let fields: Vec<&[u8]> = fields.iter().map(|f| f.as_bytes()).collect();
+    /// The outcome of validating one row, with everything it borrows turned into owned text.
+    #[derive(Debug)]
+    struct Row {
+        amount: Cents,
+        destination: String,
+        metadata: Vec<(String, String)>,
+    }
+
+    fn row(layout: &Layout, fields: &[&str]) -> Result<Row, Vec<String>> {
+        let record = ByteRecord::from(fields.to_vec());
         layout
-            .validate(&fields, LIMITS)
+            .validate(&record, LIMITS)
+            .map(|valid| Row {
+                amount: valid.amount,
+                destination: valid.destination.into_owned(),
+                metadata: valid
+                    .metadata
+                    .as_slice()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            })
             .map_err(|errors| errors.iter().map(ToString::to_string).collect())
     }
 
@@ -539,9 +602,10 @@ mod tests {
         .unwrap();
         assert_eq!(layout.columns[0], Column::Amount);
         assert_eq!(layout.columns[3], Column::Metadata("Dept".into()));
-        let valid = row(&layout, &["12.50", FS, "EMP-1", "ops"]).unwrap();
+        let valid = row(&layout, &["12.50", &FS.to_uppercase(), "EMP-1", "ops"]).unwrap();
         assert_eq!(valid.amount.get(), 1250);
-        assert_eq!(valid.metadata, vec![("Dept", "ops")]);
+        assert_eq!(valid.destination, FS, "ids are kept in lower case");
+        assert_eq!(valid.metadata, [("Dept".to_string(), "ops".to_string())]);
     }
 
     #[test]
@@ -637,11 +701,35 @@ mod tests {
         );
     }
 
+    /// The record's bytes as a whole are valid UTF-8 ("é" is C3 A9), but the field boundary
+    /// splits the character: both fields are invalid.
+    #[test]
+    fn a_character_split_between_fields_is_invalid_in_both() {
+        let layout = header(&["reference", "amount", "funding_source", "name", "memo"]).unwrap();
+        let fields: Vec<&[u8]> = vec![b"A", b"1.00", FS.as_bytes(), b"Jos\xc3", b"\xa9"];
+        let errors = layout
+            .validate(&ByteRecord::from(fields), LIMITS)
+            .unwrap_err();
+        let columns: Vec<_> = errors.iter().map(|e| e.column.as_deref()).collect();
+        assert_eq!(columns, [Some("name"), Some("memo")]);
+    }
+
+    #[test]
+    fn lengths_are_counted_in_characters() {
+        let layout = header(&["reference", "amount", "funding_source", "name"]).unwrap();
+        let longest = "é".repeat(MAX_TEXT_LEN);
+        assert!(row(&layout, &["A", "1.00", FS, &longest]).is_ok());
+        let errors = row(&layout, &["A", "1.00", FS, &format!("{longest}é")]).unwrap_err();
+        assert_eq!(errors, ["name: is longer than 255 characters"]);
+    }
+
     #[test]
     fn non_utf8_fields_name_their_column() {
         let layout = header(&["reference", "amount", "funding_source", "name"]).unwrap();
         let fields: Vec<&[u8]> = vec![b"A", b"1.00", FS.as_bytes(), b"Jos\xe9"];
-        let errors = layout.validate(&fields, LIMITS).unwrap_err();
+        let errors = layout
+            .validate(&ByteRecord::from(fields), LIMITS)
+            .unwrap_err();
         assert_eq!(
             errors[0].to_string(),
             "name: is not valid UTF-8 text (save the file as UTF-8)"

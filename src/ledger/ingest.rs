@@ -92,7 +92,7 @@ impl RowBuffer {
             .hyphenated()
             .encode_lower(&mut key_text);
         let correlation_start = self.text.len();
-        let _ = write!(self.text, "pr-{batch_key}-{}", payout.line);
+        push_correlation_id(&mut self.text, batch_key, payout.line);
         let correlation = Some((correlation_start, self.text.len()));
         let spans = [
             self.push_text(Some(payout.reference)),
@@ -151,7 +151,16 @@ pub fn new_batch_key() -> String {
 /// The correlation id payrun sends with a payout: the batch's random key and the line. Unique
 /// per payout, free of PII, and within Dwolla's `[A-Za-z0-9._-]{1,255}`.
 pub fn correlation_id(batch_key: &str, line: u64) -> String {
-    format!("pr-{batch_key}-{line}")
+    let mut id = String::with_capacity(32);
+    push_correlation_id(&mut id, batch_key, line);
+    id
+}
+
+fn push_correlation_id(out: &mut String, batch_key: &str, line: u64) {
+    out.push_str("pr-");
+    out.push_str(batch_key);
+    out.push('-');
+    out.push_str(itoa::Buffer::new().format(line));
 }
 
 /// The batch key and line of a correlation id payrun made, or `None` for any other text.
