@@ -388,7 +388,9 @@ pub fn main() -> ExitCode {
         Command::Accounts(command) => crate::onboard::commands::run_accounts(&command),
         Command::Treasury(command) => crate::onboard::commands::run_treasury(&command),
         Command::Parties(command) => crate::onboard::commands::run_parties(&command),
-        Command::FundingSources(command) => crate::onboard::commands::run_funding_sources(&command),
+        Command::FundingSources(command) => {
+            crate::onboard::commands::run_funding_sources(&ledger, &command)
+        }
         Command::Exchanges(command) => crate::onboard::commands::run_exchanges(&command),
         Command::Transfers(command) => crate::onboard::commands::run_transfers(&command),
         Command::Payees(command) => crate::onboard::payees::run_payees(&ledger, &command),

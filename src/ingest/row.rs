@@ -425,7 +425,7 @@ impl Layout {
                     errors.push(field_error(
                         &Column::Payee,
                         format!(
-                            "{payee:?} is not in the payee directory (or its import did not finish); run `payrun payees import` first"
+                            "{payee:?} is not in the payee directory, or has no funding source there (its import did not finish, or the funding source was removed); see `payrun payees list`"
                         ),
                     ));
                     None

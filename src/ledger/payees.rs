@@ -157,6 +157,29 @@ impl Ledger {
         Ok(())
     }
 
+    /// Takes a funding source that was removed at Dwolla out of the directory, and returns
+    /// the references of the payees that had it: they cannot be paid until imported again.
+    pub fn forget_payee_funding_source(
+        &mut self,
+        funding_source_id: &str,
+        now: &str,
+    ) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "UPDATE payees SET funding_source_id = NULL, updated_at = ?2
+                 WHERE lower(funding_source_id) = lower(?1)
+                 RETURNING reference",
+            )
+            .map_err(|e| self.error(e))?;
+        let references = stmt
+            .query_map(params![funding_source_id, now], |row| row.get(0))
+            .map_err(|e| self.error(e))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(|e| self.error(e))?;
+        Ok(references)
+    }
+
     /// The payee's bank funding source at Dwolla; from now on payout files may name it.
     pub fn set_payee_funding_source(
         &mut self,

@@ -2,7 +2,7 @@
 //! `exchanges` and `transfers`. Each one is a call (or a paged walk) on [`Client`] plus
 //! printing; lists follow `_links.next` to the end unless `--max` says otherwise.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -19,6 +19,7 @@ use crate::dwolla::wire::{
 };
 use crate::dwolla::{Client, Created, DwollaError, Transfer, TransferQuery};
 use crate::exit;
+use crate::ledger::Ledger;
 use crate::secret::Secret;
 
 // ---------------------------------------------------------------------------------------------
@@ -449,7 +450,10 @@ pub fn run_parties(command: &PartiesCommand) -> anyhow::Result<u8> {
     }
 }
 
-pub fn run_funding_sources(command: &FundingSourcesCommand) -> anyhow::Result<u8> {
+pub fn run_funding_sources(
+    ledger_path: &Path,
+    command: &FundingSourcesCommand,
+) -> anyhow::Result<u8> {
     match command {
         FundingSourcesCommand::Add(args) => {
             let account_number: AccountNumber = args
@@ -496,17 +500,39 @@ pub fn run_funding_sources(command: &FundingSourcesCommand) -> anyhow::Result<u8
             });
             Ok(exit::OK)
         }),
-        FundingSourcesCommand::Remove(args) => with_client(&args.common, |client| async move {
-            let source = client
-                .remove_funding_source(&args.id)
-                .await
-                .map_err(|e| dwolla_failure("Dwolla did not remove the funding source", &e))?;
-            show_one(&args.common, funding_source_json(&source), || {
-                funding_source_fields(&source)
-            });
-            Ok(exit::OK)
-        }),
+        FundingSourcesCommand::Remove(args) => remove_funding_source(ledger_path, args),
     }
+}
+
+/// Removes a funding source at Dwolla and, when there is a ledger, takes it out of the payee
+/// directory in the same command, so that no payout file can name a payee whose bank account
+/// is gone (Dwolla would refuse every transfer to it).
+fn remove_funding_source(ledger_path: &Path, args: &IdArgs) -> anyhow::Result<u8> {
+    // Opened before Dwolla is asked: if another payrun is writing, this exits 75 having
+    // changed nothing anywhere.
+    let ledger = match ledger_path.exists() {
+        true => Some(Ledger::open_writer(ledger_path)?),
+        false => None,
+    };
+    let client = args.common.dwolla.client()?;
+    let source = runtime()?
+        .block_on(client.remove_funding_source(&args.id))
+        .map_err(|e| dwolla_failure("Dwolla did not remove the funding source", &e))?;
+    if let Some(mut ledger) = ledger {
+        let now = crate::ledger::timestamp(time::OffsetDateTime::now_utc());
+        for payee in ledger.forget_payee_funding_source(&source.id, &now)? {
+            tracing::warn!(
+                payee = %payee,
+                funding_source = %source.id,
+                "this payee's funding source was removed: payout files can no longer name the \
+                 payee, which stays in the directory without one (see `payrun payees list`)"
+            );
+        }
+    }
+    show_one(&args.common, funding_source_json(&source), || {
+        funding_source_fields(&source)
+    });
+    Ok(exit::OK)
 }
 
 fn add_funding_source(

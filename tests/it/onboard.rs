@@ -585,6 +585,50 @@ async fn payees_are_imported_once_and_payout_files_name_them() {
     assert_eq!(to_acme.destination_funding_source, acme_source);
 }
 
+/// Removing a payee's funding source at Dwolla takes it out of the payee directory in the same
+/// command, so that no payout file can send money to a bank account that is gone; and a
+/// running writer makes the command refuse before anything is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_payees_funding_source_takes_it_out_of_the_directory() {
+    let env = OnboardEnv::start().await;
+    let file = env.work.file("payees.csv", payees_csv());
+    env.json(&["payees", "import", file.to_str().unwrap()])
+        .await;
+    let directory = ledger_payees(&env);
+    let acme_source = directory[0].2.clone().expect("V-ACME has a funding source");
+
+    let lock = payrun::ledger::WriterLock::acquire(&env.work.ledger()).unwrap();
+    let refused = env.run(&["funding-sources", "remove", &acme_source]).await;
+    assert_eq!(refused.code, 75, "{}", refused.stderr);
+    let source = env.json(&["funding-sources", "get", &acme_source]).await;
+    assert_eq!(source["removed"], false, "nothing was removed at Dwolla");
+    drop(lock);
+
+    let run = env.run(&["funding-sources", "remove", &acme_source]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("V-ACME") && run.stderr.contains("funding source was removed"),
+        "{}",
+        run.stderr
+    );
+    let after = ledger_payees(&env);
+    assert_eq!(after[0].2, None, "V-ACME's funding source is gone");
+    assert_eq!(after[1..], directory[1..], "the other payees are untouched");
+
+    let payouts = env.work.file(
+        "payouts.csv",
+        "reference,amount,payee\nP-1,10.00,V-ACME\nP-2,5.25,V-ADA\n",
+    );
+    let run = env.run(&["ingest", payouts.to_str().unwrap()]).await;
+    assert_eq!(run.code, 65, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("payouts.csv:2: payee: \"V-ACME\"")
+            && run.stderr.contains("the funding source was removed"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_ledger_write_or_an_expired_key_creates_nothing_twice() {
     let env = OnboardEnv::start().await;
