@@ -84,7 +84,28 @@ pub async fn apply_spooled_events(
             break;
         }
     }
+    prune_spool(spool, OffsetDateTime::now_utc())?;
     Ok(report)
+}
+
+/// How long finished events stay in the spool: well past Dwolla's 72 hours of redelivery, and
+/// as long as Dwolla itself keeps events (`GET /events` covers a rolling 30 days).
+pub const SPOOL_RETENTION: time::Duration = time::Duration::days(30);
+/// Deleted per apply at most, so that pruning a long-neglected spool never stalls a cycle.
+const PRUNE_LIMIT: usize = 10_000;
+
+/// Keeps the spool from growing forever: finished events older than [`SPOOL_RETENTION`] go.
+fn prune_spool(spool: &mut Spool, now: OffsetDateTime) -> Result<(), LedgerError> {
+    let cutoff = ledger::timestamp(now - SPOOL_RETENTION);
+    let n_pruned = spool.prune_finished(&cutoff, PRUNE_LIMIT)?;
+    if n_pruned > 0 {
+        tracing::info!(
+            n_pruned,
+            spool = %spool.path().display(),
+            "pruned webhook events finished more than 30 days ago"
+        );
+    }
+    Ok(())
 }
 
 /// For a process that must not hold the writer lock for long (`serve`): reads and GETs run
@@ -140,6 +161,8 @@ pub async fn apply_opportunistically(
             break;
         }
     }
+    // The spool is serve's own file: pruning it needs no ledger lock.
+    prune_spool(spool, OffsetDateTime::now_utc())?;
     Ok(Opportunity::Applied(report))
 }
 

@@ -50,6 +50,11 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 );
 ";
 
+/// Version 2: finished events are pruned by age ([`Spool::prune_finished`]).
+const SPOOL_SCHEMA_2: &str = "
+CREATE INDEX IF NOT EXISTS events_finished ON events (applied_at) WHERE applied_at IS NOT NULL;
+";
+
 /// A verified event as `serve` received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingEvent {
@@ -130,7 +135,7 @@ impl Spool {
         .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
-        Migrations::new(vec![M::up(SPOOL_SCHEMA)])
+        Migrations::new(vec![M::up(SPOOL_SCHEMA), M::up(SPOOL_SCHEMA_2)])
             .to_latest(&mut conn)
             .map_err(|source| LedgerError::Migration {
                 path: path.to_path_buf(),
@@ -239,6 +244,23 @@ impl Spool {
             }
         }
         tx.commit().map_err(err)
+    }
+
+    /// Deletes at most `limit` events that were finished before `finished_before`, oldest
+    /// first, and returns how many. Pending events are never deleted. A pruned event that
+    /// Dwolla delivers again is stored and applied again, which changes nothing in the ledger;
+    /// the ledger's history keeps naming it (`webhook:<event id>`).
+    pub fn prune_finished(&mut self, finished_before: &str, limit: usize) -> Result<u64> {
+        self.conn
+            .execute(
+                "DELETE FROM events WHERE rowid IN (
+                     SELECT rowid FROM events
+                     WHERE applied_at IS NOT NULL AND applied_at < ?1
+                     ORDER BY applied_at LIMIT ?2)",
+                params![finished_before, limit as i64],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.error(e))
     }
 
     pub fn counts(&self) -> Result<SpoolCounts> {
@@ -365,6 +387,55 @@ mod tests {
             event_created: None,
             body: b"{}".to_vec(),
         }
+    }
+
+    #[test]
+    fn only_events_finished_before_the_cutoff_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(&dir.path().join("x.events")).unwrap();
+        let received = "2026-01-01T00:00:00.000Z";
+        spool
+            .store(
+                &[
+                    event("old"),
+                    event("older"),
+                    event("recent"),
+                    event("pending"),
+                ],
+                received,
+            )
+            .unwrap();
+        let done = |outcome: &str| EventFate::Done {
+            outcome: outcome.into(),
+        };
+        spool
+            .finish(
+                &[("older".into(), done("applied"))],
+                "2026-01-02T00:00:00.000Z",
+            )
+            .unwrap();
+        spool
+            .finish(&[("old".into(), done("stale"))], "2026-01-03T00:00:00.000Z")
+            .unwrap();
+        spool
+            .finish(
+                &[("recent".into(), done("applied"))],
+                "2026-02-10T00:00:00.000Z",
+            )
+            .unwrap();
+
+        let cutoff = "2026-02-01T00:00:00.000Z";
+        assert_eq!(
+            spool.prune_finished(cutoff, 1).unwrap(),
+            1,
+            "the limit holds"
+        );
+        assert_eq!(spool.event_ids().unwrap(), ["old", "recent", "pending"]);
+        assert_eq!(spool.prune_finished(cutoff, 100).unwrap(), 1);
+        assert_eq!(spool.event_ids().unwrap(), ["recent", "pending"]);
+        assert_eq!(spool.prune_finished(cutoff, 100).unwrap(), 0);
+        // Dwolla redelivering a pruned event: stored again, as new.
+        assert_eq!(spool.store(&[event("old")], cutoff).unwrap(), [true]);
     }
 
     #[test]
