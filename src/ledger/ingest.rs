@@ -163,6 +163,12 @@ fn push_correlation_id(out: &mut String, batch_key: &str, line: u64) {
     out.push_str(itoa::Buffer::new().format(line));
 }
 
+/// The batch id and file line of a payout id (`(batch_id << 32) | line`): how logs and
+/// messages name a payout to a person.
+pub fn batch_and_line(payout_id: i64) -> (i64, i64) {
+    (payout_id >> 32, payout_id & 0xffff_ffff)
+}
+
 /// The batch key and line of a correlation id payrun made, or `None` for any other text.
 pub fn parse_correlation_id(text: &str) -> Option<(&str, u64)> {
     let (batch_key, line) = text.strip_prefix("pr-")?.split_once('-')?;

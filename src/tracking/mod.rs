@@ -127,10 +127,7 @@ impl Tally {
                 }
             }
             ObservationOutcome::Unchanged { .. } => {}
-            ObservationOutcome::Conflict(reason) => {
-                self.n_conflicts += 1;
-                tracing::error!(payout_id, %reason, "observation contradicts the ledger; not stored");
-            }
+            ObservationOutcome::Conflict(_) => self.n_conflicts += 1,
         }
     }
 
@@ -352,8 +349,44 @@ pub(crate) fn record(
     let outcomes = ledger.record_observations(observations, &times)?;
     for (observation, outcome) in observations.iter().zip(&outcomes) {
         tally.count(observation.payout_id, outcome);
+        log_outcome(ledger, observation, outcome);
     }
     Ok(outcomes)
+}
+
+/// One log line per payout that needs a person, naming it the way finance does (batch, file
+/// line, reference) with Dwolla's code and transfer; ordinary moves only at debug level.
+fn log_outcome(ledger: &Ledger, observation: &Observation, outcome: &ObservationOutcome) {
+    let (batch, line) = ledger::batch_and_line(observation.payout_id);
+    let transfer = observation.transfer_url.as_str();
+    let source = observation.source.as_str();
+    match outcome {
+        ObservationOutcome::Moved { from, to }
+            if matches!(to, PayoutState::Failed | PayoutState::Returned) =>
+        {
+            let reference = ledger
+                .failure_summary(observation.payout_id)
+                .ok()
+                .flatten()
+                .map(|(reference, _, _)| reference)
+                .unwrap_or_default();
+            let (code, description) = observation
+                .failure
+                .as_ref()
+                .map_or(("", ""), |f| (f.code.as_str(), f.description.as_str()));
+            tracing::warn!(
+                batch, line, %reference, %from, %to, code, transfer, source,
+                "payout {to}: {description}"
+            );
+        }
+        ObservationOutcome::Moved { from, to } => {
+            tracing::debug!(batch, line, %from, %to, transfer, source, "payout moved");
+        }
+        ObservationOutcome::Unchanged { .. } => {}
+        ObservationOutcome::Conflict(reason) => {
+            tracing::error!(batch, line, transfer, source, %reason, "observation contradicts the ledger; not stored");
+        }
+    }
 }
 
 // --- Command line --------------------------------------------------------------------------
@@ -460,7 +493,7 @@ fn print_report(ledger: &Ledger, report: &TrackReport) {
     const SHOWN: usize = 20;
     for (payout_id, state) in tally.attention.iter().take(SHOWN) {
         let details = ledger.failure_summary(*payout_id).ok().flatten();
-        let (batch, line) = (payout_id >> 32, payout_id & 0xffff_ffff);
+        let (batch, line) = ledger::batch_and_line(*payout_id);
         match details {
             Some((reference, code, advice)) => {
                 let action = advice_action(&advice);

@@ -213,10 +213,8 @@ async fn get_each(
         while report.tally.unreachable.is_none() && tasks.len() < config.max_concurrent_reads * 2 {
             let Some(payout) = payouts.next() else { break };
             let Some(url) = payout.transfer_url.clone() else {
-                tracing::warn!(
-                    payout_id = payout.id,
-                    "submitted payout without a transfer URL"
-                );
+                let (batch, line) = ledger::batch_and_line(payout.id);
+                tracing::warn!(batch, line, "submitted payout without a transfer URL");
                 unreadable.push(payout.id);
                 continue;
             };
@@ -242,7 +240,8 @@ async fn get_each(
                 report.tally.unreachable = Some(format!("cannot read transfers: {error}"));
             }
             Err(error) => {
-                tracing::warn!(payout_id, %url, "cannot read the transfer: {error}");
+                let (batch, line) = ledger::batch_and_line(payout_id);
+                tracing::warn!(batch, line, %url, "cannot read the transfer: {error}");
                 report.tally.n_read_errors += 1;
                 unreadable.push(payout_id);
             }

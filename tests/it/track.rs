@@ -323,6 +323,17 @@ async fn track_exits_3_on_failures_and_a_later_run_catches_the_late_return() {
         stderr.contains("R03") && stderr.contains("Get corrected bank details"),
         "failures are explained: {stderr}"
     );
+    // The log names each failed payout the way finance does, with Dwolla's code.
+    let logged = stderr
+        .lines()
+        .find(|l| l.contains("WARN payout failed") && l.contains("code=\"R03\""))
+        .unwrap_or_else(|| panic!("no log line for the R03 failure: {stderr}"));
+    assert!(
+        logged.contains("batch=1")
+            && logged.contains("line=5")
+            && logged.contains("reference=REF-10"),
+        "{logged}"
+    );
     // The R01-late transfer is returned one step after it was processed; unless the first run
     // started late enough to see that already, the returns watch of a later run catches it.
     let seen_returned = tracked_rows(&env)["11"].state == "returned";
