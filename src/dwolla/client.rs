@@ -522,6 +522,36 @@ impl Client {
         self.inner.execute(request).await?.json()
     }
 
+    /// `POST /webhook-subscriptions/{id}` with `{"paused": ...}`; Dwolla answers with the
+    /// subscription.
+    pub async fn set_webhook_subscription_paused(
+        &self,
+        url_or_id: &str,
+        paused: bool,
+    ) -> Result<WebhookSubscription, DwollaError> {
+        let url = self
+            .inner
+            .resource_url("webhook-subscriptions", url_or_id)?;
+        let body = serde_json::to_vec(&serde_json::json!({ "paused": paused }))
+            .expect("request bodies serialize");
+        self.inner
+            .execute(Request::post(url, body, None))
+            .await?
+            .json()
+    }
+
+    /// `POST /webhooks/{id}/retries` (no body): Dwolla sends the webhook once more.
+    pub async fn retry_webhook(&self, url_or_id: &str) -> Result<Created, DwollaError> {
+        let mut url = self.inner.resource_url("webhooks", url_or_id)?;
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push("retries");
+        }
+        self.inner
+            .execute(Request::post(url, Vec::new(), None))
+            .await?
+            .created()
+    }
+
     /// `GET /webhook-subscriptions/{id}/webhooks`: the webhooks sent to a subscription, with
     /// their delivery attempts.
     pub async fn list_subscription_webhooks(

@@ -1342,6 +1342,8 @@ async fn create_subscription(State(sim): State<Arc<Shared>>, body: Bytes) -> Api
             paused: false,
             created: now,
             deleted: false,
+            consecutive_failures: 0,
+            last_success: None,
         });
         created(format!("{}/webhook-subscriptions/{id}", sim.base_url))
     })

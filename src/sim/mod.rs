@@ -110,6 +110,9 @@ pub struct SimConfig {
     pub idempotency_ttl: Duration,
     /// Dwolla's sandbox allows 10 webhook subscriptions (production 5).
     pub max_webhook_subscriptions: usize,
+    /// A subscription is paused after this many consecutive failed deliveries once a day
+    /// (divided by `webhook_time_scale`) has passed without a success (Dwolla: 400).
+    pub webhook_auto_pause_failures: u32,
 }
 
 impl SimConfig {
@@ -141,6 +144,7 @@ impl SimConfig {
             bankers_rounding: false,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             max_webhook_subscriptions: 10,
+            webhook_auto_pause_failures: 400,
         }
     }
 
@@ -392,6 +396,7 @@ fn build(config: SimConfig, addr: SocketAddr) -> Arc<Shared> {
         webhook_duplicate_rate: config.webhook_duplicate_rate,
         webhook_reorder_rate: config.webhook_reorder_rate,
         webhook_reorder_delay: config.webhook_reorder_delay,
+        webhook_auto_pause_failures: config.webhook_auto_pause_failures,
     };
     let mut store = store::Store::new(
         base_url.clone(),

@@ -352,6 +352,7 @@ mod tests {
                 webhook_duplicate_rate: 0.0,
                 webhook_reorder_rate: 0.0,
                 webhook_reorder_delay: Duration::ZERO,
+                webhook_auto_pause_failures: 400,
             },
             rand::rngs::StdRng::seed_from_u64(1),
             Account {

@@ -35,6 +35,7 @@ pub struct StoreConfig {
     pub webhook_duplicate_rate: f64,
     pub webhook_reorder_rate: f64,
     pub webhook_reorder_delay: Duration,
+    pub webhook_auto_pause_failures: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +198,9 @@ pub struct Subscription {
     pub paused: bool,
     pub created: SimTime,
     pub deleted: bool,
+    /// Failed deliveries since the last success, and when that was: Dwolla's auto-pause rule.
+    pub consecutive_failures: u32,
+    pub last_success: Option<SimTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -718,6 +722,22 @@ impl Store {
         }
         if let Some(due) = requeue {
             self.queue_webhook(due, webhook);
+        }
+        let subscription = self.webhooks[webhook as usize].subscription as usize;
+        let day_ms = (24.0 * 3_600_000.0 / scale) as i64;
+        let threshold = self.config.webhook_auto_pause_failures;
+        let sub = &mut self.subscriptions[subscription];
+        if ok {
+            sub.consecutive_failures = 0;
+            sub.last_success = Some(now);
+        } else {
+            sub.consecutive_failures += 1;
+            let since = sub.last_success.unwrap_or(sub.created);
+            // Dwolla: 400 consecutive failures and 24 hours since the last success. What was
+            // queued stays queued and is dropped when due, as for a paused subscription.
+            if sub.consecutive_failures >= threshold && now.0 - since.0 >= day_ms {
+                sub.paused = true;
+            }
         }
         ok
     }

@@ -1631,6 +1631,87 @@ async fn reordered_delivery_lets_later_events_arrive_first() {
     assert_ne!(arrived, created, "some later event overtook an earlier one");
 }
 
+/// Dwolla pauses a subscription after many failed deliveries in a row once a day has passed
+/// without a success; `payrun webhooks resume` unpauses it and has every webhook that never got
+/// through sent again, including those created while it was paused (Dwolla never sends those).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_subscription_is_paused_and_resume_sends_what_it_missed() {
+    let c = SimClient::start(SimConfig {
+        webhook_auto_pause_failures: 3,
+        // A simulated day lasts 10 ms; the retries follow each other within 30 ms.
+        webhook_time_scale: 24.0 * 3600.0 * 100.0,
+        ..SimConfig::new()
+    })
+    .await;
+    let (url, received) = receiver(usize::MAX).await;
+    let sub = c
+        .create(
+            "/webhook-subscriptions",
+            &json!({"url": url, "secret": "s"}),
+        )
+        .await;
+    let party = |i: usize| json!({"businessName": format!("Payee {i}"), "email": format!("p{i}@example.com")});
+    c.create("/external-parties", &party(0)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.get_json(&sub).await["paused"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "the subscription was never paused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Created while paused: recorded, never sent.
+    c.create("/external-parties", &party(1)).await;
+    c.create("/external-parties", &party(2)).await;
+    let hooks = c.get_json(&format!("{sub}/webhooks")).await;
+    assert_eq!(hooks["total"], 3);
+    assert!(received.hits.lock().unwrap().is_empty());
+
+    *received.failures_left.lock().unwrap() = 0;
+    let work = crate::support::Workdir::new();
+    let output = work
+        .command(&["webhooks", "resume", id_of(&sub)])
+        .env("DWOLLA_API_URL", c.sim.base_url())
+        .env("DWOLLA_KEY", c.sim.key())
+        .env("DWOLLA_SECRET", c.sim.secret())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("3 of its 3 webhooks had never been delivered"),
+        "{stdout}"
+    );
+    assert_eq!(c.get_json(&sub).await["paused"], false);
+    wait_for("the three missed webhooks", || {
+        received.hits.lock().unwrap().len() == 3
+    })
+    .await;
+    let events: HashSet<String> = received
+        .hits
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| serde_json::from_slice::<Value>(body).unwrap()["id"].to_string())
+        .collect();
+    assert_eq!(events.len(), 3, "three different events");
+
+    // Resuming again sends nothing: every webhook has been delivered now.
+    let again = work
+        .command(&["webhooks", "resume", id_of(&sub)])
+        .env("DWOLLA_API_URL", c.sim.base_url())
+        .env("DWOLLA_KEY", c.sim.key())
+        .env("DWOLLA_SECRET", c.sim.secret())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 of its 3 webhooks"));
+}
+
 #[tokio::test]
 async fn paused_subscriptions_record_webhooks_without_sending_them() {
     let c = SimClient::start(SimConfig::new()).await;
