@@ -25,7 +25,7 @@ use time::format_description::well_known::Rfc3339;
 pub use batches::{Approval, DestinationTotal, PayoutLine};
 pub use ingest::{
     ExistingBatch, IngestTx, NewBatch, NewPayout, RowBuffer, batch_and_line, correlation_id,
-    new_batch_key, parse_correlation_id,
+    new_batch_key, parse_correlation_id, payout_id,
 };
 pub use lock::{LockError, WriterLock, lock_path_for};
 pub use payees::{NewPayee, Payee};

@@ -108,7 +108,10 @@ const PAYOUT_COLUMNS: &str =
 
 /// The first and last possible payout id of a batch.
 fn id_range(batch_id: i64) -> (i64, i64) {
-    (batch_id << 32, (batch_id << 32) | 0xFFFF_FFFF)
+    (
+        super::payout_id(batch_id, 0),
+        super::payout_id(batch_id, u32::MAX),
+    )
 }
 
 impl Ledger {

@@ -318,13 +318,12 @@ impl Matcher<'_> {
         let Some(batch_id) = self.batch_ids.get(batch_key) else {
             return Ok(None);
         };
-        let Ok(line) = i64::try_from(line) else {
+        let Ok(line) = u32::try_from(line) else {
             return Ok(None);
         };
-        if line > 0xFFFF_FFFF {
-            return Ok(None);
-        }
-        let payout = self.ledger.reconcile_payout((batch_id << 32) | line)?;
+        let payout = self
+            .ledger
+            .reconcile_payout(ledger::payout_id(*batch_id, line))?;
         // The correlation id is the key; a payout whose own id differs is not this one.
         Ok(payout.filter(|payout| payout.correlation_id == correlation_id))
     }

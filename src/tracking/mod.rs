@@ -300,7 +300,7 @@ pub(crate) fn payout_id_for(
     let (batch_key, line) = ledger::parse_correlation_id(correlation_id)?;
     let line = u32::try_from(line).ok()?;
     let batch_id = *batches.get(batch_key)?;
-    Some((batch_id << 32) | i64::from(line))
+    Some(ledger::payout_id(batch_id, line))
 }
 
 /// An observation of `transfer` for a payout; `None` for a status payrun does not know.

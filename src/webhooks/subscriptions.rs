@@ -161,30 +161,18 @@ async fn list(client: &Client, spool_path: &Path) -> anyhow::Result<()> {
 /// `serve` stores each event once and applying an event again changes nothing.
 async fn resume(client: &Client, id: &str) -> anyhow::Result<()> {
     let subscription = client.set_webhook_subscription_paused(id, false).await?;
-    let mut undelivered = Vec::new();
-    let mut n_webhooks = 0usize;
-    let mut page = client.list_subscription_webhooks(&subscription.id).await?;
-    loop {
-        n_webhooks += page.items.len();
-        undelivered.extend(
-            page.items
-                .iter()
-                .filter(|webhook| !was_delivered(webhook))
-                .map(|webhook| webhook.id.clone()),
-        );
-        match client.next_page(&page).await? {
-            Some(next) => page = next,
-            None => break,
-        }
-    }
+    let first = client.list_subscription_webhooks(&subscription.id).await?;
+    let webhooks = crate::onboard::all_pages(client, first, None).await?;
+    let undelivered: Vec<&Webhook> = webhooks.iter().filter(|w| !was_delivered(w)).collect();
     for webhook in &undelivered {
-        client.retry_webhook(webhook).await?;
+        client.retry_webhook(&webhook.id).await?;
     }
     println!(
-        "resumed subscription {} ({}): {} of its {n_webhooks} webhooks had never been delivered and were sent again",
+        "resumed subscription {} ({}): {} of its {} webhooks had never been delivered and were sent again",
         subscription.id,
         subscription.url,
-        undelivered.len()
+        undelivered.len(),
+        webhooks.len()
     );
     Ok(())
 }
