@@ -1237,6 +1237,21 @@ struct Received {
     failures_left: Arc<Mutex<usize>>,
 }
 
+impl Received {
+    /// One top-level text field of every delivered body, in arrival order.
+    fn body_field(&self, key: &str) -> Vec<String> {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, body)| {
+                let body: Value = serde_json::from_slice(body).unwrap();
+                body[key].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+}
+
 /// A webhook receiver on 127.0.0.1 that answers 500 to its first `fail_first` deliveries.
 async fn receiver(fail_first: usize) -> (String, Received) {
     let received = Received::default();
@@ -1611,18 +1626,7 @@ async fn reordered_delivery_lets_later_events_arrive_first() {
         received.hits.lock().unwrap().len() == 8
     })
     .await;
-    let arrived: Vec<String> = received
-        .hits
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, body)| {
-            serde_json::from_slice::<Value>(body).unwrap()["resourceId"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let arrived = received.body_field("resourceId");
     let mut sorted = arrived.clone();
     sorted.sort();
     let mut expected = created.clone();
@@ -1669,13 +1673,15 @@ async fn a_failing_subscription_is_paused_and_resume_sends_what_it_missed() {
 
     *received.failures_left.lock().unwrap() = 0;
     let work = crate::support::Workdir::new();
-    let output = work
-        .command(&["webhooks", "resume", id_of(&sub)])
-        .env("DWOLLA_API_URL", c.sim.base_url())
-        .env("DWOLLA_KEY", c.sim.key())
-        .env("DWOLLA_SECRET", c.sim.secret())
-        .output()
-        .unwrap();
+    let resume = || {
+        work.command(&["webhooks", "resume", id_of(&sub)])
+            .env("DWOLLA_API_URL", c.sim.base_url())
+            .env("DWOLLA_KEY", c.sim.key())
+            .env("DWOLLA_SECRET", c.sim.secret())
+            .output()
+            .unwrap()
+    };
+    let output = resume();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -1692,23 +1698,11 @@ async fn a_failing_subscription_is_paused_and_resume_sends_what_it_missed() {
         received.hits.lock().unwrap().len() == 3
     })
     .await;
-    let events: HashSet<String> = received
-        .hits
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, body)| serde_json::from_slice::<Value>(body).unwrap()["id"].to_string())
-        .collect();
+    let events: HashSet<String> = received.body_field("id").into_iter().collect();
     assert_eq!(events.len(), 3, "three different events");
 
     // Resuming again sends nothing: every webhook has been delivered now.
-    let again = work
-        .command(&["webhooks", "resume", id_of(&sub)])
-        .env("DWOLLA_API_URL", c.sim.base_url())
-        .env("DWOLLA_KEY", c.sim.key())
-        .env("DWOLLA_SECRET", c.sim.secret())
-        .output()
-        .unwrap();
+    let again = resume();
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 of its 3 webhooks"));
 }
 
