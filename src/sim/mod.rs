@@ -82,6 +82,9 @@ pub struct SimConfig {
     pub rate_limit_penalty: Option<Duration>,
     /// Send `Retry-After` with 429s. Dwolla documents none, so off by default.
     pub retry_after: bool,
+    /// Share of requests answered 429 without taking effect, whatever the rate: Dwolla's limit
+    /// is per application, so another process of the same application can spend it.
+    pub throttle_rate: f64,
     /// Share of requests answered 500 `ServerError` without taking effect.
     pub error_rate: f64,
     /// Share of requests that take effect and then lose their connection with no response.
@@ -129,6 +132,7 @@ impl SimConfig {
             rate_limit: None,
             rate_limit_penalty: None,
             retry_after: false,
+            throttle_rate: 0.0,
             error_rate: 0.0,
             drop_rate: 0.0,
             timeout_rate: 0.0,
@@ -156,6 +160,7 @@ impl SimConfig {
             rate_limit: self.rate_limit,
             rate_limit_penalty: self.rate_limit_penalty,
             retry_after: self.retry_after,
+            throttle_rate: self.throttle_rate,
             error_rate: self.error_rate,
             drop_rate: self.drop_rate,
             timeout_rate: self.timeout_rate,
@@ -183,6 +188,7 @@ pub struct Faults {
     #[serde(with = "opt_millis", rename = "rate_limit_penalty_ms")]
     pub rate_limit_penalty: Option<Duration>,
     pub retry_after: bool,
+    pub throttle_rate: f64,
     pub error_rate: f64,
     pub drop_rate: f64,
     pub timeout_rate: f64,
@@ -445,6 +451,9 @@ pub struct SimArgs {
     /// Send Retry-After on 429 (Dwolla documents none).
     #[arg(long)]
     pub retry_after: bool,
+    /// Share of requests answered 429 TooManyRequests without effect, whatever the rate (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
     /// Share of requests answered 500 ServerError without effect (0..1).
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
@@ -489,6 +498,7 @@ impl SimArgs {
             rate_limit: self.rate_limit,
             rate_limit_penalty: self.rate_limit_penalty_ms.map(Duration::from_millis),
             retry_after: self.retry_after,
+            throttle_rate: self.throttle_rate,
             error_rate: self.error_rate,
             drop_rate: self.drop_rate,
             timeout_rate: self.timeout_rate,
@@ -510,6 +520,7 @@ impl SimArgs {
 pub fn run_cli(args: SimArgs) -> anyhow::Result<()> {
     let config = args.config();
     for (name, rate) in [
+        ("--throttle-rate", config.throttle_rate),
         ("--error-rate", config.error_rate),
         ("--drop-rate", config.drop_rate),
         ("--timeout-rate", config.timeout_rate),

@@ -1,6 +1,6 @@
 //! What every API request passes through, in order:
 //! 1. `X-Request-ID` (on every response) and statistics on arrival;
-//! 2. the sliding-window rate limit (429, no effect);
+//! 2. the sliding-window rate limit and the throttle fault (429, no effect);
 //! 3. the error fault (500 `ServerError`, no effect);
 //! 4. `Accept` (406 `InvalidVersion`) and the bearer token (401), except for `POST /token`;
 //! 5. for POSTs, the Idempotency-Key: replay, 409 while in flight, or refusal on reuse;

@@ -191,6 +191,10 @@ impl State {
             self.admitted.push_back(at);
         }
 
+        let throttle_rate = self.faults.throttle_rate;
+        if throttle_rate > 0.0 && self.store.rng.random_bool(throttle_rate.min(1.0)) {
+            return self.limited(WINDOW);
+        }
         let faults = &self.faults;
         let rng = &mut self.store.rng;
         let mut chance = |p: f64| p > 0.0 && rng.random_bool(p.min(1.0));
@@ -416,6 +420,27 @@ mod tests {
             st.arrive(t0 + Duration::from_millis(5_011)),
             Admission::Admitted(_)
         ));
+    }
+
+    #[test]
+    fn throttle_rate_answers_that_share_with_429_whatever_the_rate() {
+        let mut st = state(Faults {
+            throttle_rate: 0.2,
+            ..Faults::none()
+        });
+        let t0 = Instant::now();
+        let limited = (0..10_000u64)
+            .filter(|&i| {
+                let at = t0 + Duration::from_micros(i * 100);
+                matches!(st.arrive(at), Admission::Limited { .. })
+            })
+            .count();
+        assert!(
+            (1_700..2_300).contains(&limited),
+            "{limited} of 10000 limited"
+        );
+        let mut none = state(Faults::none());
+        assert!((0..1_000).all(|_| matches!(none.arrive(t0), Admission::Admitted(_))));
     }
 
     #[test]
