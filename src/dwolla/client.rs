@@ -2,8 +2,8 @@
 //! Dwolla call. Every request goes through [`Inner::execute`], which is the only place that
 //! sends.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::config::{DwollaConfig, normalize_base_url};
 use super::error::{self, DwollaError};
-use super::throttle::{Throttle, ThrottleConfig, ThrottleStats};
+use super::throttle::{Permit, Throttle, ThrottleConfig, ThrottleStats};
 use super::wire::*;
 use crate::secret::Secret;
 
@@ -24,6 +24,10 @@ pub const HAL_JSON: &str = "application/vnd.dwolla.v1.hal+json";
 
 /// A handle on the Dwolla API. Cheap to clone: every clone shares one connection pool, one
 /// access token and one [`Throttle`].
+///
+/// Tokens: each request takes its bearer token after the throttle lets it go; a token is
+/// renewed in the background ahead of expiry (60 s before, or halfway through a shorter
+/// lifetime) and stops being put on requests halfway through that lead.
 ///
 /// Retries: the client resends a request only once, transparently, after a 401
 /// `ExpiredAccessToken` or `InvalidAccessToken` that a token renewal fixes (safe for POSTs,
@@ -41,14 +45,20 @@ struct Inner {
     key: String,
     secret: Secret,
     throttle: Throttle,
-    token: Mutex<TokenState>,
-    /// `TokenState::fetches_done`, readable without the lock.
+    /// Read by every request without waiting for a fetch in progress.
+    cached_token: SyncMutex<Option<CachedToken>>,
+    /// Serializes token fetches.
+    token_fetch: Mutex<TokenFetches>,
+    /// `TokenFetches::fetches_done`, readable without the lock.
     token_fetches_done: AtomicU64,
+    /// A background renewal is under way.
+    renewing: AtomicBool,
+    /// After a failed background renewal, not before this.
+    renewal_retry_at: SyncMutex<Option<Instant>>,
 }
 
 #[derive(Default)]
-struct TokenState {
-    cached: Option<CachedToken>,
+struct TokenFetches {
     /// Completed token fetches, successful or not.
     fetches_done: u64,
     last_error: Option<DwollaError>,
@@ -56,7 +66,10 @@ struct TokenState {
 
 struct CachedToken {
     token: AccessToken,
+    /// From here on, a renewal runs in the background...
     renew_at: Instant,
+    /// ...and from here on, new requests wait for it.
+    use_by: Instant,
     expires_at: Instant,
 }
 
@@ -183,8 +196,11 @@ impl Client {
                     config.rate_per_second,
                     config.max_in_flight,
                 )),
-                token: Mutex::new(TokenState::default()),
+                cached_token: SyncMutex::new(None),
+                token_fetch: Mutex::new(TokenFetches::default()),
                 token_fetches_done: AtomicU64::new(0),
+                renewing: AtomicBool::new(false),
+                renewal_retry_at: SyncMutex::new(None),
             }),
         })
     }
@@ -206,6 +222,11 @@ impl Client {
 
     pub fn throttle_stats(&self) -> ThrottleStats {
         self.inner.throttle.stats()
+    }
+
+    /// Completed `POST /token` requests, successful or not: the first token and its renewals.
+    pub fn token_fetches(&self) -> u64 {
+        self.inner.token_fetches_done.load(Ordering::Acquire)
     }
 
     // --- Transfers -----------------------------------------------------------------------
@@ -705,7 +726,11 @@ impl Inner {
         }
     }
 
-    async fn list<T: DeserializeOwned>(&self, url: Url, key: &str) -> Result<Page<T>, DwollaError> {
+    async fn list<T: DeserializeOwned>(
+        self: &Arc<Self>,
+        url: Url,
+        key: &str,
+    ) -> Result<Page<T>, DwollaError> {
         let response = self.execute(Request::get(url)).await?;
         let collection: HalCollection = response.json()?;
         collection
@@ -717,13 +742,19 @@ impl Inner {
             })
     }
 
-    /// Sends `request` with a bearer token; on a 401 that a new token may fix, renews the token
-    /// once and sends the same request (same body, same Idempotency-Key) once more.
-    async fn execute(&self, request: Request) -> Result<Response, DwollaError> {
+    /// Sends `request` with a bearer token taken once the throttle lets it go, so that no wait
+    /// (a pause after a 429, a slow rate) can age the token on the way. On a 401 that a new
+    /// token may fix, renews the token once and sends the same request (same body, same
+    /// Idempotency-Key) once more; a second such 401 is returned as an unknown outcome, never
+    /// as refused credentials.
+    async fn execute(self: &Arc<Self>, request: Request) -> Result<Response, DwollaError> {
         let mut renewed = false;
         loop {
-            let token = self.access_token().await?;
-            let response = self.send(&request, Some(&token)).await?;
+            let (permit, token) = self.permit_with_token().await?;
+            let builder = self.builder(&request, Some(&token));
+            let response = self
+                .round_trip(permit, builder, request.url.clone())
+                .await?;
             if response.status.is_success() {
                 return Ok(response);
             }
@@ -733,27 +764,45 @@ impl Inner {
                 response.request_id(),
                 retry_after(&response.headers),
             );
-            let token_trouble = matches!(
-                err.code(),
-                Some("ExpiredAccessToken" | "InvalidAccessToken")
-            );
-            if response.status == StatusCode::UNAUTHORIZED && token_trouble && !renewed {
-                tracing::info!(code = err.code(), "access token refused; renewing it once");
-                self.forget_token(token.generation).await;
-                renewed = true;
-                continue;
+            if response.status == StatusCode::UNAUTHORIZED && err.is_token_trouble() {
+                self.forget_token(token.generation);
+                if !renewed {
+                    tracing::info!(code = err.code(), "access token refused; renewing it once");
+                    renewed = true;
+                    continue;
+                }
             }
             return Err(err);
         }
     }
 
-    /// One throttled round trip, read to the end. Only [`Inner::execute`] and the token fetch
-    /// call it.
-    async fn send(
-        &self,
-        request: &Request,
-        token: Option<&AccessToken>,
-    ) -> Result<Response, DwollaError> {
+    /// A throttle permit and a token that is still good for a while. When the cached token has
+    /// reached its renewal time, a renewal starts in the background and the current token is
+    /// used meanwhile; only without a usable token does this wait for a fetch, with its permit
+    /// given back so that the fetch (which needs one too) can go.
+    async fn permit_with_token(self: &Arc<Self>) -> Result<(Permit, AccessToken), DwollaError> {
+        let mut fetched: Option<AccessToken> = None;
+        loop {
+            let permit = self.throttle.acquire().await;
+            let now = Instant::now();
+            if let Some((token, renew)) = self.usable_token(now) {
+                if renew {
+                    self.renew_in_background(now);
+                }
+                return Ok((permit, token));
+            }
+            // A token fetched for this very request is used even if it is short-lived.
+            if let Some(token) = fetched.take()
+                && self.still_valid(&token, now)
+            {
+                return Ok((permit, token));
+            }
+            drop(permit);
+            fetched = Some(self.access_token().await?);
+        }
+    }
+
+    fn builder(&self, request: &Request, token: Option<&AccessToken>) -> reqwest::RequestBuilder {
         let mut builder = self
             .http
             .request(request.method.clone(), request.url.clone());
@@ -768,15 +817,16 @@ impl Inner {
         if let Some(key) = &request.idempotency_key {
             builder = builder.header("Idempotency-Key", key);
         }
-        self.round_trip(builder, request.url.clone()).await
+        builder
     }
 
+    /// One round trip under `permit`, read to the end. Tells the throttle how it was answered.
     async fn round_trip(
         &self,
+        permit: Permit,
         builder: reqwest::RequestBuilder,
         url: Url,
     ) -> Result<Response, DwollaError> {
-        let permit = self.throttle.acquire().await;
         let result = async {
             let response = builder.send().await.map_err(error::from_reqwest)?;
             let status = response.status();
@@ -790,11 +840,12 @@ impl Inner {
             })
         }
         .await;
-        if let Ok(response) = &result
-            && response.status == StatusCode::TOO_MANY_REQUESTS
-        {
-            self.throttle
-                .note_rate_limited(permit.started_at(), retry_after(&response.headers));
+        match &result {
+            Ok(response) if response.status == StatusCode::TOO_MANY_REQUESTS => self
+                .throttle
+                .note_rate_limited(permit.started_at(), retry_after(&response.headers)),
+            Ok(_) => self.throttle.note_answered(),
+            Err(_) => {}
         }
         drop(permit);
         result
@@ -802,13 +853,51 @@ impl Inner {
 
     // --- The access token ----------------------------------------------------------------
 
-    /// The cached token, or a new one. Callers that queue behind a fetch share its outcome,
-    /// success or failure, instead of each fetching in turn.
+    /// The cached token if it is good to send now, and whether it is time to renew it.
+    fn usable_token(&self, now: Instant) -> Option<(AccessToken, bool)> {
+        let cached = self.cached_token.lock().expect("token lock");
+        let cached = cached.as_ref().filter(|cached| now < cached.use_by)?;
+        Some((cached.token.clone(), now >= cached.renew_at))
+    }
+
+    fn still_valid(&self, token: &AccessToken, now: Instant) -> bool {
+        let cached = self.cached_token.lock().expect("token lock");
+        cached
+            .as_ref()
+            .is_some_and(|c| c.token.generation == token.generation && now < c.expires_at)
+    }
+
+    /// Starts one renewal at a time, and after a failed one waits a second before the next.
+    fn renew_in_background(self: &Arc<Self>, now: Instant) {
+        if self
+            .renewal_retry_at
+            .lock()
+            .expect("token lock")
+            .is_some_and(|at| now < at)
+        {
+            return;
+        }
+        if self.renewing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(err) = inner.access_token().await {
+                tracing::warn!(error = %err, "token renewal failed; keeping the current token");
+                *inner.renewal_retry_at.lock().expect("token lock") =
+                    Some(Instant::now() + Duration::from_secs(1));
+            }
+            inner.renewing.store(false, Ordering::Release);
+        });
+    }
+
+    /// A fresh token, fetching one unless another caller just did. Callers that queue behind a
+    /// fetch share its outcome, success or failure, instead of each fetching in turn.
     async fn access_token(&self) -> Result<AccessToken, DwollaError> {
         let done_before = self.token_fetches_done.load(Ordering::Acquire);
-        let mut state = self.token.lock().await;
+        let mut state = self.token_fetch.lock().await;
         let now = Instant::now();
-        if let Some(cached) = &state.cached
+        if let Some(cached) = self.cached_token.lock().expect("token lock").as_ref()
             && now < cached.renew_at
         {
             return Ok(cached.token.clone());
@@ -817,9 +906,9 @@ impl Inner {
             && let Some(err) = &state.last_error
         {
             // The fetch we queued behind failed; share its outcome, as it would have.
-            return match &state.cached {
-                Some(cached) if now < cached.expires_at => Ok(cached.token.clone()),
-                _ => Err(err.clone()),
+            return match self.usable_token(now) {
+                Some((token, _)) => Ok(token),
+                None => Err(err.clone()),
             };
         }
         let generation = state.fetches_done + 1;
@@ -829,32 +918,29 @@ impl Inner {
         match fetched {
             Ok(fresh) => {
                 let token = fresh.token.clone();
-                state.cached = Some(fresh);
+                *self.cached_token.lock().expect("token lock") = Some(fresh);
+                *self.renewal_retry_at.lock().expect("token lock") = None;
                 state.last_error = None;
                 Ok(token)
             }
             Err(err) => {
                 state.last_error = Some(err.clone());
-                match &state.cached {
-                    // Renewal ahead of expiry failed; the old token still works for a while.
-                    Some(cached) if Instant::now() < cached.expires_at => {
-                        tracing::warn!(error = %err, "token renewal failed; keeping the current token");
-                        Ok(cached.token.clone())
-                    }
-                    _ => Err(err),
+                // A renewal ahead of expiry failed; the old token still works for a while.
+                match self.usable_token(Instant::now()) {
+                    Some((token, _)) => Ok(token),
+                    None => Err(err),
                 }
             }
         }
     }
 
-    async fn forget_token(&self, generation: u64) {
-        let mut state = self.token.lock().await;
-        if state
-            .cached
+    fn forget_token(&self, generation: u64) {
+        let mut cached = self.cached_token.lock().expect("token lock");
+        if cached
             .as_ref()
             .is_some_and(|cached| cached.token.generation == generation)
         {
-            state.cached = None;
+            *cached = None;
         }
     }
 
@@ -866,7 +952,10 @@ impl Inner {
             .post(url.clone())
             .basic_auth(&self.key, Some(self.secret.expose()))
             .form(&[("grant_type", "client_credentials")]);
-        let response = self.round_trip(builder, url).await?;
+        let permit = self.throttle.acquire().await;
+        // The token's lifetime counts from when it was asked for, not from when it arrived.
+        let asked_at = permit.started_at();
+        let response = self.round_trip(permit, builder, url).await?;
         let request_id = response.request_id();
         if !response.status.is_success() {
             let status = response.status.as_u16();
@@ -908,19 +997,29 @@ impl Inner {
                 request_id,
             });
         }
-        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3600));
-        // Renew 60 s before expiry, or halfway through a token shorter-lived than 2 minutes.
-        let leeway = (lifetime / 2).min(Duration::from_secs(60));
-        let now = Instant::now();
+        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3600).max(1));
         Ok(CachedToken {
             token: AccessToken {
                 value: Secret::new(body.access_token),
                 generation,
             },
-            renew_at: now + lifetime - leeway,
-            expires_at: now + lifetime,
+            renew_at: asked_at + lifetime - renewal_lead(lifetime),
+            use_by: asked_at + lifetime - last_use_lead(lifetime),
+            expires_at: asked_at + lifetime,
         })
     }
+}
+
+/// How long before expiry a token is renewed: 60 s, or half the lifetime of a token shorter
+/// than 2 minutes, so that any lifetime leaves time to renew in the background.
+fn renewal_lead(lifetime: Duration) -> Duration {
+    (lifetime / 2).min(Duration::from_secs(60))
+}
+
+/// How long before expiry a token stops being put on new requests: half the renewal lead, so
+/// that a request never reaches Dwolla with a token about to lapse (network delay, clock skew).
+fn last_use_lead(lifetime: Duration) -> Duration {
+    renewal_lead(lifetime) / 2
 }
 
 #[derive(Deserialize)]

@@ -90,8 +90,10 @@ pub enum Disposition {
     /// errors, an unreadable success): resend the same bytes with the same Idempotency-Key,
     /// not before `after` when it is given.
     Retry { after: Option<Duration> },
-    /// The credentials were refused, or a 401 survived a token renewal. No retry will help
-    /// until a person fixes the configuration.
+    /// `POST /token` refused the key and secret (or a 401 that names no token problem). No
+    /// retry will help until a person fixes the configuration. An expired or invalid access
+    /// token is never this: it is a [`Disposition::Retry`], since the next attempt takes a
+    /// new token.
     Unauthorized,
 }
 
@@ -103,6 +105,7 @@ impl DwollaError {
                 retry_after,
                 ..
             } => match *status {
+                401 if self.is_token_trouble() => Disposition::Retry { after: None },
                 401 => Disposition::Unauthorized,
                 408 | 409 | 425 | 429 => Disposition::Retry {
                     after: *retry_after,
@@ -131,6 +134,14 @@ impl DwollaError {
             | DwollaError::ForeignUrl { .. }
             | DwollaError::InvalidConfig(_) => Disposition::Final,
         }
+    }
+
+    /// Dwolla refused the access token, not the credentials: a new token fixes it.
+    pub fn is_token_trouble(&self) -> bool {
+        matches!(
+            self,
+            DwollaError::Api { code, .. } if code == "ExpiredAccessToken" || code == "InvalidAccessToken"
+        )
     }
 
     /// The HTTP status, when there was a response.
@@ -278,6 +289,20 @@ mod tests {
             );
         }
         assert_eq!(api(401).disposition(), Disposition::Unauthorized);
+    }
+
+    #[test]
+    fn an_expired_or_invalid_token_is_an_unknown_outcome_not_refused_credentials() {
+        for code in ["ExpiredAccessToken", "InvalidAccessToken"] {
+            let body = format!(r#"{{"code":"{code}","message":"m"}}"#);
+            let err = from_response(401, body.as_bytes(), None, None);
+            assert!(err.is_token_trouble());
+            assert_eq!(
+                err.disposition(),
+                Disposition::Retry { after: None },
+                "{code}"
+            );
+        }
     }
 
     #[test]

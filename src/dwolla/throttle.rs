@@ -32,13 +32,25 @@
 //! Waiting for a rate slot is serialized through a fair mutex: at any time one caller waits on
 //! the timer, the rest queue in FIFO order behind it (a dispatcher without a dispatcher task).
 //!
-//! # 429: one cool-down for everyone
+//! # 429: pause when told, cut the rate when overloaded, recover additively (AIMD)
 //!
-//! Any 429 pauses all new starts: for `Retry-After` when Dwolla sends it, else for 1 s, doubling
-//! with each further 429 (up to 60 s) until 60 s pass without one. A 429 for a request that
-//! started before the current pause began is part of the same storm and does not lengthen the
-//! pause further than its own `Retry-After`. After the pause the rate ramps linearly from 25 %
-//! to 100 % over 4 s.
+//! Dwolla's limit is per application, so a 429 may be caused by another process of the same
+//! application and says little on its own; a run of them says the application is over its
+//! limit. The throttle therefore keeps a *strike* score: each 429 adds one, each other
+//! response takes off 0.1 (so a background of 429s below about 9 % of responses never builds
+//! up), and when the score reaches 3 the throttle acts as if Dwolla had said "slow down":
+//!
+//! - **Retry-After** is always honoured: every start waits until it has passed (at most
+//!   15 minutes), and the rate is cut as below.
+//! - **A cut**: all starts pause briefly (250 ms, doubling with each further cut before the
+//!   rate is back at R, at most 30 s), and the rate is halved (never below R / 20, at least
+//!   1/s).
+//! - **Recovery**: each clean second (a whole second after the pause without another cut)
+//!   adds R / 10 to the rate, until it is back at R: 5 s from a single halving.
+//!
+//! A 429 for a request that started before the last cut was answered to the old rate: it adds
+//! no strike and cannot cut again (it may only lengthen the pause to its own Retry-After).
+//! The rate only spaces starts further apart; the log above still caps every second at R.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -62,15 +74,23 @@ pub struct ThrottleConfig {
     /// How much the delay between a request's start and its arrival at Dwolla may vary
     /// between two requests without breaking the promise (the `m` above).
     pub jitter_allowance: Duration,
-    /// The pause after a 429 without `Retry-After`; it doubles with each further 429.
-    pub first_cool_down: Duration,
-    pub max_cool_down: Duration,
-    /// Without a 429 for this long, the next 429 starts again from `first_cool_down`.
-    pub strike_memory: Duration,
-    /// After a pause the rate restarts at this fraction of the full rate...
-    pub ramp_floor: f64,
-    /// ...and reaches the full rate after this long.
-    pub ramp_duration: Duration,
+    /// The shared pause of a cut without `Retry-After`; it doubles with each further cut
+    /// until the rate is back at R...
+    pub first_pause: Duration,
+    /// ...up to this.
+    pub max_pause: Duration,
+    /// The longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
+    /// Strikes taken off by each response that is not a 429.
+    pub strike_decay: f64,
+    /// Strikes that cut the rate.
+    pub strikes_to_cut: f64,
+    /// A cut multiplies the rate by this...
+    pub cut_factor: f64,
+    /// ...but never below this fraction of R.
+    pub min_rate_fraction: f64,
+    /// Each clean second adds this fraction of R back.
+    pub recovery_per_second: f64,
 }
 
 impl ThrottleConfig {
@@ -79,11 +99,14 @@ impl ThrottleConfig {
             rate_per_second,
             max_in_flight,
             jitter_allowance: Duration::from_millis(25),
-            first_cool_down: Duration::from_secs(1),
-            max_cool_down: Duration::from_secs(60),
-            strike_memory: Duration::from_secs(60),
-            ramp_floor: 0.25,
-            ramp_duration: Duration::from_secs(4),
+            first_pause: Duration::from_millis(250),
+            max_pause: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(15 * 60),
+            strike_decay: 0.1,
+            strikes_to_cut: 3.0,
+            cut_factor: 0.5,
+            min_rate_fraction: 0.05,
+            recovery_per_second: 0.1,
         }
     }
 
@@ -116,12 +139,17 @@ impl ThrottleConfig {
 pub struct ThrottleStats {
     pub requests_started: u64,
     pub rate_limited: u64,
+    /// Shared pauses: one per cut, and one per `Retry-After` that lengthened a pause.
     pub cool_downs: u64,
-    /// Starts per second allowed right now: 0 while paused, less than full while ramping up.
+    /// Multiplicative cuts of the rate.
+    pub rate_cuts: u64,
+    /// Starts per second allowed right now: 0 while paused, less than full while recovering.
     pub effective_rate: f64,
     pub in_flight: usize,
-    /// How much longer the current cool-down lasts.
+    /// How much longer the current pause lasts.
     pub paused_for: Option<Duration>,
+    /// All the time every start was held by pauses, so far.
+    pub paused_total: Duration,
 }
 
 /// Held while a request is in flight; dropping it frees the slot.
@@ -132,7 +160,7 @@ pub struct Permit {
 }
 
 impl Permit {
-    /// When the request was let through: pass it to [`Throttle::note_rate_limited`].
+    /// When the request was let through: pass it to [`Throttle::note_answered`].
     pub fn started_at(&self) -> Instant {
         self.started_at
     }
@@ -145,7 +173,7 @@ pub struct Throttle {
     in_flight: Arc<Semaphore>,
     /// Serializes waiting for a rate slot.
     gate: Mutex<Gate>,
-    cool_down: SyncMutex<CoolDown>,
+    congestion: SyncMutex<Congestion>,
     requests_started: AtomicU64,
     rate_limited: AtomicU64,
 }
@@ -157,13 +185,23 @@ struct Gate {
     recent_starts: VecDeque<Instant>,
 }
 
+/// The AIMD state. The rate is computed lazily from the last cut: `cut_to` plus one step per
+/// whole second since `recovering_from`.
 #[derive(Debug, Default)]
-struct CoolDown {
+struct Congestion {
+    strikes: f64,
     /// The end of the current (or last) pause.
-    until: Option<Instant>,
-    strikes: u32,
-    last_429: Option<Instant>,
+    paused_until: Option<Instant>,
+    /// When the last cut happened: 429s for requests started before it are old news.
+    last_cut: Option<Instant>,
+    /// The rate right after the last cut, and when its recovery starts.
+    cut_to: f64,
+    recovering_from: Option<Instant>,
+    /// Cuts since the rate was last back at R: the next pause doubles with each.
+    cuts_in_a_row: u32,
+    rate_cuts: u64,
     cool_downs: u64,
+    paused_total: Duration,
 }
 
 impl Throttle {
@@ -177,7 +215,7 @@ impl Throttle {
             clock,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             gate: Mutex::new(Gate::default()),
-            cool_down: SyncMutex::new(CoolDown::default()),
+            congestion: SyncMutex::new(Congestion::default()),
             requests_started: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             config,
@@ -188,7 +226,7 @@ impl Throttle {
         &self.config
     }
 
-    /// Waits for a slot in flight, then for the rate, the cool-down and the ramp to allow a
+    /// Waits for a slot in flight, then for the rate, any pause and the AIMD rate to allow a
     /// start. Send the request as soon as this returns; hold the permit until the response has
     /// been read.
     pub async fn acquire(&self) -> Permit {
@@ -200,13 +238,13 @@ impl Throttle {
         let rate = self.config.rate_per_second.max(1) as usize;
         loop {
             let now = Instant::now();
-            let (paused_until, ramp) = self.pause_and_ramp(now);
+            let (paused_until, reduced) = self.pace(now);
             if let Some(until) = paused_until {
                 tokio::time::sleep_until(until).await;
                 continue;
             }
-            if let (Some(ramp_rate), Some(&last)) = (ramp, gate.recent_starts.back()) {
-                let next = last + Duration::from_secs_f64(1.0 / ramp_rate);
+            if let (Some(reduced), Some(&last)) = (reduced, gate.recent_starts.back()) {
+                let next = last + Duration::from_secs_f64(1.0 / reduced);
                 if now < next {
                     tokio::time::sleep_until(next).await;
                     continue;
@@ -239,79 +277,118 @@ impl Throttle {
         }
     }
 
-    /// Reports a 429 for a request that started at `started_at`. Pauses every new start.
+    /// Reports an answer other than 429 for a request: strikes decay with every one.
+    pub fn note_answered(&self) {
+        let mut state = self.congestion.lock().expect("congestion lock");
+        state.strikes = (state.strikes - self.config.strike_decay).max(0.0);
+    }
+
+    /// Reports a 429 for a request that started at `started_at`.
     pub fn note_rate_limited(&self, started_at: Instant, retry_after: Option<Duration>) {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        let mut cool = self.cool_down.lock().expect("cool-down lock");
-        // Nothing starts during a pause, so a request that started before the pause ended
-        // started before it began: its 429 is old news about the same storm.
-        let same_storm = cool.until.is_some_and(|until| started_at < until);
-        let retry_after = retry_after.map(|after| after.min(Duration::from_secs(15 * 60)));
-        if same_storm {
+        let mut state = self.congestion.lock().expect("congestion lock");
+        let retry_after = retry_after.map(|after| after.min(self.config.max_retry_after));
+        let old_news = state.last_cut.is_some_and(|cut| started_at < cut);
+        if old_news {
             if let Some(after) = retry_after {
-                let until = now + after;
-                if cool.until.is_none_or(|current| current < until) {
-                    cool.until = Some(until);
+                let until = self.pause_until(&mut state, now, now + after);
+                if state.recovering_from.is_some_and(|from| from < until) {
+                    state.recovering_from = Some(until);
                 }
             }
-            cool.last_429 = Some(now);
             return;
         }
-        let remembered = cool
-            .last_429
-            .is_some_and(|last| now.duration_since(last) < self.config.strike_memory);
-        cool.strikes = if remembered { cool.strikes + 1 } else { 1 };
-        cool.last_429 = Some(now);
-        cool.cool_downs += 1;
+        state.strikes += 1.0;
+        if retry_after.is_none() && state.strikes < self.config.strikes_to_cut {
+            return;
+        }
         let pause = retry_after.unwrap_or_else(|| {
-            let doublings = (cool.strikes - 1).min(16);
-            (self.config.first_cool_down * 2u32.pow(doublings)).min(self.config.max_cool_down)
+            let doublings = state.cuts_in_a_row.min(16);
+            (self.config.first_pause * 2u32.pow(doublings)).min(self.config.max_pause)
         });
-        cool.until = Some(now + pause);
+        let current = self.current_rate(&state, now);
+        let floor = (self.full_rate() * self.config.min_rate_fraction).max(1.0);
+        state.cut_to = (current * self.config.cut_factor).max(floor);
+        state.strikes = 0.0;
+        state.last_cut = Some(now);
+        state.cuts_in_a_row += 1;
+        state.rate_cuts += 1;
+        let until = self.pause_until(&mut state, now, now + pause);
+        state.recovering_from = Some(until);
         tracing::warn!(
             pause_ms = pause.as_millis() as u64,
-            strikes = cool.strikes,
-            "Dwolla answered 429; pausing every request"
+            rate = state.cut_to,
+            retry_after = retry_after.is_some(),
+            "Dwolla answered 429; pausing every request and cutting the rate"
         );
+    }
+
+    /// Extends the shared pause to `until` (never shortens it); returns its end.
+    fn pause_until(&self, state: &mut Congestion, now: Instant, until: Instant) -> Instant {
+        let current = state.paused_until.filter(|&end| end > now);
+        match current {
+            Some(end) if end >= until => end,
+            _ => {
+                state.paused_total += until - current.unwrap_or(now);
+                state.cool_downs += 1;
+                state.paused_until = Some(until);
+                until
+            }
+        }
     }
 
     pub fn stats(&self) -> ThrottleStats {
         let now = Instant::now();
-        let (paused_until, ramp) = self.pause_and_ramp(now);
+        let (paused_until, reduced) = self.pace(now);
         let in_flight = self.config.max_in_flight.max(1) - self.in_flight.available_permits();
-        let cool_downs = self.cool_down.lock().expect("cool-down lock").cool_downs;
+        let state = self.congestion.lock().expect("congestion lock");
         ThrottleStats {
             requests_started: self.requests_started.load(Ordering::Relaxed),
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
-            cool_downs,
-            effective_rate: match (paused_until, ramp) {
+            cool_downs: state.cool_downs,
+            rate_cuts: state.rate_cuts,
+            effective_rate: match (paused_until, reduced) {
                 (Some(_), _) => 0.0,
                 (None, Some(rate)) => rate,
-                (None, None) => self.config.effective_rate(),
+                (None, None) => self.full_rate(),
             },
             in_flight,
             paused_for: paused_until.map(|until| until - now),
+            // Only the part of the current pause that has passed.
+            paused_total: state.paused_total - paused_until.map_or(Duration::ZERO, |u| u - now),
         }
     }
 
-    /// `(Some(until), _)` while paused; else the ramp's current rate, if ramping.
-    fn pause_and_ramp(&self, now: Instant) -> (Option<Instant>, Option<f64>) {
-        let cool = self.cool_down.lock().expect("cool-down lock");
-        let Some(until) = cool.until else {
-            return (None, None);
-        };
-        if now < until {
+    fn full_rate(&self) -> f64 {
+        self.config.effective_rate()
+    }
+
+    /// `(Some(until), _)` while paused; else the reduced rate, if the rate is below full.
+    fn pace(&self, now: Instant) -> (Option<Instant>, Option<f64>) {
+        let mut state = self.congestion.lock().expect("congestion lock");
+        if let Some(until) = state.paused_until
+            && now < until
+        {
             return (Some(until), None);
         }
-        let ramp = &self.config.ramp_duration;
-        let into_ramp = now.duration_since(until);
-        if into_ramp >= *ramp {
+        let rate = self.current_rate(&state, now);
+        if rate >= self.full_rate() {
+            state.cuts_in_a_row = 0;
             return (None, None);
         }
-        let fraction = self.config.ramp_floor
-            + (1.0 - self.config.ramp_floor) * into_ramp.as_secs_f64() / ramp.as_secs_f64();
-        (None, Some(self.config.effective_rate() * fraction))
+        (None, Some(rate))
+    }
+
+    /// The AIMD rate at `now`: the last cut plus one step per clean second since.
+    fn current_rate(&self, state: &Congestion, now: Instant) -> f64 {
+        let full = self.full_rate();
+        let Some(from) = state.recovering_from else {
+            return full;
+        };
+        let clean_seconds = now.saturating_duration_since(from).as_secs() as f64;
+        let step = full * self.config.recovery_per_second;
+        (state.cut_to + step * clean_seconds).min(full)
     }
 }
 
@@ -417,52 +494,86 @@ mod tests {
         }
     }
 
+    /// Starts per second between consecutive starts.
+    fn gap_rate(starts: &[Instant]) -> f64 {
+        1.0 / (starts[1] - starts[0]).as_secs_f64()
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_429_pauses_every_start_for_retry_after_then_ramps_up() {
+    async fn retry_after_pauses_every_start_then_the_rate_halves_and_recovers_each_clean_second() {
         let throttle = Throttle::new(ThrottleConfig::new(100, 8));
         let first = throttle.acquire().await;
         throttle.note_rate_limited(first.started_at(), Some(Duration::from_secs(2)));
         let stats = throttle.stats();
         assert_eq!(stats.effective_rate, 0.0);
-        assert_eq!(stats.cool_downs, 1);
+        assert_eq!((stats.cool_downs, stats.rate_cuts), (1, 1));
         drop(first);
         let noted = Instant::now();
         let starts = run_flat_out(&throttle, 10).await;
         assert!(starts[0] - noted >= Duration::from_secs(2));
         assert!(starts[0] - noted < Duration::from_millis(2_020));
-        // Ramping from 25 % of 97.6/s: about 40 ms apart at first, not 10 ms.
-        let gap = starts[1] - starts[0];
-        assert!(gap >= Duration::from_millis(39), "{gap:?}");
-        let ramp_rate = throttle.stats().effective_rate;
-        assert!(ramp_rate > 20.0 && ramp_rate < 40.0, "{ramp_rate}");
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Half of 97.6/s: about 20.5 ms apart, not 10 ms.
+        let rate = gap_rate(&starts);
+        assert!((rate - 48.8).abs() < 0.5, "{rate}");
+        assert_eq!(throttle.stats().paused_total, Duration::from_secs(2));
+        // R / 10 back per clean second: 5 s from half to full.
+        tokio::time::sleep_until(noted + Duration::from_millis(3_500)).await;
+        let rate = throttle.stats().effective_rate;
+        assert!((rate - 58.6).abs() < 0.1, "{rate}");
+        tokio::time::sleep_until(noted + Duration::from_secs(7)).await;
         assert!((throttle.stats().effective_rate - 97.6).abs() < 0.1);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn repeated_429s_without_retry_after_double_the_pause() {
+    async fn a_background_of_isolated_429s_neither_pauses_nor_cuts() {
         let throttle = Throttle::new(ThrottleConfig::new(100, 8));
-        for expected_secs in [1u64, 2, 4, 8] {
+        let begin = Instant::now();
+        for i in 0..1000 {
             let permit = throttle.acquire().await;
-            let noted = Instant::now();
-            throttle.note_rate_limited(permit.started_at(), None);
-            drop(permit);
-            let next = throttle.acquire().await;
-            let pause = next.started_at() - noted;
-            assert!(
-                pause >= Duration::from_secs(expected_secs)
-                    && pause < Duration::from_secs(expected_secs) + Duration::from_millis(20),
-                "expected {expected_secs} s, paused {pause:?}"
-            );
+            // 4 % of answers are 429s, one in 25: strikes decay faster than they come.
+            if i % 25 == 24 {
+                throttle.note_rate_limited(permit.started_at(), None);
+            } else {
+                throttle.note_answered();
+            }
         }
-        assert_eq!(throttle.stats().cool_downs, 4);
+        let stats = throttle.stats();
+        assert_eq!(
+            (stats.rate_limited, stats.rate_cuts, stats.cool_downs),
+            (40, 0, 0)
+        );
+        let achieved = 999.0 / (Instant::now() - begin).as_secs_f64();
+        assert!(achieved > 0.97 * 100.0, "{achieved}");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn rate_limits_for_requests_sent_before_the_pause_do_not_lengthen_it() {
+    async fn a_run_of_429s_pauses_briefly_and_halves_the_rate_and_a_further_run_doubles_the_pause()
+    {
+        let throttle = Throttle::new(ThrottleConfig::new(100, 8));
+        for (pause_ms, rate) in [(250u64, 48.8), (500, 24.4)] {
+            let mut noted = Instant::now();
+            for strike in 0..3 {
+                let permit = throttle.acquire().await;
+                noted = Instant::now();
+                throttle.note_rate_limited(permit.started_at(), None);
+                let cut = throttle.stats().paused_for.is_some();
+                assert_eq!(cut, strike == 2, "strike {strike}");
+            }
+            let starts = run_flat_out(&throttle, 2).await;
+            assert_eq!(starts[0] - noted, Duration::from_millis(pause_ms));
+            let achieved = gap_rate(&starts);
+            assert!((achieved - rate).abs() < 0.5, "{achieved} for {rate}");
+        }
+        let stats = throttle.stats();
+        assert_eq!((stats.rate_cuts, stats.cool_downs), (2, 2));
+        assert_eq!(stats.paused_total, Duration::from_millis(750));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limits_for_requests_sent_before_the_cut_do_not_cut_again() {
         let throttle = Throttle::new(ThrottleConfig::new(100, 8));
         let mut earlier = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..8 {
             earlier.push(throttle.acquire().await);
         }
         let noted = Instant::now();
@@ -471,9 +582,27 @@ mod tests {
         }
         drop(earlier);
         let next = throttle.acquire().await;
-        assert!(next.started_at() - noted < Duration::from_millis(1_020));
+        assert_eq!(next.started_at() - noted, Duration::from_millis(250));
         let stats = throttle.stats();
-        assert_eq!((stats.rate_limited, stats.cool_downs), (5, 1));
+        assert_eq!((stats.rate_limited, stats.rate_cuts), (8, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cuts_and_recoveries_never_push_a_window_past_r() {
+        let rate = 100;
+        let throttle = Throttle::new(ThrottleConfig::new(rate, 8));
+        let mut starts = Vec::new();
+        for i in 0..3000u32 {
+            let permit = throttle.acquire().await;
+            starts.push(permit.started_at());
+            if i % 400 < 3 {
+                throttle.note_rate_limited(permit.started_at(), None);
+            } else {
+                throttle.note_answered();
+            }
+        }
+        assert!(throttle.stats().rate_cuts >= 5);
+        assert!(most_in_any_window(&starts, Duration::from_secs(1)) <= rate as usize);
     }
 
     #[tokio::test(start_paused = true)]
