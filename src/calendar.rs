@@ -108,7 +108,12 @@ pub fn federal_holidays(year: i32) -> Vec<Holiday> {
     };
     let mut holidays = vec![
         fixed("New Year's Day", Month::January, 1),
-        nth("Birthday of Martin Luther King, Jr.", Month::January, Weekday::Monday, 3),
+        nth(
+            "Birthday of Martin Luther King, Jr.",
+            Month::January,
+            Weekday::Monday,
+            3,
+        ),
         nth("Washington's Birthday", Month::February, Weekday::Monday, 3),
         Holiday {
             name: "Memorial Day",
@@ -122,7 +127,11 @@ pub fn federal_holidays(year: i32) -> Vec<Holiday> {
         fixed("Christmas Day", Month::December, 25),
     ];
     if year >= 2021 {
-        holidays.push(fixed("Juneteenth National Independence Day", Month::June, 19));
+        holidays.push(fixed(
+            "Juneteenth National Independence Day",
+            Month::June,
+            19,
+        ));
     }
     holidays.sort_by_key(|holiday| holiday.observed);
     holidays
@@ -143,13 +152,15 @@ fn sunday_to_monday(day: Date) -> Date {
 /// The `n`th `weekday` of the month (1 = the first).
 fn nth_weekday(year: i32, month: Month, weekday: Weekday, n: u8) -> Date {
     let first = date(year, month, 1);
-    let offset = (7 + weekday.number_days_from_monday() - first.weekday().number_days_from_monday()) % 7;
+    let offset =
+        (7 + weekday.number_days_from_monday() - first.weekday().number_days_from_monday()) % 7;
     first + Duration::days(i64::from(offset) + 7 * i64::from(n - 1))
 }
 
 fn last_weekday(year: i32, month: Month, weekday: Weekday) -> Date {
     let last = date(year, month, month.length(year));
-    let back = (7 + last.weekday().number_days_from_monday() - weekday.number_days_from_monday()) % 7;
+    let back =
+        (7 + last.weekday().number_days_from_monday() - weekday.number_days_from_monday()) % 7;
     last - Duration::days(i64::from(back))
 }
 
@@ -258,11 +269,26 @@ mod tests {
     fn banking_day_arithmetic_skips_weekends_and_holidays() {
         let fed = BankCalendar::federal_reserve();
         // Friday 2026-11-27, two banking days back: Tuesday 24th (Thanksgiving is Thursday 26th).
-        assert_eq!(fed.subtract_banking_days(date!(2026 - 11 - 27), 2), date!(2026 - 11 - 24));
+        assert_eq!(
+            fed.subtract_banking_days(date!(2026 - 11 - 27), 2),
+            date!(2026 - 11 - 24)
+        );
         // Tuesday after Labor Day 2026 (7 September), two back: Thursday 3rd.
-        assert_eq!(fed.subtract_banking_days(date!(2026 - 09 - 08), 2), date!(2026 - 09 - 03));
-        assert_eq!(fed.add_banking_days(date!(2026 - 12 - 24), 1), date!(2026 - 12 - 28));
-        assert_eq!(fed.banking_day_at_or_after(date!(2026 - 12 - 25)), date!(2026 - 12 - 28));
-        assert_eq!(fed.banking_day_at_or_after(date!(2026 - 12 - 23)), date!(2026 - 12 - 23));
+        assert_eq!(
+            fed.subtract_banking_days(date!(2026 - 09 - 08), 2),
+            date!(2026 - 09 - 03)
+        );
+        assert_eq!(
+            fed.add_banking_days(date!(2026 - 12 - 24), 1),
+            date!(2026 - 12 - 28)
+        );
+        assert_eq!(
+            fed.banking_day_at_or_after(date!(2026 - 12 - 25)),
+            date!(2026 - 12 - 28)
+        );
+        assert_eq!(
+            fed.banking_day_at_or_after(date!(2026 - 12 - 23)),
+            date!(2026 - 12 - 23)
+        );
     }
 }

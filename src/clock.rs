@@ -36,7 +36,9 @@ impl Clock {
             Some(text) => OffsetDateTime::parse(text, &Rfc3339)
                 .map(Clock::starting_at)
                 .map_err(|_| {
-                    format!("{NOW_ENV}={text:?} is not an RFC 3339 time such as 2026-12-02T15:00:00Z")
+                    format!(
+                        "{NOW_ENV}={text:?} is not an RFC 3339 time such as 2026-12-02T15:00:00Z"
+                    )
                 }),
         }
     }

@@ -217,7 +217,9 @@ impl DefaultPayDate {
             _ => None,
         }
         .ok_or_else(|| {
-            format!("{text:?} is not a default pay date such as \"next friday\" or \"3 banking days\"")
+            format!(
+                "{text:?} is not a default pay date such as \"next friday\" or \"3 banking days\""
+            )
         })
     }
 
@@ -243,15 +245,23 @@ impl DefaultPayDate {
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Result<Date, String> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text.trim(), &format)
-        .map_err(|_| format!("{:?} is not a date such as 2026-12-04 (YYYY-MM-DD)", text.trim()))
+    Date::parse(text.trim(), &format).map_err(|_| {
+        format!(
+            "{:?} is not a date such as 2026-12-04 (YYYY-MM-DD)",
+            text.trim()
+        )
+    })
 }
 
 /// Parses `HH:MM` (a cut-off time of day).
 pub fn parse_time_of_day(text: &str) -> Result<Time, String> {
     let format = time::macros::format_description!("[hour]:[minute]");
-    Time::parse(text.trim(), &format)
-        .map_err(|_| format!("{:?} is not a time of day such as 14:30 (HH:MM, 24-hour)", text.trim()))
+    Time::parse(text.trim(), &format).map_err(|_| {
+        format!(
+            "{:?} is not a time of day such as 14:30 (HH:MM, 24-hour)",
+            text.trim()
+        )
+    })
 }
 
 /// Parses a fixed UTC offset: `+00:00`, `-05:00`, or `UTC`.
@@ -301,7 +311,10 @@ mod tests {
         let thursday = datetime!(2026-12-03 09:00 UTC);
         let missed = schedule(Some(date!(2026 - 12 - 04)), thursday, &policy, false).unwrap_err();
         let message = missed.to_string();
-        assert!(message.contains("earliest pay date now is 2026-12-07"), "{message}");
+        assert!(
+            message.contains("earliest pay date now is 2026-12-07"),
+            "{message}"
+        );
         let late = schedule(Some(date!(2026 - 12 - 04)), thursday, &policy, true).unwrap();
         assert!(late.send_late);
         assert_eq!(late.send_after, None);
@@ -315,10 +328,16 @@ mod tests {
         let policy = SendPolicy::default();
         let wednesday = datetime!(2026-12-02 15:00 UTC);
         let next_friday = DefaultPayDate::parse("Next Friday").unwrap();
-        assert_eq!(next_friday.pay_date(wednesday, &policy), date!(2026 - 12 - 04));
+        assert_eq!(
+            next_friday.pay_date(wednesday, &policy),
+            date!(2026 - 12 - 04)
+        );
         // Christmas 2026 is a Friday: paid on Thursday the 24th.
         let before_christmas = datetime!(2026-12-21 10:00 UTC);
-        assert_eq!(next_friday.pay_date(before_christmas, &policy), date!(2026 - 12 - 24));
+        assert_eq!(
+            next_friday.pay_date(before_christmas, &policy),
+            date!(2026 - 12 - 24)
+        );
         let ahead = DefaultPayDate::parse("3 banking days").unwrap();
         assert_eq!(ahead.pay_date(wednesday, &policy), date!(2026 - 12 - 07));
         assert!(DefaultPayDate::parse("someday").is_err());

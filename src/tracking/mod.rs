@@ -50,6 +50,8 @@ pub struct TrackConfig {
     pub poll_processed_every: Duration,
     /// ... and for how long after it was first seen processed, in banking days.
     pub returns_window_banking_days: u32,
+    /// The banking days the returns window counts (the Fed's, plus configured closures).
+    pub calendar: crate::calendar::BankCalendar,
     pub list_mode: ListMode,
     pub topics: TopicMap,
     /// Tries per read before a transient failure counts as "Dwolla unreachable".
@@ -83,6 +85,7 @@ impl TrackConfig {
             poll_unsettled_every: Duration::from_secs(600),
             poll_processed_every: Duration::from_secs(12 * 3600),
             returns_window_banking_days: 5,
+            calendar: crate::calendar::BankCalendar::federal_reserve(),
             list_mode: ListMode::Auto,
             topics: TopicMap::dwolla_connect(),
             read_attempts: 4,
