@@ -1,18 +1,15 @@
-//! Onboarding and look-ups from the command line: the Connect API resources (`accounts`,
-//! `treasury`, `parties`, `funding-sources`, `exchanges`, `transfers`) and the payee directory
-//! (`payees import|list`).
+//! Onboarding: the payee directory (`payees import|list`) and what the Connect-resource
+//! commands (`accounts`, `treasury`, `parties`, `funding-sources`, `exchanges`, `transfers`,
+//! whose arguments and printing live in `cli::connect`) share.
 //!
-//! Owns the commands' arguments, the checks made before anything is sent to Dwolla (routing
-//! checksum, account-number format, the payee file), and how results print: a table by
-//! default, one JSON document with `--json`. It calls Dwolla only through [`crate::dwolla`]
-//! and writes the ledger only through [`crate::ledger`]; full bank account numbers never
-//! leave the request body (see [`bank::AccountNumber`]).
+//! Owns the checks made before anything is sent to Dwolla (routing checksum, account-number
+//! format, the payee file). It calls Dwolla only through [`crate::dwolla`] and writes the
+//! ledger only through [`crate::ledger`]; it imports nothing of `cli`. Full bank account
+//! numbers never leave the request body (see [`bank::AccountNumber`]).
 //!
-//! - `commands`: one subcommand per Connect resource;
 //! - `payees`: `payees import` (idempotent at Dwolla and in the ledger) and `payees list`;
 //! - `payee_file`: the payee CSV format, as pure functions;
-//! - `bank`: routing and account numbers;
-//! - `table`: the plain-text tables.
+//! - `bank`: routing and account numbers.
 
 pub mod bank;
 pub mod payee_file;
