@@ -1,6 +1,5 @@
 //! `payrun sim`: the local Dwolla Connect simulator, standalone.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
@@ -132,7 +131,7 @@ pub(super) fn run(args: SimArgs) -> anyhow::Result<()> {
         let listener = TcpListener::bind(&args.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-        let base_url = base_url_for(listener.local_addr()?);
+        let base_url = crate::sim::base_url_for(listener.local_addr()?);
         let line = serde_json::json!({
             "base_url": base_url,
             "key": config.key,
@@ -149,18 +148,4 @@ pub(super) fn run(args: SimArgs) -> anyhow::Result<()> {
         tracing::info!(%base_url, "simulator listening");
         crate::sim::serve(listener, config, wait_for_signal()).await
     })
-}
-
-/// The URL clients use for `addr` (an unspecified address is reached on 127.0.0.1), as the
-/// simulator builds it for its own links.
-fn base_url_for(addr: SocketAddr) -> String {
-    let ip = if addr.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        match addr.ip() {
-            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-            std::net::IpAddr::V4(v4) => v4.to_string(),
-        }
-    };
-    format!("http://{ip}:{}", addr.port())
 }

@@ -192,7 +192,9 @@ pub async fn serve(
     server::run(listener, shared, shutdown).await
 }
 
-fn base_url_for(addr: SocketAddr) -> String {
+/// The URL clients use for `addr` (an unspecified address is reached on 127.0.0.1), as the
+/// simulator builds it for its own links.
+pub fn base_url_for(addr: SocketAddr) -> String {
     let ip = if addr.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
