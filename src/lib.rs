@@ -6,6 +6,7 @@
 //! - `cli`: command-line parsing and dispatch (the binary is a one-line `main`);
 //! - `exit`: the documented exit statuses;
 //! - `telemetry`: tracing set-up;
+//! - `calendar`, `payday`, `clock`: banking days, pay dates and send windows, the injectable clock;
 //! - `money`: integer cents and their strict text forms;
 //! - `payout`: payout states and the one transition function;
 //! - `ledger`: all SQL, the migrations and the single-writer lock;
@@ -24,7 +25,9 @@
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
 //!   ledger or sender.
 
+pub mod calendar;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod drop_in;
@@ -38,6 +41,7 @@ pub mod ledger;
 pub mod money;
 pub mod onboard;
 pub mod operate;
+pub mod payday;
 pub mod payout;
 pub mod plan;
 pub mod report;

@@ -19,7 +19,6 @@
 //! keep their 4xx status; 502 when Dwolla cannot be reached or refuses payrun's credentials.
 //! Errors are `{"code", "message"}` like Dwolla's.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -28,15 +27,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use clap::{Args, Subcommand};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::cli::{DwollaArgs, Failure, runtime, stop_signal};
 use crate::dwolla::wire::CreateClientToken;
 use crate::dwolla::{Client, Disposition, DwollaError};
-use crate::exit;
 use crate::secret::Secret;
 
 /// The header that carries the operator application's API key.
@@ -437,47 +433,6 @@ fn same_key(given: &[u8], expected: &[u8]) -> bool {
         .zip(expected.iter())
         .fold(0u8, |acc, (a, b)| acc | (a ^ b))
         == 0
-}
-
-// ---------------------------------------------------------------------------------------------
-// `payrun client-tokens serve`
-
-#[derive(Debug, Subcommand)]
-pub enum ClientTokensCommand {
-    /// Serve POST /client-tokens alone (the API key comes from PAYRUN_CLIENT_TOKEN_API_KEY).
-    Serve(ServeArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8787")]
-    pub listen: SocketAddr,
-    #[command(flatten)]
-    pub dwolla: DwollaArgs,
-}
-
-pub fn run_cli(command: &ClientTokensCommand) -> anyhow::Result<u8> {
-    let ClientTokensCommand::Serve(args) = command;
-    let config = ClientTokenConfig::from_env().map_err(|err| Failure::config(err.to_string()))?;
-    let client = args.dwolla.client()?;
-    runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|err| Failure {
-                status: exit::UNAVAILABLE,
-                message: format!("cannot listen on {}: {err}", args.listen),
-            })?;
-        let address = listener.local_addr()?;
-        println!("serving POST http://{address}/client-tokens");
-        let mut stopping = stop_signal();
-        axum::serve(listener, router(config, client))
-            .with_graceful_shutdown(async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            })
-            .await?;
-        Ok(exit::OK)
-    })
 }
 
 #[cfg(test)]

@@ -16,61 +16,21 @@
 //! The full account number is only ever in the request body; the ledger, the output and the
 //! logs get its last four digits.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use super::bank::account_type_str;
-use super::payee_file::{PayeeFile, PayeeRow, Who, read_payee_file};
-use super::table::Table;
-use super::{CommonArgs, all_pages, embedded_errors, print_json};
-use crate::cli::{Failure, runtime};
+use super::payee_file::{PayeeRow, Who};
+use super::{all_pages, embedded_errors};
 use crate::dwolla::wire::{CreateExternalParty, CreateExternalPartyFundingSource};
 use crate::dwolla::{Client, Disposition, DwollaError};
-use crate::exit;
 use crate::ingest::FileError;
 use crate::ingest::row::FieldError;
 use crate::ledger::{self, Ledger, NewPayee, Payee};
 
-#[derive(Debug, Subcommand)]
-pub enum PayeesCommand {
-    /// Create each payee of a CSV file at Dwolla (external party + bank funding source), once,
-    /// and remember reference -> funding source so that payout files can name `payee`.
-    Import(PayeesImportArgs),
-    /// The payee directory (account numbers as their last four digits).
-    List(PayeesListArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct PayeesImportArgs {
-    /// The payee file (CSV, UTF-8, with a header row).
-    pub file: PathBuf,
-    /// How many problems to print; all are counted.
-    #[arg(long, default_value_t = 50)]
-    pub max_errors: usize,
-    #[command(flatten)]
-    pub common: CommonArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct PayeesListArgs {
-    /// Print one JSON document instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-pub fn run_payees(ledger_path: &Path, command: &PayeesCommand) -> anyhow::Result<u8> {
-    match command {
-        PayeesCommand::Import(args) => run_import(ledger_path, args),
-        PayeesCommand::List(args) => run_list(ledger_path, args),
-    }
-}
-
-/// What happened to one payee of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportStatus {
     /// Already complete in the ledger; nothing was sent.
@@ -84,7 +44,7 @@ pub enum ImportStatus {
 }
 
 impl ImportStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ImportStatus::Unchanged => "unchanged",
             ImportStatus::Created => "created",
@@ -113,31 +73,31 @@ pub fn idempotency_key(purpose: &str, parts: &[&str]) -> String {
     uuid::Uuid::from_bytes(bytes).to_string()
 }
 
-fn run_import(ledger_path: &Path, args: &PayeesImportArgs) -> anyhow::Result<u8> {
-    let display_name = args.file.display().to_string();
-    let rows = match read_payee_file(&args.file).map_err(|err| Failure {
-        status: exit::INVALID_INPUT,
-        message: format!("cannot read {display_name}: {err}"),
-    })? {
-        PayeeFile::Valid(rows) => rows,
-        PayeeFile::Invalid(errors) => return Ok(reject(&display_name, &errors, args.max_errors)),
-    };
-    let client = args.common.dwolla.client()?;
-    let mut ledger = Ledger::open_writer(ledger_path)?;
+/// What an import will do once the file is compared with the directory: the payees already
+/// complete, and the ones to onboard (with the party id a previous run recorded, if any).
+#[derive(Debug, Default)]
+pub struct ImportPlan {
+    pub unchanged: Vec<ImportResult>,
+    pub work: Vec<(PayeeRow, Option<String>)>,
+}
 
-    // Compare with the directory before anything is sent: a changed payee is refused whole.
+/// Compares the file with the directory before anything is sent: a changed payee, or an email
+/// another payee already has, is refused whole (the errors name file, line and field).
+pub fn plan_import(
+    directory: &[Payee],
+    rows: &[PayeeRow],
+    display_name: &str,
+) -> Result<ImportPlan, Vec<FileError>> {
     let mut conflicts = Vec::new();
-    let mut work = Vec::new();
-    let mut results: Vec<ImportResult> = Vec::new();
-    let directory = ledger.payees()?;
-    for row in &rows {
+    let mut plan = ImportPlan::default();
+    for row in rows {
         let existing = directory.iter().find(|p| p.reference == row.reference);
         if let Some(other) = directory
             .iter()
             .find(|p| p.reference != row.reference && p.email.eq_ignore_ascii_case(&row.email))
         {
             conflicts.push(file_error(
-                &display_name,
+                display_name,
                 row.line,
                 Some("email"),
                 format!(
@@ -151,7 +111,7 @@ fn run_import(ledger_path: &Path, args: &PayeesImportArgs) -> anyhow::Result<u8>
                 let differences = differences(existing, row);
                 if !differences.is_empty() {
                     conflicts.push(file_error(
-                        &display_name,
+                        display_name,
                         row.line,
                         None,
                         format!(
@@ -161,21 +121,30 @@ fn run_import(ledger_path: &Path, args: &PayeesImportArgs) -> anyhow::Result<u8>
                         ),
                     ));
                 } else if existing.funding_source_id.is_some() {
-                    results.push(ImportResult::from_ledger(row, existing));
+                    plan.unchanged
+                        .push(ImportResult::from_ledger(row, existing));
                 } else {
-                    work.push((row.clone(), existing.external_party_id.clone()));
+                    plan.work
+                        .push((row.clone(), existing.external_party_id.clone()));
                 }
             }
-            None => work.push((row.clone(), None)),
+            None => plan.work.push((row.clone(), None)),
         }
     }
-    if !conflicts.is_empty() {
-        return Ok(reject(&display_name, &conflicts, args.max_errors));
+    if conflicts.is_empty() {
+        Ok(plan)
+    } else {
+        Err(conflicts)
     }
+}
 
-    // Record every new payee before the first request, so a crash leaves a trace.
-    let now = ledger::timestamp(time::OffsetDateTime::now_utc());
-    for (row, _) in &work {
+/// Records every new payee before the first request, so a crash leaves a trace.
+pub fn record_new_payees(
+    ledger: &mut Ledger,
+    work: &[(PayeeRow, Option<String>)],
+    now: &str,
+) -> ledger::Result<()> {
+    for (row, _) in work {
         let (business_name, first_name, last_name) = match &row.who {
             Who::Business(name) => (Some(name.as_str()), None, None),
             Who::Person {
@@ -194,86 +163,10 @@ fn run_import(ledger_path: &Path, args: &PayeesImportArgs) -> anyhow::Result<u8>
                 account_last4: row.account_number.last4(),
                 account_type: account_type_str(row.account_type),
             },
-            &now,
+            now,
         )?;
     }
-
-    let concurrency = args.common.dwolla.concurrency().clamp(1, 16);
-    let outcome = runtime()?.block_on(onboard_all(&client, &mut ledger, work, concurrency))?;
-    results.extend(outcome.results);
-    results.sort_by_key(|r| r.line);
-
-    for result in &results {
-        if let Some(message) = &result.error {
-            eprintln!("{display_name}:{}: {message}", result.line);
-        }
-    }
-    if args.common.json {
-        print_json(&serde_json::Value::Array(
-            results.iter().map(ImportResult::to_json).collect(),
-        ));
-    } else {
-        let mut table = Table::new(&[
-            "line",
-            "reference",
-            "name",
-            "account",
-            "status",
-            "external party",
-            "funding source",
-        ]);
-        for r in &results {
-            table.row(vec![
-                r.line.to_string(),
-                r.reference.clone(),
-                r.name.clone(),
-                r.account.clone(),
-                r.status.as_str().to_string(),
-                r.external_party_id.clone().unwrap_or_default(),
-                r.funding_source_id.clone().unwrap_or_default(),
-            ]);
-        }
-        table.print();
-        let count = |status: ImportStatus| results.iter().filter(|r| r.status == status).count();
-        println!(
-            "imported {display_name}: {} created, {} unchanged, {} failed",
-            count(ImportStatus::Created) + count(ImportStatus::AdoptedParty),
-            count(ImportStatus::Unchanged),
-            count(ImportStatus::Failed)
-        );
-    }
-    if let Some(reason) = &outcome.stopped_by {
-        eprintln!(
-            "payrun: error: {reason}; run the same import again to finish (nothing is created twice)"
-        );
-        return Ok(exit::UNAVAILABLE);
-    }
-    Ok(
-        if results.iter().any(|r| r.status == ImportStatus::Failed) {
-            exit::INVALID_INPUT
-        } else {
-            exit::OK
-        },
-    )
-}
-
-/// Prints a file's problems and the one-line verdict; the status is 65.
-fn reject(display_name: &str, errors: &[FileError], max_shown: usize) -> u8 {
-    for problem in errors.iter().take(max_shown) {
-        eprintln!("{problem}");
-    }
-    if errors.len() > max_shown {
-        eprintln!(
-            "{display_name}: ... and {} more problems",
-            errors.len() - max_shown
-        );
-    }
-    println!(
-        "rejected {display_name}: {} problem{}; nothing was imported",
-        errors.len(),
-        if errors.len() == 1 { "" } else { "s" }
-    );
-    exit::INVALID_INPUT
+    Ok(())
 }
 
 fn file_error(file: &str, line: u64, column: Option<&str>, message: String) -> FileError {
@@ -323,16 +216,16 @@ fn differences(existing: &Payee, row: &PayeeRow) -> Vec<String> {
 }
 
 #[derive(Debug, Clone)]
-struct ImportResult {
-    line: u64,
-    reference: String,
-    name: String,
+pub struct ImportResult {
+    pub line: u64,
+    pub reference: String,
+    pub name: String,
     /// "checking …6789".
-    account: String,
-    status: ImportStatus,
-    external_party_id: Option<String>,
-    funding_source_id: Option<String>,
-    error: Option<String>,
+    pub account: String,
+    pub status: ImportStatus,
+    pub external_party_id: Option<String>,
+    pub funding_source_id: Option<String>,
+    pub error: Option<String>,
 }
 
 impl ImportResult {
@@ -349,7 +242,7 @@ impl ImportResult {
         }
     }
 
-    fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self) -> serde_json::Value {
         json!({
             "line": self.line,
             "reference": self.reference,
@@ -363,14 +256,15 @@ impl ImportResult {
     }
 }
 
-fn account_text(account_type: &str, last4: &str) -> String {
+pub fn account_text(account_type: &str, last4: &str) -> String {
     format!("{account_type} …{last4}")
 }
 
-struct ImportOutcome {
-    results: Vec<ImportResult>,
+/// What the onboarding of a plan's work came to.
+pub struct ImportOutcome {
+    pub results: Vec<ImportResult>,
     /// Set when Dwolla could not be reached or refused the credentials: the rest was not sent.
-    stopped_by: Option<String>,
+    pub stopped_by: Option<String>,
 }
 
 /// What one payee's task reports back; the ledger is written by the caller.
@@ -383,12 +277,12 @@ struct Onboarded {
 
 /// Onboards the payees `concurrency` at a time; records each id in the ledger as soon as it is
 /// known.
-async fn onboard_all(
+pub async fn onboard_all(
     client: &Client,
     ledger: &mut Ledger,
     work: Vec<(PayeeRow, Option<String>)>,
     concurrency: usize,
-) -> Result<ImportOutcome, Failure> {
+) -> anyhow::Result<ImportOutcome> {
     let mut pending = work.into_iter();
     let mut tasks: JoinSet<Onboarded> = JoinSet::new();
     let mut results = Vec::new();
@@ -404,17 +298,10 @@ async fn onboard_all(
         let Some(joined) = tasks.join_next().await else {
             break;
         };
-        let done = joined.map_err(|err| Failure {
-            status: exit::INTERNAL,
-            message: format!("a payee task failed: {err}"),
-        })?;
+        let done = joined.map_err(|err| anyhow::anyhow!("a payee task failed: {err}"))?;
         let now = ledger::timestamp(time::OffsetDateTime::now_utc());
-        let record = |result: crate::ledger::Result<()>| {
-            result.map_err(|err| Failure {
-                status: exit::INTERNAL,
-                message: err.to_string(),
-            })
-        };
+        let record =
+            |result: crate::ledger::Result<()>| result.map_err(|err| anyhow::anyhow!("{err}"));
         if let Some((party_id, _)) = &done.party {
             record(ledger.set_payee_external_party(&done.row.reference, party_id, &now))?;
         }
@@ -625,61 +512,6 @@ where
         }
     }
 }
-
-fn run_list(ledger_path: &Path, args: &PayeesListArgs) -> anyhow::Result<u8> {
-    let ledger = Ledger::open_reader(ledger_path)?;
-    let payees = ledger.payees()?;
-    if args.json {
-        print_json(&serde_json::Value::Array(
-            payees
-                .iter()
-                .map(|p| {
-                    json!({
-                        "reference": p.reference,
-                        "name": p.display_name(),
-                        "email": p.email,
-                        "routingNumber": p.routing_number,
-                        "accountLast4": p.account_last4,
-                        "accountType": p.account_type,
-                        "externalPartyId": p.external_party_id,
-                        "fundingSourceId": p.funding_source_id,
-                        "ready": p.funding_source_id.is_some(),
-                        "updated": p.updated_at,
-                    })
-                })
-                .collect(),
-        ));
-        return Ok(exit::OK);
-    }
-    let mut table = Table::new(&[
-        "reference",
-        "name",
-        "email",
-        "account",
-        "routing",
-        "funding source",
-        "ready",
-    ]);
-    for p in &payees {
-        table.row(vec![
-            p.reference.clone(),
-            p.display_name(),
-            p.email.clone(),
-            account_text(&p.account_type, &p.account_last4),
-            p.routing_number.clone(),
-            p.funding_source_id.clone().unwrap_or_default(),
-            if p.funding_source_id.is_some() {
-                "yes"
-            } else {
-                "no (import again)"
-            }
-            .to_string(),
-        ]);
-    }
-    table.print();
-    Ok(exit::OK)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,6 @@
 
 pub mod action;
 pub mod atomic;
-pub mod cli;
 pub mod csv;
 pub mod html;
 pub mod reconcile;
@@ -25,7 +24,6 @@ use std::path::{Path, PathBuf};
 
 use crate::ledger::{BatchSelection, Ledger};
 pub use action::action;
-pub use cli::{ReconcileArgs, ReportArgs, run_reconcile, run_report};
 pub use summary::{Summary, SummaryBuilder, build_summary};
 
 /// A report format.

@@ -18,23 +18,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use rand::Rng;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::config::Faults;
 use super::error::{ApiError, FieldError, oauth_error};
 use super::pipeline::pipeline;
 use super::state::Shared;
+use super::state::inspect;
 use super::store::{
-    Exchange, ExternalParty, FsOwner, FundingSource, HAL, Page, PartyKind, Subscription,
+    ExternalParty, FsOwner, FundingSource, HAL, Page, PartyKind, Store, Subscription,
     TreasuryAccount, page,
 };
 use super::validate::{
-    ExcessDecimals, account_number_ok, correlation_id_ok, email_ok, format_cents, id_from_href,
-    metadata_ok, parse_amount, routing_number_ok,
+    ExcessDecimals, account_number_ok, correlation_id_ok, email_ok, id_from_href, metadata_ok,
+    parse_amount, routing_number_ok,
 };
-use super::{SimStats, SimTransfer};
 use crate::secret::Secret;
 
 type ApiResult = Result<Response, ApiError>;
@@ -542,29 +542,49 @@ async fn list_account_funding_sources(
 
 // ----- transfers -----
 
+/// A `POST /transfers` body that passed the shape checks; references are checked under the lock.
+struct TransferRequest {
+    cents: i64,
+    source_id: Option<Uuid>,
+    dest_id: Option<Uuid>,
+    correlation_id: Option<String>,
+    metadata: Option<Value>,
+}
+
+/// `POST /transfers`: validate the body, check the funding sources, create the transfer (the
+/// store schedules its lifecycle) and answer `201` with its `Location`. The Idempotency-Key
+/// itself was claimed by the pipeline; the transfer only records it.
 async fn create_transfer(
     State(sim): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let map = json_object(&body)?;
-    let body = Value::Object(map);
+    let request = transfer_request(&sim, &body)?;
+    let key = idempotency_key(&headers);
+    sim.with(|st, now| {
+        let (source_id, dest_id) =
+            transfer_funding_sources(&st.store, request.source_id, request.dest_id)?;
+        let id = st.store.add_transfer(
+            source_id,
+            dest_id,
+            request.cents,
+            request.correlation_id,
+            request.metadata,
+            key,
+            now,
+        );
+        st.stats.transfers_created += 1;
+        created(format!("{}/transfers/{id}", sim.base_url))
+    })
+}
+
+/// The shape checks of a transfer body, every failing field reported at once.
+fn transfer_request(sim: &Shared, body: &Bytes) -> Result<TransferRequest, ApiError> {
+    let body = Value::Object(json_object(body)?);
     let mut errors = Vec::new();
     let source_href = required_str(&body, "/_links/source/href", &mut errors);
     let dest_href = required_str(&body, "/_links/destination/href", &mut errors);
-    let excess = if sim.config.bankers_rounding {
-        ExcessDecimals::BankersRound
-    } else {
-        ExcessDecimals::Reject
-    };
-    let mut cents = None;
-    match body.pointer("/amount/value") {
-        None | Some(Value::Null) => errors.push(FieldError::required("/amount/value")),
-        Some(value) => match parse_amount(value, sim.config.max_amount_cents, excess) {
-            Ok(c) => cents = Some(c),
-            Err(e) => errors.push(e),
-        },
-    }
+    let cents = transfer_cents(sim, &body, &mut errors);
     if let Some(currency) = required_str(&body, "/amount/currency", &mut errors)
         && currency != "USD"
     {
@@ -574,16 +594,7 @@ async fn create_transfer(
             "/amount/currency",
         ));
     }
-    let correlation_id = optional_str(&body, "/correlationId", &mut errors).map(str::to_owned);
-    if let Some(c) = &correlation_id
-        && !correlation_id_ok(c)
-    {
-        errors.push(FieldError::new(
-            "InvalidFormat",
-            "Correlation id must be at least one character and up to 255 characters when supplied.",
-            "/correlationId",
-        ));
-    }
+    let correlation_id = correlation_id(&body, &mut errors);
     let metadata = match body.get("metadata") {
         None | Some(Value::Null) => None,
         Some(m) if metadata_ok(m) => Some(m.clone()),
@@ -598,73 +609,107 @@ async fn create_transfer(
     let (Some(cents), Some(source_id), Some(dest_id)) = (cents, source_id, dest_id) else {
         return Err(ApiError::bad_request());
     };
-    let key = headers
+    Ok(TransferRequest {
+        cents,
+        source_id,
+        dest_id,
+        correlation_id,
+        metadata,
+    })
+}
+
+fn transfer_cents(sim: &Shared, body: &Value, errors: &mut Vec<FieldError>) -> Option<i64> {
+    let excess = if sim.config.bankers_rounding {
+        ExcessDecimals::BankersRound
+    } else {
+        ExcessDecimals::Reject
+    };
+    match body.pointer("/amount/value") {
+        None | Some(Value::Null) => {
+            errors.push(FieldError::required("/amount/value"));
+            None
+        }
+        Some(value) => match parse_amount(value, sim.config.max_amount_cents, excess) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+    }
+}
+
+/// An optional `correlationId`, checked as Dwolla does (1 to 255 characters).
+fn correlation_id(body: &Value, errors: &mut Vec<FieldError>) -> Option<String> {
+    let correlation_id = optional_str(body, "/correlationId", errors).map(str::to_owned);
+    if let Some(c) = &correlation_id
+        && !correlation_id_ok(c)
+    {
+        errors.push(FieldError::new(
+            "InvalidFormat",
+            "Correlation id must be at least one character and up to 255 characters when supplied.",
+            "/correlationId",
+        ));
+    }
+    correlation_id
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(str::to_owned)
+}
 
-    sim.with(|st, now| {
-        let s = &st.store;
-        let source_path = "/_links/source/href";
-        let dest_path = "/_links/destination/href";
-        let source = source_id.and_then(|id| s.funding_source(id));
-        let dest = dest_id.and_then(|id| s.funding_source(id));
-        let mut errors = Vec::new();
-        match source {
-            None => errors.push(FieldError::new(
-                "Invalid",
-                "Funding source not found.",
-                source_path,
-            )),
-            Some(f) if f.removed => errors.push(FieldError::new(
-                "Invalid",
-                "Invalid funding source.",
-                source_path,
-            )),
-            Some(_) => {}
-        }
-        match dest {
-            None => errors.push(FieldError::new("Invalid", "Receiver not found.", dest_path)),
-            Some(f) if f.removed => errors.push(FieldError::new(
-                "Invalid",
-                "Invalid destination funding source.",
-                dest_path,
-            )),
-            Some(_) => {}
-        }
-        check(errors)?;
-        let (source, dest) = (source.expect("checked"), dest.expect("checked"));
-        match (&source.owner, &dest.owner) {
-            (FsOwner::Account { .. }, FsOwner::ExternalParty(_))
-            | (FsOwner::ExternalParty(_), FsOwner::Account { .. }) => {}
-            (FsOwner::Account { .. }, FsOwner::Account { .. }) => {
-                return Err(ApiError::one(
-                    "Invalid",
-                    "Receiver cannot be the owner of the source funding source.",
-                    dest_path,
-                ));
-            }
-            (FsOwner::ExternalParty(_), FsOwner::ExternalParty(_)) => {
-                return Err(ApiError::one(
-                    "NotAllowed",
-                    "Receiver cannot receive from sender.",
-                    dest_path,
-                ));
-            }
-        }
-        let (source_id, dest_id) = (source.id, dest.id);
-        let id = st.store.add_transfer(
-            source_id,
-            dest_id,
-            cents,
-            correlation_id,
-            metadata,
-            key,
-            now,
-        );
-        st.stats.transfers_created += 1;
-        created(format!("{}/transfers/{id}", sim.base_url))
-    })
+/// Both funding sources exist, are not removed, and one of them is the main account's.
+fn transfer_funding_sources(
+    s: &Store,
+    source_id: Option<Uuid>,
+    dest_id: Option<Uuid>,
+) -> Result<(Uuid, Uuid), ApiError> {
+    let source_path = "/_links/source/href";
+    let dest_path = "/_links/destination/href";
+    let source = source_id.and_then(|id| s.funding_source(id));
+    let dest = dest_id.and_then(|id| s.funding_source(id));
+    let mut errors = Vec::new();
+    match source {
+        None => errors.push(FieldError::new(
+            "Invalid",
+            "Funding source not found.",
+            source_path,
+        )),
+        Some(f) if f.removed => errors.push(FieldError::new(
+            "Invalid",
+            "Invalid funding source.",
+            source_path,
+        )),
+        Some(_) => {}
+    }
+    match dest {
+        None => errors.push(FieldError::new("Invalid", "Receiver not found.", dest_path)),
+        Some(f) if f.removed => errors.push(FieldError::new(
+            "Invalid",
+            "Invalid destination funding source.",
+            dest_path,
+        )),
+        Some(_) => {}
+    }
+    check(errors)?;
+    let (source, dest) = (source.expect("checked"), dest.expect("checked"));
+    match (&source.owner, &dest.owner) {
+        (FsOwner::Account { .. }, FsOwner::ExternalParty(_))
+        | (FsOwner::ExternalParty(_), FsOwner::Account { .. }) => Ok((source.id, dest.id)),
+        (FsOwner::Account { .. }, FsOwner::Account { .. }) => Err(ApiError::one(
+            "Invalid",
+            "Receiver cannot be the owner of the source funding source.",
+            dest_path,
+        )),
+        (FsOwner::ExternalParty(_), FsOwner::ExternalParty(_)) => Err(ApiError::one(
+            "NotAllowed",
+            "Receiver cannot receive from sender.",
+            dest_path,
+        )),
+    }
 }
 
 async fn get_transfer(State(sim): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
@@ -984,16 +1029,7 @@ async fn create_external_party(State(sim): State<Arc<Shared>>, body: Bytes) -> A
             }
         }
     };
-    let correlation_id = optional_str(&body, "/correlationId", &mut errors).map(str::to_owned);
-    if let Some(c) = &correlation_id
-        && !correlation_id_ok(c)
-    {
-        errors.push(FieldError::new(
-            "InvalidFormat",
-            "Correlation id must be at least one character and up to 255 characters when supplied.",
-            "/correlationId",
-        ));
-    }
+    let correlation_id = correlation_id(&body, &mut errors);
     check(errors)?;
     let (Some(email), Some(kind)) = (email, kind) else {
         return Err(ApiError::bad_request());
@@ -1103,13 +1139,7 @@ fn create_exchange(sim: &Shared, partner: Uuid, party: Option<Uuid>) -> ApiResul
         {
             return Err(ApiError::not_found());
         }
-        let id = st.store.new_id();
-        st.store.exchanges.push(Exchange {
-            id,
-            partner,
-            party,
-            created: now,
-        });
+        let id = st.store.add_exchange(partner, party, now);
         created(format!("{}/exchanges/{id}", sim.base_url))
     })
 }
@@ -1396,7 +1426,7 @@ async fn update_subscription(
         return Err(ApiError::validation(vec![FieldError::required("/paused")]));
     };
     sim.with(|st, _| {
-        st.store.subscriptions[idx as usize].paused = paused;
+        st.store.set_subscription_paused(idx, paused);
         ok(st
             .store
             .subscription_json(&st.store.subscriptions[idx as usize]))
@@ -1406,7 +1436,7 @@ async fn update_subscription(
 async fn delete_subscription(State(sim): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let idx = subscription_idx(&sim, &id)?;
     sim.with(|st, _| {
-        st.store.subscriptions[idx as usize].deleted = true;
+        st.store.delete_subscription(idx);
         ok(st
             .store
             .subscription_json(&st.store.subscriptions[idx as usize]))
@@ -1493,51 +1523,12 @@ async fn create_client_token(State(sim): State<Arc<Shared>>, body: Bytes) -> Api
                 "/_links/customer/href",
             ));
         }
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        let token: String = (0..50)
-            .map(|_| ALPHABET[st.store.rng.random_range(0..ALPHABET.len())] as char)
-            .collect();
+        let token = st.store.mint_client_token();
         ok(json!({ "token": token }))
     })
 }
 
 // ----- /_sim control endpoints -----
-
-pub fn stats(sim: &Shared) -> SimStats {
-    sim.with(|st, _| {
-        let mut stats = st.stats.clone();
-        stats.events = st.store.events.len() as u64;
-        stats
-    })
-}
-
-pub fn advance(sim: &Shared, by: Duration) {
-    sim.clock.advance(by);
-    // Apply the steps now due before returning, so the caller sees them at once.
-    sim.with(|_, _| {});
-    sim.wake.notify_one();
-}
-
-pub fn sim_transfers(sim: &Shared) -> Vec<SimTransfer> {
-    sim.with(|st, _| {
-        st.store
-            .transfers
-            .iter()
-            .map(|t| SimTransfer {
-                id: t.id.to_string(),
-                amount: format_cents(t.cents),
-                source_funding_source: t.source_fs.to_string(),
-                destination_funding_source: t.dest_fs.to_string(),
-                correlation_id: t.correlation_id.clone(),
-                metadata: t.metadata.clone(),
-                status: t.status.as_str().to_string(),
-                failure_code: t.failure_code.clone(),
-                idempotency_key: t.idempotency_key.clone(),
-                created: t.created.iso(),
-            })
-            .collect()
-    })
-}
 
 fn plain_json(status: StatusCode, body: Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
@@ -1549,7 +1540,7 @@ fn plain_json(status: StatusCode, body: Value) -> Response {
 }
 
 async fn sim_stats(State(sim): State<Arc<Shared>>) -> Response {
-    plain_json(StatusCode::OK, json!(stats(&sim)))
+    plain_json(StatusCode::OK, json!(inspect::stats(&sim)))
 }
 
 /// `POST /_sim/advance {"ms": N}`: moves the clock forward by N milliseconds.
@@ -1563,7 +1554,7 @@ async fn sim_advance(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
             json!({"code": "BadRequest", "message": "Expected {\"ms\": <non-negative integer>}."}),
         );
     };
-    advance(&sim, Duration::from_millis(ms));
+    inspect::advance(&sim, Duration::from_millis(ms));
     plain_json(StatusCode::OK, json!({"now": sim.clock.now().iso()}))
 }
 
@@ -1573,7 +1564,7 @@ async fn sim_get_faults(State(sim): State<Arc<Shared>>) -> Response {
 
 /// `POST /_sim/faults` with a `Faults` JSON object; fields left out mean "no such fault".
 async fn sim_set_faults(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<super::Faults>(&body) {
+    match serde_json::from_slice::<Faults>(&body) {
         Ok(faults) => {
             sim.with(|st, _| st.faults = faults.clone());
             plain_json(StatusCode::OK, json!(faults))
@@ -1586,7 +1577,7 @@ async fn sim_set_faults(State(sim): State<Arc<Shared>>, body: Bytes) -> Response
 }
 
 async fn sim_list_transfers(State(sim): State<Arc<Shared>>) -> Response {
-    plain_json(StatusCode::OK, json!(sim_transfers(&sim)))
+    plain_json(StatusCode::OK, json!(inspect::sim_transfers(&sim)))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::state::Shared;
 use super::store::{Attempt, Delivery};
 use crate::signature::{SIGNATURE_HEADER, sign};
 
-pub const USER_AGENT: &str = "dwolla-webhooks/1.1";
+use super::store::USER_AGENT;
 
 /// Dwolla sends "bursts of up to 10 concurrent" webhooks (notes section 7).
 const MAX_CONCURRENT_DELIVERIES: usize = 10;

@@ -3,17 +3,22 @@
 //!
 //! It is a black box to the rest of payrun: it imports only `signature` (to sign webhooks) and
 //! `secret` (so secrets never print). Tests run it in-process with [`spawn`]; `payrun sim` runs
-//! it standalone through [`run_cli`].
+//! it standalone through [`serve`].
 //!
-//! # Layout
+//! # Layout, in import order (each file imports only files below it; none imports this one)
+//! - this `mod.rs`: the public API ([`SimHandle`], [`spawn`], [`serve`]) and `payrun sim`;
+//! - `server`: the accept loop, which can close a connection without a response (drop faults);
 //! - `api`: the Connect endpoints (routing, validation, HAL+JSON responses) and `/_sim/*`;
 //! - `pipeline`: what every request passes through: request id, statistics, rate limit,
 //!   injected faults, `Accept` and bearer-token checks, Idempotency-Key handling;
-//! - `server`: the accept loop, which can close a connection without a response (drop faults);
 //! - `engine`: moves transfers along on the simulator's clock and delivers webhooks;
-//! - `state`: the lock-protected shared state (tokens, idempotency keys, limiter, statistics);
-//! - `store`: resources, lifecycle, events and webhook records, and their JSON renderings;
-//! - `seed`: the fixed ids every start has; `validate`, `failures`, `error`, `clock`: pure
+//! - `state/`: the lock-protected shared state (`shared`), and what acts on it: `admission`
+//!   (rate limit and faults), `tokens`, `idempotency`, `inspect` (statistics, clock, transfers);
+//! - `seed`: the fixed ids every start has;
+//! - `store/`: the resources (records and indexes in `tables`), one file per resource family:
+//!   `accounts` (and treasury), `parties`, `funding_sources`, `exchanges`, `transfers` (and the
+//!   lifecycle), `webhooks` (events and deliveries), `client_tokens`; `page` for lists;
+//! - `config` (public settings and reports), `validate`, `failures`, `error`, `clock`: pure
 //!   helpers.
 //!
 //! # Choices where Dwolla documents nothing (also in README)
@@ -33,6 +38,7 @@
 
 mod api;
 mod clock;
+mod config;
 mod engine;
 mod error;
 mod failures;
@@ -43,216 +49,20 @@ mod state;
 mod store;
 mod validate;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
-use crate::secret::Secret;
+pub use config::{DEFAULT_KEY, DEFAULT_SECRET, Faults, SimConfig, SimStats, SimTransfer};
 pub use seed::{
     ACCOUNT_ID, SOURCE_FUNDING_SOURCE_ID, TREASURY_ACCOUNT_ID, UNLINKED_FUNDING_SOURCE_ID,
 };
 use state::Shared;
-
-pub const DEFAULT_KEY: &str = "sim-key.dwolla.connect";
-pub const DEFAULT_SECRET: &str = "sim-secret";
-
-/// Everything a simulator starts with. Build with [`SimConfig::new`] and struct update syntax.
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// Client key and secret accepted by `POST /token`.
-    pub key: String,
-    pub secret: Secret,
-    /// Lifetime of access tokens (Dwolla: 1 hour).
-    pub token_ttl: Duration,
-    /// Simulated time between lifecycle steps (created -> pending -> processed ...).
-    pub settle: Duration,
-    /// Added to every API response, plus a uniform random 0..=jitter.
-    pub latency: Duration,
-    pub jitter: Duration,
-    /// Requests per second over a sliding one-second window; beyond it 429 `TooManyRequests`.
-    pub rate_limit: Option<u32>,
-    /// Once the limit trips, every request gets 429 for this long (Dwolla: 5 minutes).
-    pub rate_limit_penalty: Option<Duration>,
-    /// Send `Retry-After` with 429s. Dwolla documents none, so off by default.
-    pub retry_after: bool,
-    /// Share of requests answered 429 without taking effect, whatever the rate: Dwolla's limit
-    /// is per application, so another process of the same application can spend it.
-    pub throttle_rate: f64,
-    /// Share of requests answered 500 `ServerError` without taking effect.
-    pub error_rate: f64,
-    /// Share of requests that take effect and then lose their connection with no response.
-    pub drop_rate: f64,
-    /// Share of requests that take effect and whose response is held for `timeout_hold`.
-    pub timeout_rate: f64,
-    pub timeout_hold: Duration,
-    /// Seeds ids and fault draws.
-    pub seed: u64,
-    /// Dwolla's webhook retry schedule (15 min ... 72 h) is divided by this.
-    pub webhook_time_scale: f64,
-    /// Share of successfully delivered webhooks delivered a second time.
-    pub webhook_duplicate_rate: f64,
-    /// Share of webhooks whose first attempt is delayed by a random 0..`webhook_reorder_delay`
-    /// (simulated time), so that later events can arrive first.
-    pub webhook_reorder_rate: f64,
-    pub webhook_reorder_delay: Duration,
-    /// How long a receiver may take (Dwolla: 10 s).
-    pub webhook_timeout: Duration,
-    /// Per-transfer limit in cents (default $10,000.00, Dwolla's default for verified senders).
-    pub max_amount_cents: i64,
-    /// Round amounts with more than two decimals by banker's rounding, as Dwolla's docs
-    /// describe, instead of refusing them with 400 (the default, as issue 3 asks).
-    pub bankers_rounding: bool,
-    /// How long an Idempotency-Key is remembered (Dwolla: 24 hours).
-    pub idempotency_ttl: Duration,
-    /// Dwolla's sandbox allows 10 webhook subscriptions (production 5).
-    pub max_webhook_subscriptions: usize,
-    /// A subscription is paused after this many consecutive failed deliveries once a day
-    /// (divided by `webhook_time_scale`) has passed without a success (Dwolla: 400).
-    pub webhook_auto_pause_failures: u32,
-}
-
-impl SimConfig {
-    /// Fast defaults: no faults, a lifecycle step every second, webhook retries 900 times faster
-    /// than Dwolla's (15 min becomes 1 s).
-    pub fn new() -> SimConfig {
-        SimConfig {
-            key: DEFAULT_KEY.to_string(),
-            secret: Secret::new(DEFAULT_SECRET),
-            token_ttl: Duration::from_secs(3600),
-            settle: Duration::from_millis(1000),
-            latency: Duration::ZERO,
-            jitter: Duration::ZERO,
-            rate_limit: None,
-            rate_limit_penalty: None,
-            retry_after: false,
-            throttle_rate: 0.0,
-            error_rate: 0.0,
-            drop_rate: 0.0,
-            timeout_rate: 0.0,
-            // Longer than the 60 s request timeout of Dwolla's own SDK, so a client gives up.
-            timeout_hold: Duration::from_secs(65),
-            seed: 0,
-            webhook_time_scale: 900.0,
-            webhook_duplicate_rate: 0.0,
-            webhook_reorder_rate: 0.0,
-            webhook_reorder_delay: Duration::from_secs(2),
-            webhook_timeout: Duration::from_secs(10),
-            max_amount_cents: 1_000_000,
-            bankers_rounding: false,
-            idempotency_ttl: Duration::from_secs(24 * 3600),
-            max_webhook_subscriptions: 10,
-            webhook_auto_pause_failures: 400,
-        }
-    }
-
-    /// The fault settings in this configuration.
-    pub fn faults(&self) -> Faults {
-        Faults {
-            latency: self.latency,
-            jitter: self.jitter,
-            rate_limit: self.rate_limit,
-            rate_limit_penalty: self.rate_limit_penalty,
-            retry_after: self.retry_after,
-            throttle_rate: self.throttle_rate,
-            error_rate: self.error_rate,
-            drop_rate: self.drop_rate,
-            timeout_rate: self.timeout_rate,
-            timeout_hold: self.timeout_hold,
-        }
-    }
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig::new()
-    }
-}
-
-/// The fault settings that can change while the simulator runs ([`SimHandle::set_faults`],
-/// `POST /_sim/faults`). Same meaning as the fields of [`SimConfig`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Faults {
-    #[serde(with = "millis", rename = "latency_ms")]
-    pub latency: Duration,
-    #[serde(with = "millis", rename = "jitter_ms")]
-    pub jitter: Duration,
-    pub rate_limit: Option<u32>,
-    #[serde(with = "opt_millis", rename = "rate_limit_penalty_ms")]
-    pub rate_limit_penalty: Option<Duration>,
-    pub retry_after: bool,
-    pub throttle_rate: f64,
-    pub error_rate: f64,
-    pub drop_rate: f64,
-    pub timeout_rate: f64,
-    #[serde(with = "millis", rename = "timeout_hold_ms")]
-    pub timeout_hold: Duration,
-}
-
-impl Faults {
-    pub fn none() -> Faults {
-        SimConfig::new().faults()
-    }
-}
-
-impl Default for Faults {
-    fn default() -> Self {
-        Faults::none()
-    }
-}
-
-/// Counters for tests and `GET /_sim/stats`. `/_sim/*` requests are not counted.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SimStats {
-    /// API requests received (including refused ones).
-    pub total_requests: u64,
-    /// Responses sent, by HTTP status (dropped ones are not sent and not counted here).
-    pub responses_by_status: BTreeMap<u16, u64>,
-    pub transfers_created: u64,
-    /// POSTs answered from an Idempotency-Key's stored response.
-    pub idempotent_replays: u64,
-    /// 409s: an Idempotency-Key reused while its first request was in flight.
-    pub conflicts: u64,
-    /// 429s.
-    pub rate_limited: u64,
-    /// Injected 500s.
-    pub server_errors: u64,
-    /// Requests that took effect and whose connection was then closed without a response.
-    pub dropped_responses: u64,
-    /// Responses held back by the timeout fault.
-    pub held_responses: u64,
-    /// The most API requests that arrived within any one-second sliding window.
-    pub max_requests_per_second: u64,
-    pub events: u64,
-    pub webhook_attempts: u64,
-    /// Attempts answered 2xx.
-    pub webhook_deliveries: u64,
-    pub webhook_failures: u64,
-}
-
-/// A transfer as the simulator holds it, for exactly-once assertions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SimTransfer {
-    pub id: String,
-    /// As Dwolla shows it: `"10.00"`.
-    pub amount: String,
-    /// Funding-source ids (not URLs).
-    pub source_funding_source: String,
-    pub destination_funding_source: String,
-    pub correlation_id: Option<String>,
-    pub metadata: Option<serde_json::Value>,
-    pub status: String,
-    pub failure_code: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub created: String,
-}
+use state::inspect;
 
 /// A running simulator.
 pub struct SimHandle {
@@ -318,7 +128,7 @@ impl SimHandle {
     }
 
     pub fn stats(&self) -> SimStats {
-        api::stats(&self.shared)
+        inspect::stats(&self.shared)
     }
 
     pub fn faults(&self) -> Faults {
@@ -331,11 +141,11 @@ impl SimHandle {
 
     /// Moves the simulator's clock forward and applies every lifecycle step now due.
     pub fn advance_clock(&self, by: Duration) {
-        api::advance(&self.shared, by);
+        inspect::advance(&self.shared, by);
     }
 
     pub fn transfers(&self) -> Vec<SimTransfer> {
-        api::sim_transfers(&self.shared)
+        inspect::sim_transfers(&self.shared)
     }
 
     pub async fn shutdown(mut self) {
@@ -382,7 +192,9 @@ pub async fn serve(
     server::run(listener, shared, shutdown).await
 }
 
-fn base_url_for(addr: SocketAddr) -> String {
+/// The URL clients use for `addr` (an unspecified address is reached on 127.0.0.1), as the
+/// simulator builds it for its own links.
+pub fn base_url_for(addr: SocketAddr) -> String {
     let ip = if addr.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
@@ -418,202 +230,6 @@ fn build(config: SimConfig, addr: SocketAddr) -> Arc<Shared> {
     Shared::new(config, base_url, store)
 }
 
-/// Flags of `payrun sim`.
-#[derive(Debug, Args)]
-pub struct SimArgs {
-    /// Address to listen on (port 0 picks a free port; the JSON line says which).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: String,
-    /// Client key accepted by POST /token.
-    #[arg(long, env = "PAYRUN_SIM_KEY", default_value = DEFAULT_KEY)]
-    pub key: String,
-    /// Client secret accepted by POST /token.
-    #[arg(long, env = "PAYRUN_SIM_SECRET", default_value = DEFAULT_SECRET, hide_env_values = true, hide_default_value = true)]
-    pub secret: Secret,
-    /// Access-token lifetime in seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub token_ttl: u64,
-    /// Simulated milliseconds between lifecycle steps (created -> pending -> processed).
-    #[arg(long, default_value_t = 1000)]
-    pub settle_ms: u64,
-    /// Added latency per API response, in milliseconds.
-    #[arg(long, default_value_t = 0)]
-    pub latency_ms: u64,
-    /// Random extra latency, uniform in 0..=N milliseconds.
-    #[arg(long, default_value_t = 0)]
-    pub jitter_ms: u64,
-    /// Requests per second (sliding one-second window); beyond it 429 TooManyRequests.
-    #[arg(long)]
-    pub rate_limit: Option<u32>,
-    /// After the limit trips, answer 429 to everything for this many milliseconds.
-    #[arg(long)]
-    pub rate_limit_penalty_ms: Option<u64>,
-    /// Send Retry-After on 429 (Dwolla documents none).
-    #[arg(long)]
-    pub retry_after: bool,
-    /// Share of requests answered 429 TooManyRequests without effect, whatever the rate (0..1).
-    #[arg(long, default_value_t = 0.0)]
-    pub throttle_rate: f64,
-    /// Share of requests answered 500 ServerError without effect (0..1).
-    #[arg(long, default_value_t = 0.0)]
-    pub error_rate: f64,
-    /// Share of requests that take effect and then lose the connection with no response (0..1).
-    #[arg(long, default_value_t = 0.0)]
-    pub drop_rate: f64,
-    /// Share of requests that take effect and whose response is held back (0..1).
-    #[arg(long, default_value_t = 0.0)]
-    pub timeout_rate: f64,
-    /// How long the timeout fault holds a response, in milliseconds.
-    #[arg(long, default_value_t = 65_000)]
-    pub timeout_hold_ms: u64,
-    /// Seed for ids and fault draws.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Divide Dwolla's webhook retry schedule (15 min ... 72 h) by this.
-    #[arg(long, default_value_t = 900.0)]
-    pub webhook_time_scale: f64,
-    /// Share of delivered webhooks sent a second time (0..1).
-    #[arg(long, default_value_t = 0.0)]
-    pub webhook_duplicate_rate: f64,
-    /// Share of webhooks delayed so that later events may arrive first (0..1).
-    #[arg(long, default_value_t = 0.0)]
-    pub webhook_reorder_rate: f64,
-    /// Per-transfer limit in dollars.
-    #[arg(long, default_value_t = 10_000)]
-    pub max_amount: u64,
-    /// Round amounts with more than two decimals (banker's rounding) instead of refusing them.
-    #[arg(long)]
-    pub bankers_rounding: bool,
-}
-
-impl SimArgs {
-    pub fn config(&self) -> SimConfig {
-        SimConfig {
-            key: self.key.clone(),
-            secret: self.secret.clone(),
-            token_ttl: Duration::from_secs(self.token_ttl),
-            settle: Duration::from_millis(self.settle_ms),
-            latency: Duration::from_millis(self.latency_ms),
-            jitter: Duration::from_millis(self.jitter_ms),
-            rate_limit: self.rate_limit,
-            rate_limit_penalty: self.rate_limit_penalty_ms.map(Duration::from_millis),
-            retry_after: self.retry_after,
-            throttle_rate: self.throttle_rate,
-            error_rate: self.error_rate,
-            drop_rate: self.drop_rate,
-            timeout_rate: self.timeout_rate,
-            timeout_hold: Duration::from_millis(self.timeout_hold_ms),
-            seed: self.seed,
-            webhook_time_scale: self.webhook_time_scale,
-            webhook_duplicate_rate: self.webhook_duplicate_rate,
-            webhook_reorder_rate: self.webhook_reorder_rate,
-            max_amount_cents: i64::try_from(self.max_amount.saturating_mul(100))
-                .unwrap_or(i64::MAX),
-            bankers_rounding: self.bankers_rounding,
-            ..SimConfig::new()
-        }
-    }
-}
-
-/// `payrun sim`: prints one JSON line with what a client needs, then serves until SIGINT or
-/// SIGTERM.
-pub fn run_cli(args: SimArgs) -> anyhow::Result<()> {
-    let config = args.config();
-    for (name, rate) in [
-        ("--throttle-rate", config.throttle_rate),
-        ("--error-rate", config.error_rate),
-        ("--drop-rate", config.drop_rate),
-        ("--timeout-rate", config.timeout_rate),
-        ("--webhook-duplicate-rate", config.webhook_duplicate_rate),
-        ("--webhook-reorder-rate", config.webhook_reorder_rate),
-    ] {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&rate),
-            "{name} must be between 0 and 1"
-        );
-    }
-    anyhow::ensure!(
-        config.webhook_time_scale > 0.0,
-        "--webhook-time-scale must be positive"
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let listener = TcpListener::bind(&args.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-        let addr = listener.local_addr()?;
-        let shared = build(config, addr);
-        let line = serde_json::json!({
-            "base_url": shared.base_url,
-            "key": shared.config.key,
-            "secret": shared.config.secret.expose(),
-            "account_id": ACCOUNT_ID,
-            "source_funding_source": format!("{}/funding-sources/{SOURCE_FUNDING_SOURCE_ID}", shared.base_url),
-        });
-        {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{line}")?;
-            stdout.flush()?;
-        }
-        tracing::info!(base_url = %shared.base_url, "simulator listening");
-        server::run(listener, shared, shutdown_signal()).await
-    })
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
-    }
-}
-
-mod opt_millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -622,7 +238,7 @@ mod tests {
     #[test]
     fn secrets_never_show_in_debug_output() {
         let config = SimConfig {
-            secret: Secret::new("top-secret-value"),
+            secret: crate::secret::Secret::new("top-secret-value"),
             ..SimConfig::new()
         };
         assert!(!format!("{config:?}").contains("top-secret-value"));

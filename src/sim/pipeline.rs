@@ -17,11 +17,17 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tokio::sync::Notify;
 
 use super::error::ApiError;
-use super::server::ConnKill;
 use super::state::{Admission, Claim, Draw, Shared, State as SimState, StoredResponse, TokenCheck};
 use super::store::HAL;
+
+/// Closes the connection a request arrived on, without a response. The accept loop
+/// (`server`) puts one into every request's extensions; it lives here so that the pipeline
+/// does not import the server that runs it.
+#[derive(Clone)]
+pub struct ConnKill(pub Arc<Notify>);
 
 /// Larger request bodies are refused; Dwolla's are a few hundred bytes.
 const MAX_BODY: usize = 1 << 20;

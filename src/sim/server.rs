@@ -15,11 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use super::pipeline::ConnKill;
 use super::state::Shared;
-
-/// Closes the connection a request arrived on, without a response.
-#[derive(Clone)]
-pub struct ConnKill(pub Arc<Notify>);
 
 pub async fn run(
     listener: TcpListener,

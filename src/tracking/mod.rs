@@ -19,16 +19,13 @@ pub mod schedule;
 pub mod topics;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use backon::BackoffBuilder;
-use clap::Args;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::cli::{DwollaArgs, Failure};
 use crate::dwolla::{Client, Disposition, DwollaError};
 use crate::exit;
 use crate::failure;
@@ -50,6 +47,8 @@ pub struct TrackConfig {
     pub poll_processed_every: Duration,
     /// ... and for how long after it was first seen processed, in banking days.
     pub returns_window_banking_days: u32,
+    /// The banking days the returns window counts (the Fed's, plus configured closures).
+    pub calendar: crate::calendar::BankCalendar,
     pub list_mode: ListMode,
     pub topics: TopicMap,
     /// Tries per read before a transient failure counts as "Dwolla unreachable".
@@ -83,6 +82,7 @@ impl TrackConfig {
             poll_unsettled_every: Duration::from_secs(600),
             poll_processed_every: Duration::from_secs(12 * 3600),
             returns_window_banking_days: 5,
+            calendar: crate::calendar::BankCalendar::federal_reserve(),
             list_mode: ListMode::Auto,
             topics: TopicMap::dwolla_connect(),
             read_attempts: 4,
@@ -131,7 +131,7 @@ impl Tally {
         }
     }
 
-    fn merge(&mut self, other: Tally) {
+    pub fn merge(&mut self, other: Tally) {
         self.n_observed += other.n_observed;
         for (state, n) in other.moved_to {
             *self.moved_to.entry(state).or_default() += n;
@@ -387,144 +387,4 @@ fn log_outcome(ledger: &Ledger, observation: &Observation, outcome: &Observation
             tracing::error!(batch, line, transfer, source, %reason, "observation contradicts the ledger; not stored");
         }
     }
-}
-
-// --- Command line --------------------------------------------------------------------------
-
-/// Flags of `payrun track`.
-#[derive(Debug, Args)]
-pub struct TrackArgs {
-    /// Keep polling until no payout is waiting for Dwolla to settle it.
-    #[arg(long)]
-    pub until_settled: bool,
-    /// With --until-settled: stop waiting after this long (e.g. 30m).
-    #[arg(long, value_parser = schedule::parse_duration)]
-    pub timeout: Option<Duration>,
-    /// How often to poll a transfer that is still created or pending.
-    #[arg(long, default_value = "10m", value_parser = schedule::parse_duration)]
-    pub poll_every: Duration,
-    /// How often to look for a late return on a processed transfer.
-    #[arg(long, default_value = "12h", value_parser = schedule::parse_duration)]
-    pub processed_poll_every: Duration,
-    /// How long processed transfers stay watched for late returns, in banking days.
-    #[arg(long, default_value_t = 5)]
-    pub returns_window_days: u32,
-    /// How to poll: walk the account's transfer list, GET each transfer, or choose by cost.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub mode: ListMode,
-    #[command(flatten)]
-    pub dwolla: DwollaArgs,
-}
-
-impl TrackArgs {
-    pub fn config(&self) -> TrackConfig {
-        TrackConfig {
-            poll_unsettled_every: self.poll_every,
-            poll_processed_every: self.processed_poll_every,
-            returns_window_banking_days: self.returns_window_days,
-            list_mode: self.mode,
-            ..TrackConfig::standard()
-        }
-    }
-}
-
-/// `payrun track`.
-pub fn run_track(ledger_path: &Path, args: &TrackArgs) -> anyhow::Result<u8> {
-    let client = args.dwolla.client()?;
-    let mut ledger = Ledger::open_writer(ledger_path)?;
-    let spool_path = ledger::spool_path_for(ledger_path);
-    let mut spool = if spool_path.exists() {
-        Some(Spool::open(&spool_path)?)
-    } else {
-        None
-    };
-    let config = args.config();
-    let options = TrackOptions {
-        until_settled: args.until_settled,
-        timeout: args.timeout,
-    };
-    let report = crate::cli::runtime()?.block_on(async {
-        let stopping = crate::cli::stop_signal();
-        track(
-            &mut ledger,
-            spool.as_mut(),
-            &client,
-            &config,
-            &options,
-            stopping,
-        )
-        .await
-    });
-    let report = report.map_err(|err| {
-        let unreachable = err
-            .chain()
-            .any(|cause| cause.downcast_ref::<DwollaError>().is_some());
-        Failure {
-            status: if unreachable {
-                exit::UNAVAILABLE
-            } else {
-                exit::INTERNAL
-            },
-            message: format!("{err:#}"),
-        }
-    })?;
-    print_report(&ledger, &report);
-    Ok(exit_status(&report))
-}
-
-fn print_report(ledger: &Ledger, report: &TrackReport) {
-    let mut tally = report.tally.clone();
-    tally.merge(report.events.tally.clone());
-    println!(
-        "tracked: {} processed, {} failed, {} returned; {} webhook events applied; {} still unsettled, {} watched for returns{}{}",
-        tally.moved(PayoutState::Processed),
-        tally.moved(PayoutState::Failed),
-        tally.moved(PayoutState::Returned),
-        report.events.n_events,
-        report.counts.n_unsettled,
-        report.counts.n_watched,
-        if report.timed_out { " (timed out)" } else { "" },
-        if report.interrupted {
-            " (stopped by a signal)"
-        } else {
-            ""
-        },
-    );
-    const SHOWN: usize = 20;
-    for (payout_id, state) in tally.attention.iter().take(SHOWN) {
-        let details = ledger.failure_summary(*payout_id).ok().flatten();
-        let (batch, line) = ledger::batch_and_line(*payout_id);
-        match details {
-            Some((reference, code, advice)) => {
-                let action = advice_action(&advice);
-                eprintln!(
-                    "payrun: batch {batch} line {line} ({reference}): {state} {code}: {action}"
-                );
-            }
-            None => eprintln!("payrun: batch {batch} line {line}: {state}"),
-        }
-    }
-    if tally.attention.len() > SHOWN {
-        eprintln!(
-            "payrun: ... and {} more failed or returned payouts",
-            tally.attention.len() - SHOWN
-        );
-    }
-    if let Some(reason) = &tally.unreachable {
-        eprintln!("payrun: error: {reason}");
-    }
-}
-
-fn advice_action(stored: &str) -> &'static str {
-    use crate::failure::Advice;
-    [
-        Advice::RetryMaySucceed,
-        Advice::FixBankDetails,
-        Advice::Investigate,
-        Advice::FixPayrunSetup,
-    ]
-    .into_iter()
-    .find(|advice| advice.as_str() == stored)
-    .unwrap_or(Advice::Unknown)
-    .action()
 }

@@ -1,27 +1,20 @@
-//! Time arithmetic for tracking, pure: banking days for the returns window, the poll times an
+//! Time arithmetic for tracking, pure: banking days (crate::calendar) for the returns window, the poll times an
 //! observation stores, and the duration syntax of the command line (`500ms`, `10s`, `5m`,
 //! `2h`, `1d`).
 
 use std::time::Duration;
 
-use time::{OffsetDateTime, Weekday};
+use time::OffsetDateTime;
 
 use super::TrackConfig;
+use crate::calendar::BankCalendar;
 use crate::ledger::{self, PollTimes};
 
-/// `at` plus `n` banking days: weekdays, keeping the time of day. US bank holidays are not
-/// skipped, so the window can end up to a day or two early around them; widen it with
-/// `--returns-window-days` if that matters.
-pub fn add_banking_days(at: OffsetDateTime, n: u32) -> OffsetDateTime {
-    let mut day = at;
-    let mut left = n;
-    while left > 0 {
-        day += time::Duration::days(1);
-        if !matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) {
-            left -= 1;
-        }
-    }
-    day
+/// `at` plus `n` banking days of `calendar` (weekends, the Fed's holidays and configured
+/// closures skipped), keeping the time of day.
+pub fn add_banking_days(at: OffsetDateTime, n: u32, calendar: &BankCalendar) -> OffsetDateTime {
+    let date = calendar.add_banking_days(at.date(), n);
+    at.replace_date(date)
 }
 
 /// The instants an observation made at `now` stores.
@@ -30,7 +23,11 @@ pub fn poll_times(now: OffsetDateTime, config: &TrackConfig) -> PollTimes {
         now: ledger::timestamp(now),
         next_unsettled: ledger::timestamp(now + config.poll_unsettled_every),
         next_processed: ledger::timestamp(now + config.poll_processed_every),
-        watch_until: ledger::timestamp(add_banking_days(now, config.returns_window_banking_days)),
+        watch_until: ledger::timestamp(add_banking_days(
+            now,
+            config.returns_window_banking_days,
+            &config.calendar,
+        )),
     }
 }
 
@@ -73,18 +70,25 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
-    fn banking_days_skip_weekends() {
-        // Friday noon + 5 banking days = the next Friday noon.
+    fn banking_days_skip_weekends_and_holidays() {
+        let fed = BankCalendar::federal_reserve();
+        // Friday noon + 5 banking days = the Monday after next (Thanksgiving, 26th, is skipped).
         let friday = datetime!(2026-11-20 12:00 UTC);
-        assert_eq!(add_banking_days(friday, 5), datetime!(2026-11-27 12:00 UTC));
+        assert_eq!(
+            add_banking_days(friday, 5, &fed),
+            datetime!(2026-11-30 12:00 UTC)
+        );
         // Friday + 1 = Monday.
-        assert_eq!(add_banking_days(friday, 1), datetime!(2026-11-23 12:00 UTC));
+        assert_eq!(
+            add_banking_days(friday, 1, &fed),
+            datetime!(2026-11-23 12:00 UTC)
+        );
         // Saturday + 1 = Monday.
         assert_eq!(
-            add_banking_days(datetime!(2026-11-21 09:00 UTC), 1),
+            add_banking_days(datetime!(2026-11-21 09:00 UTC), 1, &fed),
             datetime!(2026-11-23 09:00 UTC)
         );
-        assert_eq!(add_banking_days(friday, 0), friday);
+        assert_eq!(add_banking_days(friday, 0, &fed), friday);
     }
 
     #[test]

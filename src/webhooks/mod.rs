@@ -13,7 +13,7 @@
 //! Owns the receiving side only: it never calls Dwolla while answering a delivery, and it
 //! writes the ledger only through `tracking`.
 
-mod subscriptions;
+pub mod subscriptions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,19 +29,17 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use clap::Args;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use crate::cli::DwollaArgs;
 use crate::dwolla::Client;
 use crate::ledger::{self, IncomingEvent, Spool, spool_path_for};
 use crate::secret::Secret;
 use crate::signature::{self, SIGNATURE_HEADER};
 use crate::tracking::{self, Opportunity, TrackConfig};
 
-pub use subscriptions::{WebhooksArgs, generate_secret, run_webhooks};
+pub use subscriptions::generate_secret;
 
 /// Where Dwolla delivers: the path of the subscription URL.
 pub const WEBHOOK_PATH: &str = "/webhooks/dwolla";
@@ -454,29 +452,6 @@ async fn run_applier(
     }
 }
 
-// --- Command line --------------------------------------------------------------------------
-
-/// Flags of `payrun serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on. Put a TLS-terminating proxy in front of it for Dwolla.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: String,
-    /// The largest webhook body accepted, in bytes; larger ones get 413.
-    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
-    /// How often to try applying stored events to the ledger.
-    #[arg(long, default_value = "2s", value_parser = tracking::schedule::parse_duration)]
-    pub apply_every: Duration,
-    /// Only store events; `payrun track` (or another writer) applies them.
-    #[arg(long)]
-    pub store_only: bool,
-    #[command(flatten)]
-    pub dwolla: DwollaArgs,
-}
-
-/// `payrun serve`: prints one JSON line with the webhook URL, then serves until SIGINT or
-/// SIGTERM.
 /// The webhook endpoint inside a process that holds the ledger's writer lock (`watch`): it
 /// stores events in the spool, and that process's tracking applies them. Prints one JSON line
 /// with the URLs, like `serve`, and stops when `stopping` turns true.
@@ -490,7 +465,7 @@ pub async fn serve_beside(
     let extra_routes = match crate::drop_in::ClientTokenConfig::from_env() {
         Ok(tokens) => Some(crate::drop_in::router(tokens, client.clone())),
         Err(crate::drop_in::ClientTokenConfigError::Missing) => None,
-        Err(other) => return Err(crate::cli::Failure::config(other.to_string()).into()),
+        Err(other) => return Err(other.into()),
     };
     let config = ServeConfig {
         ledger_path: ledger_path.to_path_buf(),
@@ -511,67 +486,4 @@ pub async fn serve_beside(
     Ok(tokio::spawn(serve(listener, config, async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     })))
-}
-
-pub fn run_serve(ledger_path: &Path, args: &ServeArgs) -> anyhow::Result<u8> {
-    let env_secret = std::env::var(SECRET_ENV).ok().map(Secret::new);
-    let applier = if args.store_only {
-        None
-    } else {
-        match args.dwolla.client() {
-            Ok(client) => Some(ApplierConfig {
-                client,
-                track: TrackConfig::standard(),
-                every: args.apply_every,
-            }),
-            Err(failure) => {
-                tracing::warn!(
-                    "events will be stored but not applied ({}); `payrun track` applies them",
-                    failure.message
-                );
-                None
-            }
-        }
-    };
-    // Drop-in components' client tokens, on the same port, when an API key is configured.
-    let extra_routes = match crate::drop_in::ClientTokenConfig::from_env() {
-        Ok(tokens) => {
-            let client = args.dwolla.client().map_err(anyhow::Error::new)?;
-            tracing::info!("serving POST /client-tokens for drop-in components");
-            Some(crate::drop_in::router(tokens, client))
-        }
-        Err(crate::drop_in::ClientTokenConfigError::Missing) => None,
-        Err(other) => return Err(crate::cli::Failure::config(other.to_string()).into()),
-    };
-    let config = ServeConfig {
-        ledger_path: ledger_path.to_path_buf(),
-        env_secret,
-        max_body_bytes: args.max_body_bytes,
-        applier,
-        extra_routes,
-    };
-    crate::cli::runtime()?.block_on(async move {
-        let listener = TcpListener::bind(&args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let addr = listener.local_addr()?;
-        let line = json!({
-            "listening": format!("http://{addr}"),
-            "webhook_url": format!("http://{addr}{WEBHOOK_PATH}"),
-            "health_url": format!("http://{addr}{HEALTH_PATH}"),
-        });
-        {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{line}")?;
-            stdout.flush()?;
-        }
-        tracing::info!(%addr, "receiving webhooks");
-        let mut stopping = crate::cli::stop_signal();
-        serve(listener, config, async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        })
-        .await
-    })?;
-    Ok(crate::exit::OK)
 }

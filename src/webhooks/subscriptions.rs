@@ -3,83 +3,20 @@
 
 use std::path::Path;
 
-use clap::{Args, Subcommand};
-
-use crate::cli::{DwollaArgs, Failure};
+use crate::dwolla::Client;
 use crate::dwolla::wire::{CreateWebhookSubscription, Webhook};
-use crate::dwolla::{Client, DwollaError};
-use crate::exit;
-use crate::ledger::{self, Spool, spool_path_for};
+use crate::ledger::{self, Spool};
 use crate::secret::Secret;
 
 /// Dwolla's limit on a subscription secret.
 const MAX_SECRET_CHARS: usize = 128;
-
-#[derive(Debug, Args)]
-pub struct WebhooksArgs {
-    #[command(subcommand)]
-    pub command: WebhooksCommand,
-    #[command(flatten)]
-    pub dwolla: DwollaArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum WebhooksCommand {
-    /// Subscribe URL (ending in /webhooks/dwolla) to every event; the secret is stored for
-    /// `serve`. Without --secret a random one is made and printed once.
-    Subscribe {
-        #[arg(long)]
-        url: String,
-        #[arg(long, hide_env_values = true)]
-        secret: Option<String>,
-    },
-    /// List the account's webhook subscriptions.
-    List,
-    /// Delete a subscription and forget its secret.
-    Delete { id: String },
-    /// Unpause a subscription (Dwolla pauses one after 400 failed deliveries in a row and a day
-    /// without success) and have Dwolla send again every webhook of it that never got a 2xx:
-    /// those created while it was paused are otherwise never sent.
-    Resume { id: String },
-}
-
-pub fn run_webhooks(ledger_path: &Path, args: &WebhooksArgs) -> anyhow::Result<u8> {
-    let client = args.dwolla.client()?;
-    let spool_path = spool_path_for(ledger_path);
-    let runtime = crate::cli::runtime()?;
-    let result = runtime.block_on(async {
-        match &args.command {
-            WebhooksCommand::Subscribe { url, secret } => {
-                subscribe(&client, &spool_path, url, secret.clone()).await
-            }
-            WebhooksCommand::List => list(&client, &spool_path).await,
-            WebhooksCommand::Delete { id } => delete(&client, &spool_path, id).await,
-            WebhooksCommand::Resume { id } => resume(&client, id).await,
-        }
-    });
-    result.map_err(|err| match err.downcast::<DwollaError>() {
-        Ok(dwolla) => {
-            let status = match dwolla.disposition() {
-                crate::dwolla::Disposition::Final => exit::INTERNAL,
-                _ => exit::UNAVAILABLE,
-            };
-            Failure {
-                status,
-                message: dwolla.to_string(),
-            }
-            .into()
-        }
-        Err(other) => other,
-    })?;
-    Ok(exit::OK)
-}
 
 /// A random secret: 32 bytes as 64 hex characters.
 pub fn generate_secret() -> Secret {
     Secret::new(hex::encode(rand::random::<[u8; 32]>()))
 }
 
-async fn subscribe(
+pub async fn subscribe(
     client: &Client,
     spool_path: &Path,
     url: &str,
@@ -117,7 +54,7 @@ async fn subscribe(
     Ok(())
 }
 
-async fn list(client: &Client, spool_path: &Path) -> anyhow::Result<()> {
+pub async fn list(client: &Client, spool_path: &Path) -> anyhow::Result<()> {
     let stored: Vec<String> = if spool_path.exists() {
         Spool::open(spool_path)?
             .subscriptions()?
@@ -159,7 +96,7 @@ async fn list(client: &Client, spool_path: &Path) -> anyhow::Result<()> {
 /// Unpauses, then asks for a retry of each webhook without a successful attempt. A webhook
 /// that reached payrun before is never among them, and one sent twice anyway is harmless:
 /// `serve` stores each event once and applying an event again changes nothing.
-async fn resume(client: &Client, id: &str) -> anyhow::Result<()> {
+pub async fn resume(client: &Client, id: &str) -> anyhow::Result<()> {
     let subscription = client.set_webhook_subscription_paused(id, false).await?;
     let first = client.list_subscription_webhooks(&subscription.id).await?;
     let webhooks = crate::onboard::all_pages(client, first, None).await?;
@@ -187,7 +124,7 @@ fn was_delivered(webhook: &Webhook) -> bool {
     })
 }
 
-async fn delete(client: &Client, spool_path: &Path, id: &str) -> anyhow::Result<()> {
+pub async fn delete(client: &Client, spool_path: &Path, id: &str) -> anyhow::Result<()> {
     let deleted = client.delete_webhook_subscription(id).await?;
     let forgot = if spool_path.exists() {
         Spool::open(spool_path)?.remove_subscription(&deleted.id)?

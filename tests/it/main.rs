@@ -4,6 +4,7 @@
 mod drop_in;
 mod dwolla;
 mod ingest;
+mod layering;
 mod onboard;
 mod report;
 mod send;

@@ -1,24 +1,22 @@
-//! `payrun report` and `payrun reconcile`: flags, output, and exit statuses.
+//! `payrun report`: the report finance signs off, and its exit status.
 //!
 //! Exit statuses (README "Exit statuses"): `report` exits 0 when the report was written and
 //! ties out, even if payouts need attention (the report is how a person learns of them); with
 //! `--fail-on-exceptions` it exits 3 when any selected payout needs attention. A report that
-//! does not tie out is still written and exits 3. `reconcile` exits 3 when it found any
-//! discrepancy, 69 when Dwolla cannot be reached, 0 when the ledger and Dwolla agree.
+//! does not tie out is still written and exits 3.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::reconcile::{DiscrepancyWriter, ReconcileOptions, ReconcileSummary, reconcile};
-use super::{Format, Summary, atomic, write_report};
-use crate::cli::{DwollaArgs, Failure, runtime};
+use super::Failure;
 use crate::exit;
 use crate::ledger::{self, BatchSelection, Ledger};
+use crate::report::{Format, Summary, write_report};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -41,30 +39,6 @@ pub struct ReportArgs {
     pub fail_on_exceptions: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReconcileFormat {
-    /// One row per discrepancy.
-    Csv,
-    /// `{"discrepancies": [...], "summary": {...}}`.
-    Json,
-}
-
-#[derive(Debug, Args)]
-pub struct ReconcileArgs {
-    /// Only transfers created, and payouts first sent, on or after this date (YYYY-MM-DD,
-    /// UTC) or instant (RFC 3339).
-    #[arg(long, value_parser = parse_since)]
-    pub since: Option<OffsetDateTime>,
-    /// [default: from --out's extension, else csv]
-    #[arg(long, value_enum)]
-    pub format: Option<ReconcileFormat>,
-    /// Write the discrepancy report here, atomically [default: standard output].
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub dwolla: DwollaArgs,
-}
-
 /// `YYYY-MM-DD` (midnight UTC) or an RFC 3339 instant.
 pub fn parse_since(text: &str) -> Result<OffsetDateTime, String> {
     let day = time::macros::format_description!("[year]-[month]-[day]");
@@ -75,7 +49,7 @@ pub fn parse_since(text: &str) -> Result<OffsetDateTime, String> {
         .map_err(|_| format!("{text:?} is not a date (2026-11-20) or an RFC 3339 instant"))
 }
 
-pub fn run_report(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
+pub(super) fn run(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
     let ledger = Ledger::open_reader(ledger_path)?;
     let selection = BatchSelection {
         batch: args.batch,
@@ -95,7 +69,7 @@ pub fn run_report(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
         .or_else(|| args.out.as_deref().and_then(Format::from_path))
         .unwrap_or(Format::Csv);
     let summary = match &args.out {
-        Some(path) => super::write_report_file(&ledger, &selection, format, path)?,
+        Some(path) => crate::report::write_report_file(&ledger, &selection, format, path)?,
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout);
@@ -110,7 +84,7 @@ pub fn run_report(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
 
 /// The exit status of a written report: 3 if it does not tie out, or if `fail_on_exceptions`
 /// and some payout needs attention; otherwise 0.
-pub fn report_exit_status(summary: &Summary, fail_on_exceptions: bool) -> u8 {
+pub(super) fn report_exit_status(summary: &Summary, fail_on_exceptions: bool) -> u8 {
     if !summary.ties_out() || (fail_on_exceptions && summary.needing_attention() > 0) {
         exit::ATTENTION
     } else {
@@ -137,81 +111,6 @@ fn describe(summary: &Summary, out: Option<&Path>) -> String {
         overall.needing_attention,
         overall.needing_attention_total,
     )
-}
-
-pub fn run_reconcile(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result<u8> {
-    let client = args.dwolla.client()?;
-    let ledger = Ledger::open_reader(ledger_path)?;
-    let options = ReconcileOptions { since: args.since };
-    let format = args
-        .format
-        .or_else(|| match Format::from_path(args.out.as_deref()?)? {
-            Format::Json => Some(ReconcileFormat::Json),
-            _ => None,
-        })
-        .unwrap_or(ReconcileFormat::Csv);
-    let runtime = runtime()?;
-    let run = |out: &mut (dyn Write + Send)| -> anyhow::Result<ReconcileSummary> {
-        let mut writer = match format {
-            ReconcileFormat::Csv => DiscrepancyWriter::csv(out)?,
-            ReconcileFormat::Json => DiscrepancyWriter::json(out)?,
-        };
-        let summary =
-            runtime.block_on(reconcile(&ledger, &client, &options, |d| writer.write(d)))?;
-        writer.finish(&summary)?;
-        Ok(summary)
-    };
-    let result = match &args.out {
-        Some(path) => atomic::write_atomically(path, run),
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout);
-            run(&mut out).and_then(|summary| {
-                out.flush().context("cannot write the discrepancy report")?;
-                Ok(summary)
-            })
-        }
-    };
-    let summary = result.map_err(|err| {
-        let unreachable = err
-            .chain()
-            .any(|cause| cause.downcast_ref::<crate::dwolla::DwollaError>().is_some());
-        if unreachable {
-            Failure::unavailable(format!("{err:#}")).into()
-        } else {
-            err
-        }
-    })?;
-    let kinds: Vec<String> = summary
-        .by_kind
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(kind, n)| format!("{n} {kind}"))
-        .collect();
-    let place = args
-        .out
-        .as_deref()
-        .map_or(String::new(), |path| format!("wrote {}: ", path.display()));
-    eprintln!(
-        "payrun: {place}{} transfers at Dwolla ({} checked), {} sent payouts checked: {}",
-        summary.transfers_listed,
-        summary.transfers_checked,
-        summary.sent_payouts_checked,
-        if kinds.is_empty() {
-            "no discrepancies".to_string()
-        } else {
-            format!(
-                "{} discrepancies ({})",
-                summary.discrepancies,
-                kinds.join(", ")
-            )
-        }
-    );
-    Ok(if summary.discrepancies > 0 {
-        exit::ATTENTION
-    } else {
-        exit::OK
-    })
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::bank::{AccountNumber, RoutingNumber, parse_account_type};
+use super::runtime::runtime;
 use super::table::{Table, print_fields};
-use super::{CommonArgs, all_pages, dwolla_failure, id_of, print_json};
-use crate::cli::{Failure, runtime};
+use super::{DwollaArgs, Failure};
+use crate::dwolla::Disposition;
 use crate::dwolla::wire::{
     Account, BankAccountType, CreateAccountFundingSource, CreateExchange, CreateExternalParty,
     CreateExternalPartyFundingSource, CreateTreasuryAccount, Exchange, ExchangePartner,
@@ -20,10 +20,36 @@ use crate::dwolla::wire::{
 use crate::dwolla::{Client, Created, DwollaError, Transfer, TransferQuery};
 use crate::exit;
 use crate::ledger::Ledger;
+use crate::onboard::bank::{AccountNumber, RoutingNumber, parse_account_type};
+use crate::onboard::{all_pages, embedded_errors};
 use crate::secret::Secret;
 
 // ---------------------------------------------------------------------------------------------
 // Arguments
+
+/// Flags every Dwolla-facing command of this module takes.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub dwolla: DwollaArgs,
+}
+
+/// The exit status and message for a failed Dwolla call: a refusal (the request was wrong,
+/// or the resource does not exist) is invalid input, 65; anything else (unreachable, 5xx,
+/// refused credentials) is 69. Dwolla's per-field errors follow the message, one per line.
+pub(super) fn dwolla_failure(context: &str, err: &DwollaError) -> Failure {
+    let status = match err.disposition() {
+        Disposition::Final => exit::INVALID_INPUT,
+        Disposition::Retry { .. } | Disposition::Unauthorized => exit::UNAVAILABLE,
+    };
+    Failure {
+        status,
+        message: format!("{context}: {err}{}", embedded_errors(err)),
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
@@ -1060,4 +1086,14 @@ fn transfer_json(transfer: &Transfer) -> Value {
         "processingChannel": transfer.processing_channel,
         "links": links_json(&transfer.links),
     })
+}
+
+/// The id in `text`, which may be a bare id or a Dwolla URL (the last path segment).
+pub(super) fn id_of(text: &str) -> &str {
+    crate::dwolla::wire::last_segment(text.trim())
+}
+
+/// Prints `value` as one compact line.
+pub(super) fn print_json(value: &Value) {
+    println!("{value}");
 }

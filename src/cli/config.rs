@@ -1,0 +1,105 @@
+//! `payrun config check`: the effective configuration, secrets masked, and a test of the
+//! credentials against Dwolla.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+
+use super::runtime::runtime;
+use super::settings::{FILE_CONFIG, file_config};
+use super::{Failure, InboxArgs, IngestRules, SendingArgs};
+use crate::config;
+use crate::exit;
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets masked) and test the credentials against Dwolla.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    #[command(flatten)]
+    pub sending: SendingArgs,
+}
+
+pub(super) fn run_check(ledger_path: &Path, args: &ConfigCheckArgs) -> anyhow::Result<u8> {
+    let (file, file_path) = FILE_CONFIG
+        .get()
+        .map(|(f, p)| (f, p.as_ref()))
+        .unwrap_or((file_config(), None));
+    let lookup = |name: &str| config::env_or_file(file, name);
+    let secret = lookup("DWOLLA_SECRET").map(crate::secret::Secret::new);
+    let webhook_secret = std::env::var("PAYRUN_WEBHOOK_SECRET")
+        .ok()
+        .or_else(|| file.webhooks.secret.clone())
+        .map(crate::secret::Secret::new);
+    let options = IngestRules {
+        allow_partial: false,
+        max_amount: None,
+        require_approval: false,
+    }
+    .options(50)?;
+    let dirs = InboxArgs {
+        inbox: None,
+        stable_seconds: None,
+    }
+    .dirs();
+    let shown = |value: Option<String>| value.unwrap_or_else(|| "not set".to_string());
+    println!(
+        "configuration file   {}",
+        file_path.map_or("none".to_string(), |p| p.display().to_string())
+    );
+    println!("ledger               {}", ledger_path.display());
+    println!("require_approval     {}", options.awaiting_approval);
+    println!("max_amount           {}", options.limits.max_amount);
+    println!("allow_partial        {}", options.allow_partial);
+    match &dirs {
+        Some(dirs) => {
+            println!("inbox                {}", dirs.inbox.display());
+            println!("  processing         {}", dirs.processing.display());
+            println!("  archive            {}", dirs.archive.display());
+            println!("  rejected           {}", dirs.rejected.display());
+            println!("  reports            {}", dirs.reports.display());
+        }
+        None => println!("inbox                not set"),
+    }
+    println!("dwolla api_url       {}", shown(lookup("DWOLLA_API_URL")));
+    println!("dwolla environment   {}", shown(lookup("DWOLLA_ENV")));
+    println!("dwolla key           {}", shown(lookup("DWOLLA_KEY")));
+    println!("dwolla secret        {}", config::mask(secret.as_ref()));
+    println!(
+        "source funding src   {}",
+        shown(
+            args.sending
+                .source_funding_source
+                .clone()
+                .or_else(|| file.dwolla.source_funding_source.clone())
+        )
+    );
+    println!("rate                 {}/s", args.sending.dwolla.rate());
+    println!("concurrency          {}", args.sending.dwolla.concurrency());
+    println!(
+        "webhooks listen      {}",
+        shown(file.webhooks.listen.clone())
+    );
+    println!(
+        "webhook secret       {}",
+        config::mask(webhook_secret.as_ref())
+    );
+    let client = args.sending.dwolla.client()?;
+    let root = runtime()?.block_on(client.root());
+    match root {
+        Ok(root) => {
+            println!(
+                "credentials          accepted by Dwolla (account {})",
+                root.account_id().unwrap_or("?")
+            );
+            Ok(exit::OK)
+        }
+        Err(error) => Err(Failure::unavailable(format!(
+            "Dwolla did not accept the configuration: {error}"
+        ))
+        .into()),
+    }
+}

@@ -1,0 +1,45 @@
+//! [`Failure`], an error that carries its documented exit status, and the status of any other
+//! error that ends a command.
+
+use crate::exit;
+use crate::ledger::LedgerError;
+
+/// An error that ends a command with a particular documented status. Return it (through
+/// anyhow) from a command to choose the exit status; any other error exits 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub status: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn config(message: String) -> Failure {
+        Failure {
+            status: exit::CONFIG,
+            message,
+        }
+    }
+
+    pub fn unavailable(message: String) -> Failure {
+        Failure {
+            status: exit::UNAVAILABLE,
+            message,
+        }
+    }
+}
+
+/// The documented status for an error that ended a command.
+pub(super) fn exit_status_of(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(LedgerError::Locked(crate::ledger::LockError::HeldByOther { .. })) =
+            cause.downcast_ref()
+        {
+            return exit::LOCKED;
+        }
+        if cause.downcast_ref::<crate::dwolla::DwollaError>().is_some() {
+            return exit::UNAVAILABLE;
+        }
+    }
+    exit::INTERNAL
+}

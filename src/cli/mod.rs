@@ -1,0 +1,198 @@
+//! The command line, the top floor: one file per subcommand, each with its clap arguments, how
+//! it resolves its settings (flags > environment > `payrun.toml` > defaults, once, into the
+//! library's typed configurations), how it prints results, and the mapping of typed outcomes to
+//! the documented exit statuses ([`exit`], [`Failure`]). The tokio runtime and the stop signal
+//! are built here and passed down.
+//!
+//! Owns nothing the library needs: nothing outside `cli` imports it (the layering test in
+//! `tests/it/layering.rs` keeps that true). No business rule lives here.
+
+mod approve;
+mod client_tokens;
+mod config;
+mod connect;
+mod demo;
+mod failure;
+mod ingest;
+mod payees;
+mod plan;
+mod reconcile;
+mod report;
+mod run;
+mod runtime;
+mod send;
+mod serve;
+mod settings;
+mod sim;
+mod status;
+mod table;
+mod track;
+mod watch;
+mod webhooks;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::FileConfig;
+use crate::exit;
+use crate::telemetry::{self, LogFormat};
+
+pub use failure::Failure;
+use failure::exit_status_of;
+pub use settings::{DwollaArgs, InboxArgs, IngestRules, SendingArgs};
+use settings::{FILE_CONFIG, file_config};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "payrun",
+    version,
+    about = "Durable payout batch worker for Dwolla Connect"
+)]
+pub struct Cli {
+    /// The configuration file [default: payrun.toml when present].
+    #[arg(long, global = true, env = "PAYRUN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The ledger file (SQLite) [default: payrun.db].
+    #[arg(long, global = true, env = "PAYRUN_LEDGER")]
+    pub ledger: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// More log detail (repeatable).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log detail (repeatable).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load payout CSV files into the ledger, strictly validated, all or nothing, never twice.
+    Ingest(ingest::IngestArgs),
+    /// Show batches and the count and amount of payouts in each state.
+    Status(status::StatusArgs),
+    /// Send every due payout to Dwolla as a transfer, exactly once.
+    Send(send::SendArgs),
+    /// One unattended cycle for cron: inbox files, ingest, approval gate, send, track, reports.
+    Run(run::RunArgs),
+    /// Keep cycling: react to files dropped into the inbox, and rescan it periodically.
+    Watch(watch::WatchArgs),
+    /// Let a batch that waits for approval be sent.
+    Approve(approve::ApproveArgs),
+    /// What ingesting a file would do, touching nothing.
+    Plan(plan::PlanArgs),
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Run the local Dwolla Connect simulator.
+    Sim(sim::SimArgs),
+    /// The whole job end to end against the built-in simulator, in seconds.
+    Demo(demo::DemoArgs),
+    /// Your Dwolla main account.
+    #[command(subcommand)]
+    Accounts(connect::AccountsCommand),
+    /// Treasury partners and your treasury accounts.
+    #[command(subcommand)]
+    Treasury(connect::TreasuryCommand),
+    /// External parties: the businesses and people you pay.
+    #[command(subcommand)]
+    Parties(connect::PartiesCommand),
+    /// Bank funding sources of the main account and of external parties.
+    #[command(subcommand)]
+    FundingSources(connect::FundingSourcesCommand),
+    /// Exchange (open banking) partners and exchanges.
+    #[command(subcommand)]
+    Exchanges(connect::ExchangesCommand),
+    /// Transfers at Dwolla.
+    #[command(subcommand)]
+    Transfers(connect::TransfersCommand),
+    /// The payee directory: import payees from CSV, then name them in payout files.
+    #[command(subcommand)]
+    Payees(payees::PayeesCommand),
+    /// Client tokens for Dwolla's drop-in components.
+    #[command(subcommand)]
+    ClientTokens(client_tokens::ClientTokensCommand),
+    /// Write a report of payouts: CSV per payout, JSON summary with the tie-out, or HTML.
+    Report(report::ReportArgs),
+    /// Compare the ledger with the account's transfers at Dwolla; exit 3 on discrepancies.
+    Reconcile(reconcile::ReconcileArgs),
+    /// Follow sent transfers to their final status: apply stored webhook events, then poll.
+    Track(track::TrackArgs),
+    /// Receive Dwolla webhooks (POST /webhooks/dwolla) and store them; runs beside `send`.
+    Serve(serve::ServeArgs),
+    /// Create, list and delete Dwolla webhook subscriptions.
+    Webhooks(webhooks::WebhooksArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return exit::code(if err.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let verbosity = (cli.verbose as i8).saturating_sub(cli.quiet as i8);
+    telemetry::init(cli.log_format, verbosity);
+    match FileConfig::load(cli.config.as_deref()) {
+        Ok(loaded) => {
+            let _ = FILE_CONFIG.set(loaded);
+        }
+        Err(err) => {
+            eprintln!("payrun: error: {err}");
+            return exit::code(exit::CONFIG);
+        }
+    }
+    let ledger = cli
+        .ledger
+        .clone()
+        .or_else(|| file_config().ledger.clone())
+        .unwrap_or_else(|| PathBuf::from("payrun.db"));
+    let result = match cli.command {
+        Command::Ingest(args) => ingest::run(&ledger, &args),
+        Command::Status(args) => status::run(&ledger, &args),
+        Command::Send(args) => send::run(&ledger, &args),
+        Command::Run(args) => run::run(&ledger, &args),
+        Command::Watch(args) => watch::run(&ledger, &args),
+        Command::Approve(args) => approve::run(&ledger, &args),
+        Command::Plan(args) => plan::run(&ledger, &args),
+        Command::Config(config::ConfigCommand::Check(args)) => config::run_check(&ledger, &args),
+        Command::Sim(args) => sim::run(args).map(|()| exit::OK),
+        Command::Demo(args) => demo::run(&args),
+        Command::Accounts(command) => connect::run_accounts(&command),
+        Command::Treasury(command) => connect::run_treasury(&command),
+        Command::Parties(command) => connect::run_parties(&command),
+        Command::FundingSources(command) => connect::run_funding_sources(&ledger, &command),
+        Command::Exchanges(command) => connect::run_exchanges(&command),
+        Command::Transfers(command) => connect::run_transfers(&command),
+        Command::Payees(command) => payees::run(&ledger, &command),
+        Command::ClientTokens(command) => client_tokens::run(&command),
+        Command::Report(args) => report::run(&ledger, &args),
+        Command::Reconcile(args) => reconcile::run(&ledger, &args),
+        Command::Track(args) => track::run(&ledger, &args),
+        Command::Serve(args) => serve::run(&ledger, &args),
+        Command::Webhooks(args) => webhooks::run(&ledger, &args),
+    };
+    match result {
+        Ok(status) => exit::code(status),
+        Err(err) => match err.downcast::<Failure>() {
+            Ok(failure) => {
+                eprintln!("payrun: error: {}", failure.message);
+                exit::code(failure.status)
+            }
+            Err(err) => {
+                eprintln!("payrun: error: {err:#}");
+                exit::code(exit_status_of(&err))
+            }
+        },
+    }
+}

@@ -1,0 +1,32 @@
+//! `payrun plan`: what ingesting a file would do, touching nothing.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::IngestRules;
+use crate::exit;
+use crate::ledger::Ledger;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The payout file to check.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub rules: IngestRules,
+}
+
+pub(super) fn run(ledger_path: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
+    let options = args.rules.options(50)?;
+    let ledger = if ledger_path.exists() {
+        Some(Ledger::open_reader(ledger_path)?)
+    } else {
+        None
+    };
+    let plan = crate::plan::plan_file(&args.file, &options, ledger.as_ref())?;
+    print!("{}", crate::plan::render(&args.file, &plan));
+    Ok(match plan {
+        crate::plan::Plan::Invalid { .. } => exit::INVALID_INPUT,
+        _ => exit::OK,
+    })
+}

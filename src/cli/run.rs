@@ -1,0 +1,91 @@
+//! `payrun run`: one unattended cycle for cron, and the cycle settings `run` and `watch` share.
+
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::runtime::{runtime, stop_signal};
+use super::settings::file_config;
+use super::{Failure, InboxArgs, IngestRules, SendingArgs};
+use crate::exit;
+use crate::ledger::Ledger;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub inbox: InboxArgs,
+    /// One cycle, then exit (what `run` always does; accepted for clarity in crontabs).
+    #[arg(long)]
+    pub once: bool,
+    /// Keep tracking until every transfer settles, for at most this long (e.g. 10m) [default:
+    /// one tracking sweep, leaving the rest to the next run].
+    #[arg(long)]
+    pub deadline: Option<String>,
+    #[command(flatten)]
+    pub rules: IngestRules,
+    #[command(flatten)]
+    pub sending: SendingArgs,
+}
+
+/// The cycle settings shared by `run` and `watch`.
+pub(super) fn cycle(
+    ledger_path: &Path,
+    inbox: &InboxArgs,
+    rules: &IngestRules,
+    sending: &SendingArgs,
+    settle_deadline: Option<Duration>,
+) -> Result<crate::operate::Cycle, Failure> {
+    let dirs = inbox.dirs();
+    let reports = match &dirs {
+        Some(dirs) => dirs.reports.clone(),
+        None => ledger_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("reports"),
+    };
+    let mut track = crate::tracking::TrackConfig::standard();
+    if let Some(days) = file_config().tracking.returns_window_days {
+        track.returns_window_banking_days = days;
+    }
+    Ok(crate::operate::Cycle {
+        dirs,
+        track,
+        settle_deadline,
+        reports,
+        stable_for: inbox.stable_for(),
+        // The inbox writes every problem into the file's .errors.txt.
+        ingest: rules.options(10_000)?,
+        send: sending.send_config(None)?,
+    })
+}
+
+pub(super) fn run(ledger_path: &Path, args: &RunArgs) -> anyhow::Result<u8> {
+    let deadline = args
+        .deadline
+        .as_deref()
+        .map(crate::tracking::schedule::parse_duration)
+        .transpose()
+        .map_err(|err| Failure {
+            status: exit::USAGE,
+            message: format!("--deadline: {err}"),
+        })?;
+    let cycle = cycle(
+        ledger_path,
+        &args.inbox,
+        &args.rules,
+        &args.sending,
+        deadline,
+    )?;
+    let client = args.sending.dwolla.client()?;
+    let ledger = Ledger::open_writer(ledger_path)?;
+    let (_ledger, summary) = runtime()?.block_on(async {
+        let stopping = stop_signal();
+        crate::operate::run_cycle(ledger, &client, &cycle, &stopping).await
+    });
+    let summary = summary?;
+    for line in summary.lines() {
+        println!("{line}");
+    }
+    Ok(summary.exit_status())
+}

@@ -1,0 +1,102 @@
+//! `payrun serve`: the webhook receiver (and, when configured, `POST /client-tokens`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use super::DwollaArgs;
+use super::runtime::{runtime, stop_signal};
+use crate::secret::Secret;
+use crate::tracking::{self, TrackConfig};
+use crate::webhooks::{
+    ApplierConfig, DEFAULT_MAX_BODY_BYTES, HEALTH_PATH, SECRET_ENV, ServeConfig, WEBHOOK_PATH,
+    serve,
+};
+
+/// Flags of `payrun serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Put a TLS-terminating proxy in front of it for Dwolla.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// The largest webhook body accepted, in bytes; larger ones get 413.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// How often to try applying stored events to the ledger.
+    #[arg(long, default_value = "2s", value_parser = tracking::schedule::parse_duration)]
+    pub apply_every: Duration,
+    /// Only store events; `payrun track` (or another writer) applies them.
+    #[arg(long)]
+    pub store_only: bool,
+    #[command(flatten)]
+    pub dwolla: DwollaArgs,
+}
+
+/// `payrun serve`: prints one JSON line with the webhook URL, then serves until SIGINT or
+/// SIGTERM.
+pub(super) fn run(ledger_path: &Path, args: &ServeArgs) -> anyhow::Result<u8> {
+    let env_secret = std::env::var(SECRET_ENV).ok().map(Secret::new);
+    let applier = if args.store_only {
+        None
+    } else {
+        match args.dwolla.client() {
+            Ok(client) => Some(ApplierConfig {
+                client,
+                track: TrackConfig::standard(),
+                every: args.apply_every,
+            }),
+            Err(failure) => {
+                tracing::warn!(
+                    "events will be stored but not applied ({}); `payrun track` applies them",
+                    failure.message
+                );
+                None
+            }
+        }
+    };
+    // Drop-in components' client tokens, on the same port, when an API key is configured.
+    let extra_routes = match crate::drop_in::ClientTokenConfig::from_env() {
+        Ok(tokens) => {
+            let client = args.dwolla.client().map_err(anyhow::Error::new)?;
+            tracing::info!("serving POST /client-tokens for drop-in components");
+            Some(crate::drop_in::router(tokens, client))
+        }
+        Err(crate::drop_in::ClientTokenConfigError::Missing) => None,
+        Err(other) => return Err(super::Failure::config(other.to_string()).into()),
+    };
+    let config = ServeConfig {
+        ledger_path: ledger_path.to_path_buf(),
+        env_secret,
+        max_body_bytes: args.max_body_bytes,
+        applier,
+        extra_routes,
+    };
+    runtime()?.block_on(async move {
+        let listener = TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let line = json!({
+            "listening": format!("http://{addr}"),
+            "webhook_url": format!("http://{addr}{WEBHOOK_PATH}"),
+            "health_url": format!("http://{addr}{HEALTH_PATH}"),
+        });
+        {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{line}")?;
+            stdout.flush()?;
+        }
+        tracing::info!(%addr, "receiving webhooks");
+        let mut stopping = stop_signal();
+        serve(listener, config, async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        })
+        .await
+    })?;
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,162 @@
+//! The flags and settings several subcommands share, and how each resolves: flags, then the
+//! environment, then the configuration file, then defaults.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::Failure;
+use crate::config::{self, FileConfig, InboxDirs};
+use crate::ingest::{IngestOptions, row::Limits};
+use crate::money::Cents;
+
+/// The flags that decide what a valid file is.
+#[derive(Debug, Args)]
+pub struct IngestRules {
+    /// Accept the valid rows of a file with invalid ones; the invalid rows are recorded.
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// The largest amount one payout may have, in dollars [default: 10000.00].
+    #[arg(long, value_parser = parse_amount)]
+    pub max_amount: Option<Cents>,
+    /// New batches wait for `payrun approve` before they are sent.
+    #[arg(long)]
+    pub require_approval: bool,
+}
+
+impl IngestRules {
+    pub(super) fn options(&self, max_errors_shown: usize) -> Result<IngestOptions, Failure> {
+        let file = file_config();
+        let max_amount = match (self.max_amount, &file.max_amount) {
+            (Some(amount), _) => amount,
+            (None, Some(text)) => {
+                parse_amount(text).map_err(|e| Failure::config(format!("max_amount: {e}")))?
+            }
+            (None, None) => Cents::new(1_000_000).expect("positive"),
+        };
+        Ok(IngestOptions {
+            allow_partial: self.allow_partial || file.allow_partial.unwrap_or(false),
+            limits: Limits { max_amount },
+            max_errors_shown,
+            awaiting_approval: self.require_approval || file.require_approval.unwrap_or(false),
+        })
+    }
+}
+
+/// How payrun reaches Dwolla. Credentials come from the environment (or the configuration
+/// file), never from flags, so that they never appear in a process listing.
+#[derive(Debug, Args)]
+pub struct DwollaArgs {
+    /// Request starts per second, for everything sent to Dwolla [default: 100].
+    #[arg(long, env = "PAYRUN_RATE")]
+    pub rate: Option<u32>,
+    /// Requests in flight at once [default: rate x 0.3 s, at least 4].
+    #[arg(long, env = "PAYRUN_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+}
+
+impl DwollaArgs {
+    pub fn rate(&self) -> u32 {
+        self.rate.or(file_config().send.rate).unwrap_or(100).max(1)
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+            .or(file_config().send.concurrency)
+            .unwrap_or_else(|| (self.rate() as usize * 3 / 10).max(4))
+    }
+
+    /// The client, configured from DWOLLA_API_URL or DWOLLA_ENV, DWOLLA_KEY and DWOLLA_SECRET,
+    /// each falling back to the configuration file's `[dwolla]` section.
+    pub fn client(&self) -> Result<crate::dwolla::Client, Failure> {
+        let mut config = crate::dwolla::DwollaConfig::from_lookup(|name| {
+            config::env_or_file(file_config(), name)
+        })
+        .map_err(|err| Failure::config(err.to_string()))?;
+        config.rate_per_second = self.rate();
+        config.max_in_flight = self.concurrency();
+        crate::dwolla::Client::new(config).map_err(|err| Failure::config(err.to_string()))
+    }
+}
+
+/// What every sending command needs besides the connection.
+#[derive(Debug, Args)]
+pub struct SendingArgs {
+    /// The funding source payouts are paid from (an id or URL).
+    #[arg(long = "source", env = "PAYRUN_SOURCE_FUNDING_SOURCE")]
+    pub source_funding_source: Option<String>,
+    /// POSTs per payout, over all runs, before it needs review [default: 12].
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// No progress bar or progress log lines.
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub dwolla: DwollaArgs,
+}
+
+impl SendingArgs {
+    pub(super) fn send_config(
+        &self,
+        batch: Option<i64>,
+    ) -> Result<crate::sender::SendConfig, Failure> {
+        let file = file_config();
+        let source = self
+            .source_funding_source
+            .clone()
+            .or_else(|| file.dwolla.source_funding_source.clone())
+            .ok_or_else(|| {
+                Failure::config("set PAYRUN_SOURCE_FUNDING_SOURCE (or --source) to the funding source payouts are paid from".into())
+            })?;
+        let mut config = crate::sender::SendConfig::new(source, self.dwolla.concurrency());
+        config.batch = batch;
+        config.max_attempts = self
+            .max_attempts
+            .or(file.send.max_attempts)
+            .unwrap_or(12)
+            .max(1);
+        if self.no_progress {
+            config.progress = crate::sender::progress::Display::Off;
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// The drop folder [default: the configuration file's inbox.dir].
+    #[arg(long)]
+    pub inbox: Option<PathBuf>,
+    /// A file is taken once it has not changed for this many seconds [default: 2].
+    #[arg(long)]
+    pub stable_seconds: Option<u64>,
+}
+
+impl InboxArgs {
+    pub(super) fn dirs(&self) -> Option<InboxDirs> {
+        let file = file_config();
+        let inbox = self.inbox.clone().or_else(|| file.inbox.dir.clone())?;
+        Some(InboxDirs::new(&inbox, &file.inbox))
+    }
+
+    pub(super) fn stable_for(&self) -> Duration {
+        Duration::from_secs(
+            self.stable_seconds
+                .or(file_config().inbox.stable_seconds)
+                .unwrap_or(2),
+        )
+    }
+}
+
+pub(super) fn parse_amount(text: &str) -> Result<Cents, String> {
+    Cents::parse_payout_amount(text).map_err(|err| format!("{text:?} {err}"))
+}
+
+pub(super) static FILE_CONFIG: OnceLock<(FileConfig, Option<PathBuf>)> = OnceLock::new();
+
+/// The configuration file, read once at start-up (empty when there is none).
+pub(super) fn file_config() -> &'static FileConfig {
+    &FILE_CONFIG.get_or_init(|| (FileConfig::default(), None)).0
+}

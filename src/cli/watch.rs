@@ -1,0 +1,82 @@
+//! `payrun watch`: keep cycling on inbox events and a periodic rescan, optionally receiving
+//! webhooks in the same process.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::run::cycle;
+use super::runtime::{runtime, stop_signal};
+use super::settings::file_config;
+use super::{Failure, InboxArgs, IngestRules, SendingArgs};
+use crate::exit;
+use crate::ledger::Ledger;
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub inbox: InboxArgs,
+    /// Rescan the inbox this often, besides reacting to file events [default: 30].
+    #[arg(long)]
+    pub rescan_seconds: Option<u64>,
+    /// Also receive Dwolla's webhooks here, in this process [default: webhooks.listen in the
+    /// configuration file, else none].
+    #[arg(long)]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub rules: IngestRules,
+    #[command(flatten)]
+    pub sending: SendingArgs,
+}
+
+pub(super) fn run(ledger_path: &Path, args: &WatchArgs) -> anyhow::Result<u8> {
+    let cycle = cycle(ledger_path, &args.inbox, &args.rules, &args.sending, None)?;
+    if cycle.dirs.is_none() {
+        return Err(Failure::config(
+            "watch needs an inbox: --inbox DIR or inbox.dir in the configuration file".into(),
+        )
+        .into());
+    }
+    let rescan = Duration::from_secs(
+        args.rescan_seconds
+            .or(file_config().inbox.rescan_seconds)
+            .unwrap_or(30)
+            .max(1),
+    );
+    let client = args.sending.dwolla.client()?;
+    let ledger = Ledger::open_writer(ledger_path)?;
+    let listen = args
+        .listen
+        .clone()
+        .or_else(|| file_config().webhooks.listen.clone());
+    runtime()?.block_on(async {
+        let stopping = stop_signal();
+        let receiver = match listen {
+            Some(listen) => {
+                let secret = std::env::var(crate::webhooks::SECRET_ENV)
+                    .ok()
+                    .or_else(|| file_config().webhooks.secret.clone())
+                    .map(crate::secret::Secret::new);
+                Some(
+                    crate::webhooks::serve_beside(
+                        ledger_path,
+                        &listen,
+                        secret,
+                        &client,
+                        stopping.clone(),
+                    )
+                    .await?,
+                )
+            }
+            None => None,
+        };
+        crate::operate::watch(ledger, client, cycle, rescan, stopping).await?;
+        if let Some(receiver) = receiver {
+            receiver.await.context("the webhook endpoint failed")??;
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(exit::OK)
+}
