@@ -18,6 +18,9 @@ pub const INVALID_INPUT: u8 = 65;
 pub const UNAVAILABLE: u8 = 69;
 /// Another payrun process holds the ledger's writer lock; try again later (sysexits EX_TEMPFAIL).
 pub const LOCKED: u8 = 75;
+/// A temporary stop with work left: a signal stopped a send before every payout was sent; the
+/// next run finishes it (the same EX_TEMPFAIL as [`LOCKED`]: run again later).
+pub const TEMPORARY: u8 = LOCKED;
 /// The configuration is invalid or incomplete (sysexits EX_CONFIG).
 pub const CONFIG: u8 = 78;
 

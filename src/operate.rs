@@ -107,16 +107,9 @@ impl CycleSummary {
             ));
         }
         if let Some(report) = &self.send
-            && report.n_claimed > 0
+            && (report.n_claimed > 0 || report.left.total() > 0)
         {
-            lines.push(format!(
-                    "sent {} payouts: {} created, {} rejected, {} need review, {} left for the next run",
-                    report.n_claimed,
-                    report.n_created + report.n_found,
-                    report.n_refused,
-                    report.n_needs_review,
-                    report.n_deferred
-                ));
+            lines.push(report.summary());
         }
         if let Some(track) = &self.track {
             let moved: Vec<String> = track

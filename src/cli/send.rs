@@ -1,4 +1,4 @@
-//! `payrun send`: every due payout to Dwolla, and the one-line account of the run.
+//! `payrun send`: every due payout to Dwolla, and the account of the run.
 
 use std::path::Path;
 
@@ -6,13 +6,18 @@ use clap::Args;
 
 use super::SendingArgs;
 use super::runtime::{runtime, stop_signal};
+use crate::dwolla::{Client, ThrottleStats};
 use crate::ledger::Ledger;
+use crate::sender::SendReport;
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// Only this batch.
     #[arg(long)]
     pub batch: Option<i64>,
+    /// Print the account of the run as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub sending: SendingArgs,
 }
@@ -23,30 +28,43 @@ pub(super) fn run(ledger_path: &Path, args: &SendArgs) -> anyhow::Result<u8> {
     let ledger = Ledger::open_writer(ledger_path)?;
     let report = runtime()?.block_on(async {
         let stopping = stop_signal();
-        crate::sender::send(ledger, client, config, stopping).await
+        crate::sender::send(ledger, client.clone(), config, stopping).await
     })?;
-    println!(
-        "sent {} payouts: {} created, {} rejected, {} need review, {} left for the next run{}",
-        report.n_claimed,
-        report.n_created + report.n_found,
-        report.n_refused,
-        report.n_needs_review,
-        report.n_deferred,
-        if report.interrupted {
-            " (stopped by a signal)"
-        } else {
-            ""
-        }
-    );
+    if args.json {
+        println!("{}", json_account(&report, &client));
+    } else {
+        println!("{}", report.summary());
+    }
     if let Some(reason) = &report.unauthorized {
         eprintln!("payrun: error: {reason}");
-    } else if report.n_deferred > 0
+    } else if report.left.total() > 0
         && let Some(reason) = &report.last_transient_error
     {
         eprintln!(
-            "payrun: {} payouts could not be settled this run; last error: {reason}",
-            report.n_deferred
+            "payrun: {} payouts could not be sent this run; last error: {reason}",
+            report.left.total()
         );
     }
     Ok(crate::sender::exit_status(&report))
+}
+
+/// `send --json`: the report, and how the run met Dwolla's limits.
+fn json_account(report: &SendReport, client: &Client) -> serde_json::Value {
+    let ThrottleStats {
+        requests_started,
+        rate_limited,
+        rate_cuts,
+        paused_total,
+        ..
+    } = client.throttle_stats();
+    let mut account = serde_json::to_value(report).expect("a report serializes");
+    account["exit_status"] = crate::sender::exit_status(report).into();
+    account["dwolla"] = serde_json::json!({
+        "requests": requests_started,
+        "rate_limited": rate_limited,
+        "rate_cuts": rate_cuts,
+        "paused_ms": paused_total.as_millis() as u64,
+        "token_fetches": client.token_fetches(),
+    });
+    account
 }

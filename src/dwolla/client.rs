@@ -776,13 +776,17 @@ impl Inner {
         }
     }
 
-    /// A throttle permit and a token that is still good for a while. When the cached token has
-    /// reached its renewal time, a renewal starts in the background and the current token is
-    /// used meanwhile; only without a usable token does this wait for a fetch, with its permit
-    /// given back so that the fetch (which needs one too) can go.
+    /// A throttle permit and a token that is still good for a while. Without a usable token
+    /// this first waits for a fetch (which takes a permit of its own); when the cached token
+    /// has reached its renewal time, a renewal starts in the background and the current token
+    /// is used meanwhile. The token is checked again once the permit is held, since the wait
+    /// for it may have aged the token past use.
     async fn permit_with_token(self: &Arc<Self>) -> Result<(Permit, AccessToken), DwollaError> {
         let mut fetched: Option<AccessToken> = None;
         loop {
+            if fetched.is_none() && self.usable_token(Instant::now()).is_none() {
+                fetched = Some(self.access_token().await?);
+            }
             let permit = self.throttle.acquire().await;
             let now = Instant::now();
             if let Some((token, renew)) = self.usable_token(now) {
@@ -797,8 +801,6 @@ impl Inner {
             {
                 return Ok((permit, token));
             }
-            drop(permit);
-            fetched = Some(self.access_token().await?);
         }
     }
 

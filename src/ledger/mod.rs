@@ -30,7 +30,7 @@ pub use ingest::{
 pub use lock::{LockError, WriterLock, lock_path_for};
 pub use payees::{NewPayee, Payee};
 pub use report::{BatchSelection, PayoutRecord, ReadSnapshot, ReconcilePayout, ReportBatch, text};
-pub use send::{DuePayout, RecordedOutcome, SendOutcome};
+pub use send::{DuePayout, RecordedOutcome, SendOutcome, Unsent};
 pub use summary::{BatchRow, StateTotal, Summary};
 pub use tracking::spool::{
     EventFate, IncomingEvent, Spool, SpoolCounts, SpooledEvent, StoredSubscription, spool_path_for,

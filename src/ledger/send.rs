@@ -25,6 +25,8 @@ pub struct DuePayout {
     pub state: PayoutState,
     pub attempts: u32,
     pub first_attempt_at: Option<String>,
+    /// For a payout in doubt, when its next attempt is due (a backoff an earlier run planned).
+    pub next_attempt_at: Option<String>,
     /// The bytes committed before the first POST; `None` until then.
     pub request_body: Option<Vec<u8>>,
 }
@@ -59,9 +61,28 @@ pub struct RecordedOutcome {
     pub outcome: SendOutcome,
 }
 
+/// Payouts left unsent at the end of a run, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Unsent {
+    /// `submitting`: committed, outcome unknown; the next run resends them with the same key.
+    pub in_doubt: u64,
+    /// `pending` in a batch that may be sent now.
+    pub pending: u64,
+}
+
+impl Unsent {
+    pub fn total(&self) -> u64 {
+        self.in_doubt + self.pending
+    }
+}
+
+/// The condition on batch `b` for its pending payouts to be claimed: one definition for the
+/// claim and for the count of what a run left.
+const CLAIMABLE_BATCH: &str = "b.status = 'ready'";
+
 const DUE_COLUMNS: &str =
     "p.id, p.batch_id, p.line, p.reference, p.destination, p.amount_cents, p.correlation_id,
-     p.idempotency_key, p.metadata, p.state, p.attempts, p.first_attempt_at, p.request_body";
+     p.idempotency_key, p.metadata, p.state, p.attempts, p.first_attempt_at, p.request_body, p.next_attempt_at";
 
 fn due_payout(row: &Row<'_>) -> rusqlite::Result<DuePayout> {
     let state: String = row.get(9)?;
@@ -81,28 +102,43 @@ fn due_payout(row: &Row<'_>) -> rusqlite::Result<DuePayout> {
         attempts: row.get::<_, i64>(10)? as u32,
         first_attempt_at: row.get(11)?,
         request_body: row.get(12)?,
+        next_attempt_at: row.get(13)?,
     })
 }
 
 impl Ledger {
-    /// Payouts whose outcome is unknown and whose retry time has come, oldest retry first.
-    /// At the start of a run this is every payout a crash left in flight.
-    pub fn due_in_doubt(
-        &self,
-        now: &str,
-        batch: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<DuePayout>> {
+    /// Every payout whose outcome is unknown, soonest due first, whatever its retry time: the
+    /// caller holds the writer lock, so nobody else is sending them, and it waits for each
+    /// until due. At the start of a run this is every payout a crash left in flight.
+    pub fn in_doubt(&self, batch: Option<i64>, limit: usize) -> Result<Vec<DuePayout>> {
         let sql = format!(
             "SELECT {DUE_COLUMNS} FROM payouts p
-             WHERE p.state = 'submitting' AND p.next_attempt_at <= ?1 AND (?2 IS NULL OR p.batch_id = ?2)
-             ORDER BY p.next_attempt_at, p.id LIMIT ?3"
+             WHERE p.state = 'submitting' AND (?1 IS NULL OR p.batch_id = ?1)
+             ORDER BY p.next_attempt_at, p.id LIMIT ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.error(e))?;
         let rows = stmt
-            .query_map(params![now, batch, limit as i64], due_payout)
+            .query_map(params![batch, limit as i64], due_payout)
             .map_err(|e| self.error(e))?;
         rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.error(e))
+    }
+
+    /// What a run leaves unsent: payouts in doubt, and pending payouts it could have claimed.
+    pub fn unsent(&self, batch: Option<i64>) -> Result<Unsent> {
+        let sql = format!(
+            "SELECT COUNT(*) FILTER (WHERE p.state = 'submitting'),
+                    COUNT(*) FILTER (WHERE p.state = 'pending' AND {CLAIMABLE_BATCH})
+             FROM payouts p JOIN batches b ON b.id = p.batch_id
+             WHERE p.state IN ('submitting', 'pending') AND (?1 IS NULL OR p.batch_id = ?1)"
+        );
+        self.conn
+            .query_row(&sql, params![batch], |row| {
+                Ok(Unsent {
+                    in_doubt: row.get::<_, i64>(0)? as u64,
+                    pending: row.get::<_, i64>(1)? as u64,
+                })
+            })
             .map_err(|e| self.error(e))
     }
 
@@ -115,7 +151,7 @@ impl Ledger {
     ) -> Result<Vec<DuePayout>> {
         let sql = format!(
             "SELECT {DUE_COLUMNS} FROM payouts p JOIN batches b ON b.id = p.batch_id
-             WHERE p.id > ?1 AND p.state = 'pending' AND b.status = 'ready' AND (?2 IS NULL OR p.batch_id = ?2)
+             WHERE p.id > ?1 AND p.state = 'pending' AND {CLAIMABLE_BATCH} AND (?2 IS NULL OR p.batch_id = ?2)
              ORDER BY p.id LIMIT ?3"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.error(e))?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 
 use super::Run;
@@ -66,6 +67,15 @@ async fn submit_until_settled(
             "the idempotency key is older than Dwolla keeps it",
         )
         .await;
+    }
+    if let Some(wait) = time_until_due(payout) {
+        // A backoff an earlier (perhaps killed) run planned: honour it, then send.
+        run.counters.retrying.fetch_add(1, Ordering::Relaxed);
+        let stopped = wait_unless_stopped(run, wait).await;
+        run.counters.retrying.fetch_sub(1, Ordering::Relaxed);
+        if stopped {
+            return Deferred("stopped before its planned retry".into());
+        }
     }
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(config.backoff_min)
@@ -133,13 +143,9 @@ async fn submit_until_settled(
                 outcome: planned,
             })
             .await;
-        let mut stopping = run.stopping.clone();
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            _ = stopping.wait_for(|stop| *stop) => {}
-        }
+        let stopped = wait_unless_stopped(run, delay).await;
         run.counters.retrying.fetch_sub(1, Ordering::Relaxed);
-        if *run.stopping.borrow() {
+        if stopped {
             return Deferred(reason);
         }
     }
@@ -188,6 +194,23 @@ async fn look_up(run: &Run, payout: &DuePayout, why: &str) -> Settled {
     }
 }
 
+/// Sleeps for `wait`, or less if the run is asked to stop; returns whether it was.
+async fn wait_unless_stopped(run: &Run, wait: Duration) -> bool {
+    let mut stopping = run.stopping.clone();
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        _ = stopping.wait_for(|stop| *stop) => {}
+    }
+    *run.stopping.borrow()
+}
+
+/// How long until an in-doubt payout's planned retry, if that is still ahead.
+fn time_until_due(payout: &DuePayout) -> Option<Duration> {
+    let due = OffsetDateTime::parse(payout.next_attempt_at.as_deref()?, &Rfc3339).ok()?;
+    let wait: Duration = (due - OffsetDateTime::now_utc()).try_into().ok()?;
+    (!wait.is_zero()).then_some(wait)
+}
+
 fn key_expired(payout: &DuePayout, run: &Run) -> bool {
     let usable_for = run
         .config
@@ -200,7 +223,7 @@ fn elapsed_since_first(payout: &DuePayout) -> Duration {
     let Some(first) = payout.first_attempt_at.as_deref() else {
         return Duration::ZERO;
     };
-    match OffsetDateTime::parse(first, &time::format_description::well_known::Rfc3339) {
+    match OffsetDateTime::parse(first, &Rfc3339) {
         Ok(first) => (OffsetDateTime::now_utc() - first)
             .try_into()
             .unwrap_or(Duration::ZERO),

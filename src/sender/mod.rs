@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::dwolla::{Amount, Client, Disposition, TransferRequest};
-use crate::ledger::{self, DuePayout, Ledger, RecordedOutcome, SendOutcome};
+use crate::ledger::{self, DuePayout, Ledger, RecordedOutcome, SendOutcome, Unsent};
 pub use progress::Counters;
 
 /// How a send run behaves. Every field is a policy the operator may set.
@@ -78,7 +78,7 @@ impl SendConfig {
 }
 
 /// What a run did, for the summary and the exit status.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SendReport {
     /// Payouts this run worked on.
     pub n_claimed: u64,
@@ -86,13 +86,40 @@ pub struct SendReport {
     pub n_refused: u64,
     pub n_found: u64,
     pub n_needs_review: u64,
-    /// Left `submitting` for a later run (Dwolla unreachable or failing, or shutdown).
+    /// Given up for this run with the outcome still unknown (its attempt budget spent, Dwolla
+    /// failing, or shutdown); they stay `submitting`, due at once for the next run.
     pub n_deferred: u64,
+    /// Counted in the ledger once the run is over: what the next run has to send.
+    pub left: Unsent,
     pub interrupted: bool,
     /// Set when Dwolla refused payrun's credentials: nothing more can be sent.
     pub unauthorized: Option<String>,
     /// The last transient error seen, to explain deferred payouts.
     pub last_transient_error: Option<String>,
+}
+
+impl SendReport {
+    /// The one-line account of a run, with what it left by state.
+    pub fn summary(&self) -> String {
+        let left = match (self.left.in_doubt, self.left.pending) {
+            (0, 0) => "nothing left to send".to_string(),
+            (in_doubt, pending) => format!(
+                "left for the next run: {in_doubt} in doubt (resent with the same keys), {pending} pending"
+            ),
+        };
+        format!(
+            "sent {} payouts: {} created, {} rejected, {} need review; {left}{}",
+            self.n_claimed,
+            self.n_created + self.n_found,
+            self.n_refused,
+            self.n_needs_review,
+            if self.interrupted {
+                " (stopped by a signal)"
+            } else {
+                ""
+            }
+        )
+    }
 }
 
 /// Shared by the dispatcher, the payout tasks and the recorder.
@@ -157,6 +184,8 @@ pub async fn send_shared(
     let mut report = recorded?;
     report.interrupted = *run.stopping.borrow();
     report.unauthorized = run.unauthorized.lock().expect("not poisoned").clone();
+    let batch = run.config.batch;
+    report.left = with_ledger(&ledger, move |l| l.unsent(batch)).await?;
     Ok(report)
 }
 
@@ -186,26 +215,53 @@ async fn preflight(client: &Client, config: &SendConfig) -> anyhow::Result<crate
     }
 }
 
-/// Claims due payouts page by page and starts a task for each.
+/// Claims payouts and starts a task for each, in passes: a pass takes every payout in doubt
+/// (whatever its retry time; its task waits until due), then the pending ones page by page,
+/// and waits for all of them. Another pass follows while the last one found anything new, so
+/// the run ends only when every payout it may send is sent, final, or has spent this run's
+/// attempt budget (those stay in doubt, due at once for the next run).
 async fn dispatch(
     ledger: &Arc<Mutex<Ledger>>,
     run: &Arc<Run>,
     outcomes: mpsc::Sender<RecordedOutcome>,
 ) -> anyhow::Result<()> {
-    const PAGE: usize = 256;
-    let task_slots = Arc::new(Semaphore::new(run.config.max_tasks));
-    let mut tasks = JoinSet::new();
     let mut handled: HashSet<i64> = HashSet::new();
-    let batch = run.config.batch;
-
-    // First the payouts a crash or an earlier run left in doubt, then the pending ones.
-    let now = ledger::timestamp(OffsetDateTime::now_utc());
-    let in_doubt = with_ledger(ledger, move |l| l.due_in_doubt(&now, batch, usize::MAX)).await?;
-    for payout in in_doubt {
-        if !run.keep_claiming() {
+    while run.keep_claiming() {
+        let mut tasks = JoinSet::new();
+        let claimed = claim_pass(ledger, run, &outcomes, &mut handled, &mut tasks).await;
+        while let Some(joined) = tasks.join_next().await {
+            joined.context("a payout task panicked")?;
+        }
+        if claimed? == 0 {
             break;
         }
-        handled.insert(payout.id);
+    }
+    Ok(())
+}
+
+/// One pass of [`dispatch`]: starts a task for each payout not handled yet in this run;
+/// returns how many.
+async fn claim_pass(
+    ledger: &Arc<Mutex<Ledger>>,
+    run: &Arc<Run>,
+    outcomes: &mpsc::Sender<RecordedOutcome>,
+    handled: &mut HashSet<i64>,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<u64> {
+    const PAGE: usize = 256;
+    let task_slots = Arc::new(Semaphore::new(run.config.max_tasks));
+    let batch = run.config.batch;
+    let mut claimed = 0;
+    // First the payouts a crash or an earlier run left in doubt, then the pending ones.
+    let in_doubt = with_ledger(ledger, move |l| l.in_doubt(batch, usize::MAX)).await?;
+    for payout in in_doubt {
+        if !run.keep_claiming() {
+            return Ok(claimed);
+        }
+        if !handled.insert(payout.id) {
+            continue;
+        }
+        claimed += 1;
         let Some(body) = payout.request_body.clone() else {
             // Cannot happen: the body is committed with the state. Never invent a new one.
             outcomes
@@ -219,7 +275,7 @@ async fn dispatch(
                 .await?;
             continue;
         };
-        spawn_payout(&mut tasks, &task_slots, run, payout, body, &outcomes).await;
+        spawn_payout(tasks, &task_slots, run, payout, body, outcomes).await;
     }
 
     let mut cursor = 0i64;
@@ -227,6 +283,7 @@ async fn dispatch(
         let page = with_ledger(ledger, move |l| l.pending_after(cursor, batch, PAGE)).await?;
         let Some(last) = page.last() else { break };
         cursor = last.id;
+        let page: Vec<DuePayout> = page.into_iter().filter(|p| !handled.contains(&p.id)).collect();
         let bodies: Vec<(i64, Vec<u8>)> =
             page.iter().map(|p| (p.id, run.request_body(p))).collect();
         let now = ledger::timestamp(OffsetDateTime::now_utc());
@@ -234,7 +291,8 @@ async fn dispatch(
         with_ledger(ledger, move |l| l.start_submissions(&committed, &now)).await?;
         for (payout, (_, body)) in page.into_iter().zip(bodies) {
             handled.insert(payout.id);
-            spawn_payout(&mut tasks, &task_slots, run, payout, body, &outcomes).await;
+            claimed += 1;
+            spawn_payout(tasks, &task_slots, run, payout, body, outcomes).await;
             if !run.keep_claiming() {
                 // Committed but not sent: they are in doubt and due now, so the next run
                 // sends them with the same key and bytes.
@@ -242,10 +300,7 @@ async fn dispatch(
             }
         }
     }
-    while let Some(joined) = tasks.join_next().await {
-        joined.context("a payout task panicked")?;
-    }
-    Ok(())
+    Ok(claimed)
 }
 
 async fn spawn_payout(
@@ -377,13 +432,16 @@ pub async fn with_ledger<T: Send + 'static>(
     Ok(result?)
 }
 
-/// What the run's exit status should be, in the terms of `crate::exit`.
+/// What the run's exit status should be, in the terms of `crate::exit`. A run that leaves
+/// anything unsent never exits 0: 69 when Dwolla kept failing, 75 when a signal stopped it.
 pub fn exit_status(report: &SendReport) -> u8 {
     if report.unauthorized.is_some() {
         crate::exit::UNAVAILABLE
     } else if report.n_refused > 0 || report.n_needs_review > 0 {
         crate::exit::ATTENTION
-    } else if report.n_deferred > 0 && !report.interrupted {
+    } else if report.left.total() > 0 && report.interrupted {
+        crate::exit::TEMPORARY
+    } else if report.left.total() > 0 || report.n_deferred > 0 {
         crate::exit::UNAVAILABLE
     } else {
         crate::exit::OK

@@ -260,7 +260,7 @@ async fn an_expired_token_is_renewed_once_and_the_post_is_resent_with_the_same_k
 }
 
 #[tokio::test]
-async fn a_401_that_a_new_token_does_not_fix_is_unauthorized() {
+async fn a_401_that_a_new_token_does_not_fix_is_an_unknown_outcome_not_refused_credentials() {
     let tokens = Tokens::lasting(3600);
     let log: Log = Default::default();
     let router = token_route(tokens.clone()).merge(
@@ -281,7 +281,9 @@ async fn a_401_that_a_new_token_does_not_fix_is_unauthorized() {
 
     let err = client.create_transfer("key-1", b"{}").await.unwrap_err();
 
-    assert_eq!(err.disposition(), Disposition::Unauthorized);
+    // Only POST /token refusing the key and secret is refused credentials; the sender retries
+    // this later with the same key, under its attempt budget.
+    assert_eq!(err.disposition(), Disposition::Retry { after: None });
     assert_eq!(err.code(), Some("ExpiredAccessToken"));
     assert_eq!(log.lock().unwrap().len(), 2, "one resend, not a loop");
     assert_eq!(tokens.issued(), 2);
