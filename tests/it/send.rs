@@ -9,7 +9,7 @@ use payrun::ledger::Ledger;
 use payrun::money::Cents;
 use payrun::secret::Secret;
 use payrun::sender::{SendConfig, SendReport, progress::Display};
-use payrun::sim::{SimConfig, SimHandle};
+use payrun::sim::{Faults, SimConfig, SimHandle};
 
 use crate::support::Workdir;
 
@@ -438,75 +438,182 @@ async fn refused_payouts_are_rejected_with_dwollas_reason() {
     );
 }
 
-/// Runs `payrun send` as a child process against a faulty simulator, SIGKILLs it at random
-/// moments, and restarts it until everything is sent.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_never_pays_twice_or_loses_a_payout() {
-    let config = SimConfig {
-        drop_rate: 0.05,
+impl SendEnv {
+    /// `payrun send` against this simulator, as cron would start it.
+    fn send_command(&self, rate: &str, concurrency: &str) -> std::process::Command {
+        let mut command = self.work.command(&[
+            "send",
+            "--rate",
+            rate,
+            "--concurrency",
+            concurrency,
+            "--no-progress",
+        ]);
+        command
+            .env("DWOLLA_API_URL", self.sim.base_url())
+            .env("DWOLLA_KEY", self.sim.key())
+            .env("DWOLLA_SECRET", self.sim.secret())
+            .env(
+                "PAYRUN_SOURCE_FUNDING_SOURCE",
+                self.sim.source_funding_source(),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command
+    }
+
+    /// Payouts by state, read straight from the ledger file.
+    fn states(&self) -> HashMap<String, usize> {
+        let mut states = HashMap::new();
+        for payout in self.payouts() {
+            *states.entry(payout.state).or_default() += 1;
+        }
+        states
+    }
+}
+
+/// Issue 12's fault mix: 2 % of requests 429 without Retry-After, 5 % 500, 5 % dropped after
+/// the commit, 30 ms latency, access tokens living 20 s.
+fn ordinary_faults() -> SimConfig {
+    SimConfig {
+        throttle_rate: 0.02,
+        retry_after: false,
         error_rate: 0.05,
-        latency: Duration::from_millis(5),
-        jitter: Duration::from_millis(20),
+        drop_rate: 0.05,
+        latency: Duration::from_millis(30),
+        token_ttl: Duration::from_secs(20),
         seed: 42,
         ..SimConfig::new()
-    };
-    let env = SendEnv::start(config).await;
-    let n_rows = 600;
+    }
+}
+
+/// Runs `payrun send` as a child process against that fault mix, SIGKILLs it ten times at
+/// random moments, then lets one run go to the end: it exits 0 with every payout paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_sigkills_under_the_ordinary_fault_mix_then_one_run_pays_every_payout_once() {
+    let env = SendEnv::start(ordinary_faults()).await;
+    let n_rows = 3000;
     env.ingest_rows("payouts.csv", n_rows);
     let mut rng_state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next_delay = || {
         rng_state ^= rng_state << 13;
         rng_state ^= rng_state >> 7;
         rng_state ^= rng_state << 17;
-        Duration::from_millis(30 + rng_state % 400)
+        Duration::from_millis(100 + rng_state % 1500)
     };
-    let started = Instant::now();
     let mut n_kills = 0;
-    let mut finished = false;
-    while started.elapsed() < Duration::from_secs(90) {
-        let mut child = env
-            .work
-            .command(&[
-                "send",
-                "--rate",
-                "300",
-                "--concurrency",
-                "24",
-                "--no-progress",
-            ])
-            .env("DWOLLA_API_URL", env.sim.base_url())
-            .env("DWOLLA_KEY", env.sim.key())
-            .env("DWOLLA_SECRET", env.sim.secret())
-            .env(
-                "PAYRUN_SOURCE_FUNDING_SOURCE",
-                env.sim.source_funding_source(),
-            )
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        if n_kills < 12 {
-            tokio::time::sleep(next_delay()).await;
-            if child.try_wait().unwrap().is_none() {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                n_kills += 1;
-                env.assert_exactly_once();
-                continue;
-            }
-        }
-        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-            .await
-            .unwrap();
-        let payouts = env.payouts();
-        if payouts.iter().all(|p| p.state == "submitted") {
-            assert!(status.success(), "the last run exits 0");
-            finished = true;
-            break;
-        }
+    while n_kills < 10 {
+        let mut child = env.send_command("100", "8").spawn().unwrap();
+        tokio::time::sleep(next_delay()).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "a run ended before its kill: {:?}",
+            env.states()
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        n_kills += 1;
+        env.assert_exactly_once();
     }
-    assert!(finished, "not done after {n_kills} kills and 90 s");
-    assert!(n_kills >= 6, "only {n_kills} kills landed");
+    let states = env.states();
+    assert!(
+        states.get("submitting").copied().unwrap_or(0) > 0,
+        "the kills left payouts in doubt: {states:?}"
+    );
+
+    let child = env.send_command("100", "8").spawn().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap().status)
+        .await
+        .unwrap();
+    assert!(status.success(), "the last run exits 0: {status:?}");
+    assert_eq!(env.states(), HashMap::from([("submitted".to_string(), 3000)]));
     assert_eq!(env.assert_exactly_once(), n_rows as usize);
+    assert_eq!(env.sim.transfers().len(), n_rows as usize);
     assert_eq!(env.sim.stats().transfers_created, n_rows);
+}
+
+/// The case issue 12 saw: a run killed while payouts wait for a planned retry, then a second
+/// run at once, before those retries are due. The second run must wait for them and send
+/// them, not leave them `submitting` and exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_a_retry_was_planned_leaves_nothing_in_doubt_after_the_next_run() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    let n_rows = 60;
+    env.ingest_rows("payouts.csv", n_rows);
+    let mut child = env.send_command("20", "4").spawn().unwrap();
+    wait_for(&env, |_| env.sim.stats().transfers_created > 0).await;
+    env.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::none()
+    });
+    // Killed once some payout has a retry planned a good while ahead.
+    wait_for(&env, |_| planned_retries(&env, Duration::from_millis(400)) > 0).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    env.sim.set_faults(Faults::none());
+    let states = env.states();
+    assert!(states["submitting"] > 0, "{states:?}");
+
+    let output = env
+        .send_command("20", "4")
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("nothing left to send"), "{summary}");
+    assert_eq!(env.states(), HashMap::from([("submitted".to_string(), 60)]));
+    assert_eq!(env.assert_exactly_once(), n_rows as usize);
+}
+
+/// Payouts in doubt whose next attempt is at least `ahead` away.
+fn planned_retries(env: &SendEnv, ahead: Duration) -> usize {
+    let Ok(conn) = rusqlite::Connection::open(env.work.ledger()) else {
+        return 0;
+    };
+    let threshold = payrun::ledger::timestamp(time::OffsetDateTime::now_utc() + ahead);
+    conn.query_row(
+        "SELECT COUNT(*) FROM payouts WHERE state = 'submitting' AND next_attempt_at > ?1",
+        [threshold],
+        |row| row.get::<_, i64>(0),
+    )
+    .map_or(0, |n| n as usize)
+}
+
+/// Polls `done` every 20 ms for at most 30 s.
+async fn wait_for(env: &SendEnv, done: impl Fn(&SendEnv) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(env) {
+        assert!(Instant::now() < deadline, "timed out: {:?}", env.states());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Tokens that live shorter than the longest throttle wait (a 3 s Retry-After against 2 s
+/// tokens): each request takes its token when it leaves, so none reaches Dwolla expired and
+/// no 401 reaches the run's outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_shorter_than_the_throttles_waits_never_reach_dwolla_expired() {
+    let config = SimConfig {
+        token_ttl: Duration::from_secs(2),
+        rate_limit: Some(40),
+        rate_limit_penalty: Some(Duration::from_secs(3)),
+        retry_after: true,
+        ..SimConfig::new()
+    };
+    let env = SendEnv::start(config).await;
+    env.ingest_rows("payouts.csv", 300);
+    let client = env.client(80, 8, Duration::from_secs(5));
+    let report = env.send(client.clone(), env.send_config(8)).await;
+
+    let stats = env.sim.stats();
+    assert!(stats.rate_limited > 0, "the limit was hit: {stats:?}");
+    assert!(client.throttle_stats().paused_total >= Duration::from_secs(3));
+    assert!(client.token_fetches() >= 3, "tokens were renewed");
+    assert_eq!(stats.responses_by_status.get(&401), None, "{stats:?}");
+    assert_eq!(report.unauthorized, None);
+    assert_eq!(report.n_created, 300, "{report:?}");
+    assert_eq!(report.left.total(), 0);
+    assert_eq!(payrun::sender::exit_status(&report), payrun::exit::OK);
+    env.assert_exactly_once();
 }
