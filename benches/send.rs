@@ -3,6 +3,10 @@
 //!   (a) R = 200/s, 100 ms latency, no faults            target elapsed / ideal ≤ 1.05
 //!   (b) R = 100/s, 50 ms latency, 2 % 500s, 2 % dropped
 //!       responses, 1 % timeouts                         target elapsed / ideal ≤ 1.15
+//! and the fault mix of issue 12:
+//!   (c) R = 100/s, N = 5,000, 30 ms latency, 2 % 429s
+//!       without Retry-After, 5 % 500s, 5 % dropped
+//!       responses, access tokens living 20 s            target elapsed / ideal ≤ 1.3
 //! with ideal = N / R + latency, zero duplicates, and never more than R requests in any
 //! one-second window at the simulator. It also measures sending one at a time (what a loop
 //! over the CSV with Dwolla's SDK does) on a sample, for the speed-up.
@@ -11,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use payrun::dwolla::{Client, DwollaConfig};
+use payrun::dwolla::{Client, DwollaConfig, ThrottleStats};
 use payrun::ledger::Ledger;
 use payrun::secret::Secret;
 use payrun::sender::{SendConfig, SendReport, progress::Display};
@@ -19,11 +23,15 @@ use payrun::sim::SimConfig;
 
 struct Scenario {
     name: &'static str,
+    payouts: u64,
     rate: u32,
     latency: Duration,
     error_rate: f64,
     drop_rate: f64,
     timeout_rate: f64,
+    /// Share of requests answered 429 without Retry-After, whatever the rate.
+    throttle_rate: f64,
+    token_ttl: Duration,
     target: f64,
 }
 
@@ -33,10 +41,14 @@ struct Outcome {
     max_per_second: u64,
     duplicates: usize,
     transfers: usize,
+    throttle: ThrottleStats,
+    token_fetches: u64,
 }
 
 fn main() {
     let n: u64 = common::size("PAYRUN_BENCH_PAYOUTS", 10_000, 300);
+    let n_faulty: u64 = common::size("PAYRUN_BENCH_PAYOUTS_C", 5_000, 300);
+    let hour = Duration::from_secs(3600);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,25 +56,44 @@ fn main() {
     let scenarios = [
         Scenario {
             name: "(a) R=200/s, 100 ms latency",
+            payouts: n,
             rate: 200,
             latency: Duration::from_millis(100),
             error_rate: 0.0,
             drop_rate: 0.0,
             timeout_rate: 0.0,
+            throttle_rate: 0.0,
+            token_ttl: hour,
             target: 1.05,
         },
         Scenario {
             name: "(b) R=100/s, 50 ms latency, 2% 500s, 2% drops, 1% timeouts",
+            payouts: n,
             rate: 100,
             latency: Duration::from_millis(50),
             error_rate: 0.02,
             drop_rate: 0.02,
             timeout_rate: 0.01,
+            throttle_rate: 0.0,
+            token_ttl: hour,
             target: 1.15,
+        },
+        Scenario {
+            name: "(c) R=100/s, 30 ms latency, 2% 429s without Retry-After, 5% 500s, 5% drops, 20 s tokens",
+            payouts: n_faulty,
+            rate: 100,
+            latency: Duration::from_millis(30),
+            error_rate: 0.05,
+            drop_rate: 0.05,
+            timeout_rate: 0.0,
+            throttle_rate: 0.02,
+            token_ttl: Duration::from_secs(20),
+            target: 1.3,
         },
     ];
     let mut all_met = true;
     for scenario in &scenarios {
+        let n = scenario.payouts;
         common::reset_peak_rss();
         let outcome = runtime.block_on(run(scenario, n, None));
         let ideal = n as f64 / scenario.rate as f64 + scenario.latency.as_secs_f64();
@@ -70,7 +101,8 @@ fn main() {
         let met = ratio <= scenario.target
             && outcome.duplicates == 0
             && outcome.max_per_second <= u64::from(scenario.rate)
-            && outcome.transfers == n as usize;
+            && outcome.transfers == n as usize
+            && outcome.report.left.total() == 0;
         all_met &= met;
         println!("send {}:", scenario.name);
         println!(
@@ -85,6 +117,14 @@ fn main() {
             outcome.duplicates,
             outcome.transfers,
             outcome.report.n_needs_review
+        );
+        println!(
+            "  429s seen: {}; rate cuts: {}; time paused: {:.2} s; token fetches: {}; left unsent: {}",
+            outcome.throttle.rate_limited,
+            outcome.throttle.rate_cuts,
+            outcome.throttle.paused_total.as_secs_f64(),
+            outcome.token_fetches,
+            outcome.report.left.total()
         );
         println!(
             "  peak RSS {:.1} MiB; {}",
@@ -125,6 +165,9 @@ async fn run(scenario: &Scenario, n: u64, concurrency_override: Option<usize>) -
         drop_rate: scenario.drop_rate,
         timeout_rate: scenario.timeout_rate,
         timeout_hold: Duration::from_secs(5),
+        throttle_rate: scenario.throttle_rate,
+        retry_after: false,
+        token_ttl: scenario.token_ttl,
         seed: 1,
         ..SimConfig::new()
     })
@@ -159,7 +202,7 @@ async fn run(scenario: &Scenario, n: u64, concurrency_override: Option<usize>) -
     let ledger = Ledger::open_writer(&ledger_path).unwrap();
     let (_stop, stopping) = tokio::sync::watch::channel(false);
     let started = Instant::now();
-    let report = payrun::sender::send(ledger, client, config, stopping)
+    let report = payrun::sender::send(ledger, client.clone(), config, stopping)
         .await
         .unwrap();
     let elapsed = started.elapsed();
@@ -182,5 +225,7 @@ async fn run(scenario: &Scenario, n: u64, concurrency_override: Option<usize>) -
         max_per_second: stats.max_requests_per_second,
         duplicates: correlation_ids.len() - unique,
         transfers: unique,
+        throttle: client.throttle_stats(),
+        token_fetches: client.token_fetches(),
     }
 }

@@ -13,7 +13,6 @@ use tokio::sync::watch;
 
 use crate::config::InboxDirs;
 use crate::dwolla::{Client, DwollaError};
-use crate::exit;
 use crate::inbox::{self, FileResult};
 use crate::ingest::IngestOptions;
 use crate::ledger::{self, BatchSelection, Ledger, Spool};
@@ -48,29 +47,6 @@ pub struct CycleSummary {
 }
 
 impl CycleSummary {
-    /// The documented exit status: Dwolla unreachable, then invalid input, then payouts that
-    /// need a person, else clean.
-    pub fn exit_status(&self) -> u8 {
-        let rejected_file = self
-            .files
-            .iter()
-            .any(|(_, result)| matches!(result, FileResult::Rejected { .. }));
-        let send_status = self.send.as_ref().map_or(exit::OK, sender::exit_status);
-        let track_status = self.track.as_ref().map_or(exit::OK, tracking::exit_status);
-        if self.unreachable.is_some()
-            || send_status == exit::UNAVAILABLE
-            || track_status == exit::UNAVAILABLE
-        {
-            exit::UNAVAILABLE
-        } else if rejected_file {
-            exit::INVALID_INPUT
-        } else if send_status == exit::ATTENTION || track_status == exit::ATTENTION {
-            exit::ATTENTION
-        } else {
-            exit::OK
-        }
-    }
-
     /// Lines for a person (stdout of `run`, logs of `watch`).
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();

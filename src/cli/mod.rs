@@ -15,6 +15,7 @@ mod demo;
 mod failure;
 mod ingest;
 mod payees;
+mod outcome;
 mod plan;
 mod reconcile;
 mod report;
@@ -40,6 +41,7 @@ use crate::exit;
 use crate::telemetry::{self, LogFormat};
 
 pub use failure::Failure;
+pub use outcome::{cycle_status, send_status, track_status};
 use failure::exit_status_of;
 pub use settings::{DwollaArgs, InboxArgs, IngestRules, SendingArgs};
 use settings::{FILE_CONFIG, file_config};

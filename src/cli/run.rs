@@ -87,5 +87,5 @@ pub(super) fn run(ledger_path: &Path, args: &RunArgs) -> anyhow::Result<u8> {
     for line in summary.lines() {
         println!("{line}");
     }
-    Ok(summary.exit_status())
+    Ok(super::outcome::cycle_status(&summary))
 }

@@ -45,7 +45,7 @@ pub(super) fn run(ledger_path: &Path, args: &SendArgs) -> anyhow::Result<u8> {
             report.left.total()
         );
     }
-    Ok(crate::sender::exit_status(&report))
+    Ok(super::outcome::send_status(&report))
 }
 
 /// `send --json`: the report, and how the run met Dwolla's limits.
@@ -58,7 +58,7 @@ fn json_account(report: &SendReport, client: &Client) -> serde_json::Value {
         ..
     } = client.throttle_stats();
     let mut account = serde_json::to_value(report).expect("a report serializes");
-    account["exit_status"] = crate::sender::exit_status(report).into();
+    account["exit_status"] = super::outcome::send_status(report).into();
     account["dwolla"] = serde_json::json!({
         "requests": requests_started,
         "rate_limited": rate_limited,

@@ -12,7 +12,7 @@ use crate::exit;
 use crate::ledger::{self, Ledger, Spool};
 use crate::payout::PayoutState;
 use crate::tracking::{
-    ListMode, TrackConfig, TrackOptions, TrackReport, exit_status, schedule, track,
+    ListMode, TrackConfig, TrackOptions, TrackReport, schedule, track,
 };
 
 #[derive(Debug, Args)]
@@ -92,7 +92,7 @@ pub(super) fn run(ledger_path: &Path, args: &TrackArgs) -> anyhow::Result<u8> {
         }
     })?;
     print_report(&ledger, &report);
-    Ok(exit_status(&report))
+    Ok(super::outcome::track_status(&report))
 }
 
 fn print_report(ledger: &Ledger, report: &TrackReport) {

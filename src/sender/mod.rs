@@ -432,22 +432,6 @@ pub async fn with_ledger<T: Send + 'static>(
     Ok(result?)
 }
 
-/// What the run's exit status should be, in the terms of `crate::exit`. A run that leaves
-/// anything unsent never exits 0: 69 when Dwolla kept failing, 75 when a signal stopped it.
-pub fn exit_status(report: &SendReport) -> u8 {
-    if report.unauthorized.is_some() {
-        crate::exit::UNAVAILABLE
-    } else if report.n_refused > 0 || report.n_needs_review > 0 {
-        crate::exit::ATTENTION
-    } else if report.left.total() > 0 && report.interrupted {
-        crate::exit::TEMPORARY
-    } else if report.left.total() > 0 || report.n_deferred > 0 {
-        crate::exit::UNAVAILABLE
-    } else {
-        crate::exit::OK
-    }
-}
-
 /// Whether an error from the client means payrun cannot go on at all.
 pub(crate) fn is_unauthorized(disposition: Disposition) -> bool {
     matches!(disposition, Disposition::Unauthorized)

@@ -27,7 +27,6 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::dwolla::{Client, Disposition, DwollaError};
-use crate::exit;
 use crate::failure;
 use crate::ledger::{
     self, FailureDetails, Ledger, Observation, ObservationOutcome, Spool, TrackingCounts,
@@ -239,21 +238,6 @@ pub async fn account_id(client: &Client, config: &TrackConfig) -> anyhow::Result
         .account_id()
         .context("Dwolla's root resource names no account")?
         .to_string())
-}
-
-/// The exit status for a run, in the terms of `crate::exit`.
-pub fn exit_status(report: &TrackReport) -> u8 {
-    let tally_unreachable =
-        report.tally.unreachable.is_some() || report.events.tally.unreachable.is_some();
-    let attention = report.tally.attention.len() + report.events.tally.attention.len();
-    let conflicts = report.tally.n_conflicts + report.events.tally.n_conflicts;
-    if tally_unreachable {
-        exit::UNAVAILABLE
-    } else if attention > 0 || conflicts > 0 {
-        exit::ATTENTION
-    } else {
-        exit::OK
-    }
 }
 
 /// A read call, retried while the failure is transient.

@@ -208,7 +208,7 @@ async fn every_payout_becomes_one_transfer_on_the_happy_path() {
         (300, 300),
         "{report:?}"
     );
-    assert_eq!(payrun::sender::exit_status(&report), payrun::exit::OK);
+    assert_eq!(payrun::cli::send_status(&report), payrun::exit::OK);
     assert_eq!(env.assert_exactly_once(), 300);
     assert!(
         env.payouts()
@@ -338,7 +338,7 @@ async fn a_payout_past_the_key_lifetime_is_looked_up_never_resent() {
         created_before
     );
     assert_eq!(
-        payrun::sender::exit_status(&report),
+        payrun::cli::send_status(&report),
         payrun::exit::ATTENTION
     );
     env.assert_exactly_once();
@@ -375,7 +375,7 @@ async fn a_graceful_stop_records_every_request_in_flight() {
     // resends those with their keys.
     assert_eq!(report.left.total(), 400 - report.n_created, "{report:?}");
     assert_eq!(
-        payrun::sender::exit_status(&report),
+        payrun::cli::send_status(&report),
         payrun::exit::TEMPORARY
     );
     // Every transfer Dwolla created is recorded as such: none is left in doubt.
@@ -433,7 +433,7 @@ async fn refused_payouts_are_rejected_with_dwollas_reason() {
         .unwrap();
     assert_eq!(history, 2, "pending -> submitting -> rejected");
     assert_eq!(
-        payrun::sender::exit_status(&report),
+        payrun::cli::send_status(&report),
         payrun::exit::ATTENTION
     );
 }
@@ -614,6 +614,6 @@ async fn tokens_shorter_than_the_throttles_waits_never_reach_dwolla_expired() {
     assert_eq!(report.unauthorized, None);
     assert_eq!(report.n_created, 300, "{report:?}");
     assert_eq!(report.left.total(), 0);
-    assert_eq!(payrun::sender::exit_status(&report), payrun::exit::OK);
+    assert_eq!(payrun::cli::send_status(&report), payrun::exit::OK);
     env.assert_exactly_once();
 }
