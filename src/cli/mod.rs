@@ -14,8 +14,8 @@ mod connect;
 mod demo;
 mod failure;
 mod ingest;
-mod payees;
 mod outcome;
+mod payees;
 mod plan;
 mod reconcile;
 mod report;
@@ -41,8 +41,8 @@ use crate::exit;
 use crate::telemetry::{self, LogFormat};
 
 pub use failure::Failure;
-pub use outcome::{cycle_status, send_status, track_status};
 use failure::exit_status_of;
+pub use outcome::{cycle_status, send_status, track_status};
 pub use settings::{DwollaArgs, InboxArgs, IngestRules, SendingArgs};
 use settings::{FILE_CONFIG, file_config};
 

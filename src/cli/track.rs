@@ -11,9 +11,7 @@ use crate::dwolla::DwollaError;
 use crate::exit;
 use crate::ledger::{self, Ledger, Spool};
 use crate::payout::PayoutState;
-use crate::tracking::{
-    ListMode, TrackConfig, TrackOptions, TrackReport, schedule, track,
-};
+use crate::tracking::{ListMode, TrackConfig, TrackOptions, TrackReport, schedule, track};
 
 #[derive(Debug, Args)]
 pub struct TrackArgs {

@@ -283,7 +283,10 @@ async fn claim_pass(
         let page = with_ledger(ledger, move |l| l.pending_after(cursor, batch, PAGE)).await?;
         let Some(last) = page.last() else { break };
         cursor = last.id;
-        let page: Vec<DuePayout> = page.into_iter().filter(|p| !handled.contains(&p.id)).collect();
+        let page: Vec<DuePayout> = page
+            .into_iter()
+            .filter(|p| !handled.contains(&p.id))
+            .collect();
         let bodies: Vec<(i64, Vec<u8>)> =
             page.iter().map(|p| (p.id, run.request_body(p))).collect();
         let now = ledger::timestamp(OffsetDateTime::now_utc());

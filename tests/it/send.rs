@@ -337,10 +337,7 @@ async fn a_payout_past_the_key_lifetime_is_looked_up_never_resent() {
         env.sim.stats().responses_by_status.get(&201).copied(),
         created_before
     );
-    assert_eq!(
-        payrun::cli::send_status(&report),
-        payrun::exit::ATTENTION
-    );
+    assert_eq!(payrun::cli::send_status(&report), payrun::exit::ATTENTION);
     env.assert_exactly_once();
 }
 
@@ -374,10 +371,7 @@ async fn a_graceful_stop_records_every_request_in_flight() {
     // Claimed ahead in a committed page but never POSTed, some are in doubt; the next run
     // resends those with their keys.
     assert_eq!(report.left.total(), 400 - report.n_created, "{report:?}");
-    assert_eq!(
-        payrun::cli::send_status(&report),
-        payrun::exit::TEMPORARY
-    );
+    assert_eq!(payrun::cli::send_status(&report), payrun::exit::TEMPORARY);
     // Every transfer Dwolla created is recorded as such: none is left in doubt.
     let sent = env.assert_exactly_once();
     assert_eq!(sent, env.sim.transfers().len());
@@ -432,10 +426,7 @@ async fn refused_payouts_are_rejected_with_dwollas_reason() {
         )
         .unwrap();
     assert_eq!(history, 2, "pending -> submitting -> rejected");
-    assert_eq!(
-        payrun::cli::send_status(&report),
-        payrun::exit::ATTENTION
-    );
+    assert_eq!(payrun::cli::send_status(&report), payrun::exit::ATTENTION);
 }
 
 impl SendEnv {
@@ -526,7 +517,10 @@ async fn ten_sigkills_under_the_ordinary_fault_mix_then_one_run_pays_every_payou
         .await
         .unwrap();
     assert!(status.success(), "the last run exits 0: {status:?}");
-    assert_eq!(env.states(), HashMap::from([("submitted".to_string(), 3000)]));
+    assert_eq!(
+        env.states(),
+        HashMap::from([("submitted".to_string(), 3000)])
+    );
     assert_eq!(env.assert_exactly_once(), n_rows as usize);
     assert_eq!(env.sim.transfers().len(), n_rows as usize);
     assert_eq!(env.sim.stats().transfers_created, n_rows);
@@ -547,7 +541,10 @@ async fn a_kill_after_a_retry_was_planned_leaves_nothing_in_doubt_after_the_next
         ..Faults::none()
     });
     // Killed once some payout has a retry planned a good while ahead.
-    wait_for(&env, |_| planned_retries(&env, Duration::from_millis(400)) > 0).await;
+    wait_for(&env, |_| {
+        planned_retries(&env, Duration::from_millis(400)) > 0
+    })
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
     env.sim.set_faults(Faults::none());
