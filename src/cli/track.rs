@@ -6,14 +6,13 @@ use std::time::Duration;
 use clap::Args;
 
 use super::runtime::{runtime, stop_signal};
+use super::values::ListModeArg;
 use super::{DwollaArgs, Failure};
 use crate::dwolla::DwollaError;
 use crate::exit;
 use crate::ledger::{self, Ledger, Spool};
 use crate::payout::PayoutState;
-use crate::tracking::{
-    ListMode, TrackConfig, TrackOptions, TrackReport, exit_status, schedule, track,
-};
+use crate::tracking::{TrackConfig, TrackOptions, TrackReport, exit_status, schedule, track};
 
 #[derive(Debug, Args)]
 pub struct TrackArgs {
@@ -34,7 +33,7 @@ pub struct TrackArgs {
     pub returns_window_days: u32,
     /// How to poll: walk the account's transfer list, GET each transfer, or choose by cost.
     #[arg(long, value_enum, default_value = "auto")]
-    pub mode: ListMode,
+    pub mode: ListModeArg,
     #[command(flatten)]
     pub dwolla: DwollaArgs,
 }
@@ -45,7 +44,7 @@ impl TrackArgs {
             poll_unsettled_every: self.poll_every,
             poll_processed_every: self.processed_poll_every,
             returns_window_banking_days: self.returns_window_days,
-            list_mode: self.mode,
+            list_mode: self.mode.into(),
             ..TrackConfig::standard()
         }
     }

@@ -27,7 +27,7 @@ pub use action::action;
 pub use summary::{Summary, SummaryBuilder, build_summary};
 
 /// A report format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// One row per payout, for spreadsheets.
     Csv,

@@ -169,7 +169,11 @@ mod tests {
     #[test]
     fn known_codes_have_their_text_and_others_a_plain_one() {
         assert_eq!(failure_text("R02").description, "Bank Account Closed");
-        assert!(failure_text(GCA_051).explanation.starts_with("The requested"));
+        assert!(
+            failure_text(GCA_051)
+                .explanation
+                .starts_with("The requested")
+        );
         assert_eq!(failure_text("R99").description, "ACH return R99");
         for (i, (code, _, _)) in KNOWN.iter().enumerate() {
             assert!(

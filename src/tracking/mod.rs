@@ -64,7 +64,7 @@ pub struct TrackConfig {
 }
 
 /// How a sweep asks about due transfers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListMode {
     /// Walk the account's transfer list when that needs fewer requests than one GET each.
     Auto,
