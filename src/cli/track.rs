@@ -8,7 +8,6 @@ use clap::Args;
 use super::runtime::{runtime, stop_signal};
 use super::values::ListModeArg;
 use super::{DwollaArgs, Failure};
-use crate::dwolla::DwollaError;
 use crate::exit;
 use crate::ledger::{self, Ledger, Spool};
 use crate::payout::PayoutState;
@@ -78,9 +77,7 @@ pub(super) fn run(ledger_path: &Path, args: &TrackArgs) -> anyhow::Result<u8> {
         .await
     });
     let report = report.map_err(|err| {
-        let unreachable = err
-            .chain()
-            .any(|cause| cause.downcast_ref::<DwollaError>().is_some());
+        let unreachable = crate::dwolla::dwolla_cause(&err).is_some();
         Failure {
             status: if unreachable {
                 exit::UNAVAILABLE

@@ -25,6 +25,12 @@ pub use config::{ConfigError, DwollaConfig};
 pub use error::{Disposition, DwollaError, EmbeddedError};
 pub use paging::{LoopGuard, all_pages};
 pub use throttle::{Throttle, ThrottleConfig, ThrottleStats};
+/// The Dwolla error among `err`'s causes, if any: how a caller tells a call to Dwolla that
+/// failed from a local failure. Use it rather than searching the chain by hand.
+pub fn dwolla_cause(err: &anyhow::Error) -> Option<&DwollaError> {
+    err.chain().find_map(|cause| cause.downcast_ref())
+}
+
 pub use wire::{
     Amount, Created, FailureReason, Links, Page, ReportedStatus, Root, Transfer, TransferQuery,
     TransferRequest, TransferStatus,
