@@ -118,7 +118,7 @@ impl Amount {
     pub fn usd_cents(cents: u64) -> Amount {
         Amount {
             currency: "USD".to_owned(),
-            value: format!("{}.{:02}", cents / 100, cents % 100),
+            value: crate::money::decimal(cents),
         }
     }
 }
