@@ -112,7 +112,9 @@ fn names(code: &str, path: &str) -> bool {
     code.match_indices(path).any(|(at, _)| {
         let before = code[..at].chars().next_back();
         let after = code[at + path.len()..].chars().next();
-        !before.is_some_and(word) && !(path.ends_with(word) && after.is_some_and(word))
+        let glued_before = before.is_some_and(word);
+        let glued_after = path.ends_with(word) && after.is_some_and(word);
+        !glued_before && !glued_after
     })
 }
 
