@@ -7,10 +7,10 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use super::extract::{check, json_object, parse_id, required_str};
-use super::respond::{ApiResult, created, ok};
+use super::respond::{ApiResult, created, ok, one};
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::state::Shared;
-use crate::sim::store::TreasuryAccount;
+use crate::sim::store::{Store, TreasuryAccount};
 use crate::sim::validate::id_from_href;
 
 pub(super) async fn root(State(sim): State<Arc<Shared>>) -> ApiResult {
@@ -114,14 +114,12 @@ pub(super) async fn get_treasury_account(
     State(sim): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let id = parse_id(&id)?;
-    sim.with(|st, _| {
-        let t = st
-            .store
-            .treasury_account(id)
-            .ok_or_else(ApiError::not_found)?;
-        ok(st.store.treasury_account_json(t))
-    })
+    one(
+        &sim,
+        &id,
+        Store::treasury_account,
+        Store::treasury_account_json,
+    )
 }
 
 pub(super) async fn list_treasury_partners(State(sim): State<Arc<Shared>>) -> ApiResult {
@@ -143,12 +141,10 @@ pub(super) async fn get_treasury_partner(
     State(sim): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let id = parse_id(&id)?;
-    sim.with(|st, _| {
-        let p = st
-            .store
-            .treasury_partner(id)
-            .ok_or_else(ApiError::not_found)?;
-        ok(st.store.treasury_partner_json(p))
-    })
+    one(
+        &sim,
+        &id,
+        Store::treasury_partner,
+        Store::treasury_partner_json,
+    )
 }

@@ -8,10 +8,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::extract::{check, json_object, parse_id, required_str};
-use super::respond::{ApiResult, created, ok};
+use super::respond::{ApiResult, created, ok, one};
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::seed;
 use crate::sim::state::Shared;
+use crate::sim::store::Store;
 use crate::sim::validate::id_from_href;
 
 fn exchange_request(body: &Bytes) -> Result<Option<Uuid>, ApiError> {
@@ -121,11 +122,7 @@ pub(super) async fn get_exchange(
     State(sim): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let id = parse_id(&id)?;
-    sim.with(|st, _| {
-        let x = st.store.exchange(id).ok_or_else(ApiError::not_found)?;
-        ok(st.store.exchange_json(x))
-    })
+    one(&sim, &id, Store::exchange, Store::exchange_json)
 }
 
 pub(super) async fn list_exchange_partners(State(sim): State<Arc<Shared>>) -> ApiResult {
@@ -148,12 +145,10 @@ pub(super) async fn get_exchange_partner(
     State(sim): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let id = parse_id(&id)?;
-    sim.with(|st, _| {
-        let p = st
-            .store
-            .exchange_partner(id)
-            .ok_or_else(ApiError::not_found)?;
-        ok(st.store.exchange_partner_json(p))
-    })
+    one(
+        &sim,
+        &id,
+        Store::exchange_partner,
+        Store::exchange_partner_json,
+    )
 }

@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 
 use super::accounts::account_id;
 use super::extract::{Q, check, json_object, parse_id, query, required_str};
-use super::respond::{ApiResult, created, ok};
+use super::respond::{ApiResult, created, ok, one};
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::state::Shared;
-use crate::sim::store::{FsOwner, FundingSource};
+use crate::sim::store::{FsOwner, FundingSource, Store};
 use crate::sim::validate::{account_number_ok, id_from_href, routing_number_ok};
 
 fn bank_account_type(body: &Value, pointer: &str, errors: &mut Vec<FieldError>) -> Option<String> {
@@ -178,14 +178,7 @@ pub(super) async fn get_funding_source(
     State(sim): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let id = parse_id(&id)?;
-    sim.with(|st, _| {
-        let fs = st
-            .store
-            .funding_source(id)
-            .ok_or_else(ApiError::not_found)?;
-        ok(st.store.funding_source_json(fs))
-    })
+    one(&sim, &id, Store::funding_source, Store::funding_source_json)
 }
 
 /// `POST /funding-sources/{id}` with `{"removed": true}`.

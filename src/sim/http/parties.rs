@@ -6,14 +6,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-use super::extract::{
-    Q, check, correlation_id, json_object, optional_str, parse_id, query, required_str,
-};
+use super::extract::{Q, check, correlation_id, json_object, optional_str, query, required_str};
 use super::paging::{page_links, paging};
-use super::respond::{ApiResult, created, ok};
+use super::respond::{ApiResult, created, ok, one};
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::state::Shared;
-use crate::sim::store::{ExternalParty, PartyKind, page};
+use crate::sim::store::{ExternalParty, PartyKind, Store, page};
 use crate::sim::validate::email_ok;
 
 pub(super) async fn create_external_party(
@@ -117,12 +115,5 @@ pub(super) async fn get_external_party(
     State(sim): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let id = parse_id(&id)?;
-    sim.with(|st, _| {
-        let p = st
-            .store
-            .external_party(id)
-            .ok_or_else(ApiError::not_found)?;
-        ok(st.store.external_party_json(p))
-    })
+    one(&sim, &id, Store::external_party, Store::external_party_json)
 }

@@ -4,9 +4,12 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use uuid::Uuid;
 
+use super::extract::parse_id;
 use crate::sim::error::ApiError;
-use crate::sim::store::HAL;
+use crate::sim::state::Shared;
+use crate::sim::store::{HAL, Store};
 
 pub(super) type ApiResult = Result<Response, ApiError>;
 pub(super) fn hal(status: StatusCode, body: Value) -> Response {
@@ -44,4 +47,19 @@ pub(super) fn plain_json(status: StatusCode, body: Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// `GET /<resources>/{id}`: what `find` returns for the id, as `to_json` renders it; 404 for
+/// an id that is not a UUID or names nothing.
+pub(super) fn one<T>(
+    sim: &Shared,
+    id: &str,
+    find: impl FnOnce(&Store, Uuid) -> Option<&T>,
+    to_json: impl FnOnce(&Store, &T) -> Value,
+) -> ApiResult {
+    let id = parse_id(id)?;
+    sim.with(|st, _| {
+        let found = find(&st.store, id).ok_or_else(ApiError::not_found)?;
+        ok(to_json(&st.store, found))
+    })
 }

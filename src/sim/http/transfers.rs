@@ -15,7 +15,7 @@ use super::extract::{
     Q, check, correlation_id, idempotency_key, json_object, parse_id, query, required_str,
 };
 use super::paging::{page_links, paging};
-use super::respond::{ApiResult, created, ok};
+use super::respond::{ApiResult, created, ok, one};
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::state::Shared;
 use crate::sim::store::{FsOwner, Store, page};
@@ -172,11 +172,7 @@ pub(super) async fn get_transfer(
     State(sim): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let id = parse_id(&id)?;
-    sim.with(|st, _| {
-        let t = st.store.transfer(id).ok_or_else(ApiError::not_found)?;
-        ok(st.store.transfer_json(t))
-    })
+    one(&sim, &id, Store::transfer, Store::transfer_json)
 }
 
 fn transfer_list(
