@@ -7,7 +7,8 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::extract::{check, json_object, parse_id, required_str};
+use super::extract::{check, json_object, required_str};
+use super::parties::party_id;
 use super::respond::{ApiResult, created, ok, one};
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::seed;
@@ -73,10 +74,7 @@ pub(super) async fn create_party_exchange(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let party = parse_id(&id)?;
-    if sim.with(|st, _| st.store.external_party(party).is_none()) {
-        return Err(ApiError::not_found());
-    }
+    let party = party_id(&sim, &id)?;
     let partner = exchange_request(&body)?.ok_or_else(ApiError::bad_request)?;
     create_exchange(&sim, partner, Some(party))
 }
@@ -107,10 +105,7 @@ pub(super) async fn list_party_exchanges(
     State(sim): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let party = parse_id(&id)?;
-    if sim.with(|st, _| st.store.external_party(party).is_none()) {
-        return Err(ApiError::not_found());
-    }
+    let party = party_id(&sim, &id)?;
     exchange_list(
         &sim,
         Some(party),

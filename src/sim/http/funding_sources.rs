@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::accounts::account_id;
 use super::extract::{Q, check, json_object, parse_id, query, required_str};
+use super::parties::party_id;
 use super::respond::{ApiResult, created, ok, one};
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::state::Shared;
@@ -214,10 +215,7 @@ pub(super) async fn create_party_funding_source(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let party = parse_id(&id)?;
-    if sim.with(|st, _| st.store.external_party(party).is_none()) {
-        return Err(ApiError::not_found());
-    }
+    let party = party_id(&sim, &id)?;
     let body = Value::Object(json_object(&body)?);
     let mut errors = Vec::new();
     let name = fs_name(&body, &mut errors);

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
-use super::extract::{Q, check, correlation_id, json_object, optional_str, query, required_str};
+use super::extract::{
+    Q, check, correlation_id, json_object, optional_str, parse_id, query, required_str,
+};
 use super::paging::{page_links, paging};
 use super::respond::{ApiResult, created, ok, one};
 use crate::sim::error::{ApiError, FieldError};
@@ -116,4 +119,13 @@ pub(super) async fn get_external_party(
     Path(id): Path<String>,
 ) -> ApiResult {
     one(&sim, &id, Store::external_party, Store::external_party_json)
+}
+
+/// The id of an external party that exists; 404 otherwise.
+pub(super) fn party_id(sim: &Shared, id: &str) -> Result<Uuid, ApiError> {
+    let party = parse_id(id)?;
+    if sim.with(|st, _| st.store.external_party(party).is_none()) {
+        return Err(ApiError::not_found());
+    }
+    Ok(party)
 }

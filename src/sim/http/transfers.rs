@@ -11,10 +11,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::accounts::account_id;
-use super::extract::{
-    Q, check, correlation_id, idempotency_key, json_object, parse_id, query, required_str,
-};
+use super::extract::{Q, check, correlation_id, idempotency_key, json_object, query, required_str};
 use super::paging::{page_links, paging};
+use super::parties::party_id;
 use super::respond::{ApiResult, created, ok, one};
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::state::Shared;
@@ -232,10 +231,7 @@ pub(super) async fn list_party_transfers(
     Path(id): Path<String>,
     q: Q,
 ) -> ApiResult {
-    let party = parse_id(&id)?;
-    if sim.with(|st, _| st.store.external_party(party).is_none()) {
-        return Err(ApiError::not_found());
-    }
+    let party = party_id(&sim, &id)?;
     let q = query(q)?;
     transfer_list(
         &sim,
