@@ -7,7 +7,7 @@
 //! It uses the same library calls as `run`, `serve` and `track`; only the clock is the
 //! simulator's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -69,8 +69,50 @@ async fn run_with(
     std::fs::write(dirs.inbox.join("payroll.csv"), PAYROLL)?;
     println!("payrun demo in {}", dir.display());
     println!("  simulator (Dwolla Connect) at {}", sim.base_url());
+    let client = sim_client(sim)?;
+    let webhooks = Webhooks::start(&client, &ledger_path).await?;
+    println!("  webhooks arrive at {}", webhooks.url);
 
-    let client = Client::new(DwollaConfig {
+    // One unattended cycle: the inbox file is ingested and every payout sent.
+    let cycle = demo_cycle(sim, &dirs);
+    let (_stop, stopping) = tokio::sync::watch::channel(false);
+    let ledger = Ledger::open_writer(&ledger_path)?;
+    let (mut ledger, summary) = run_cycle(ledger, &client, &cycle, &stopping).await;
+    for line in summary?.lines() {
+        println!("  {line}");
+    }
+    let spool_path = ledger::spool_path_for(&ledger_path);
+    let tracked = settle_everything(
+        sim,
+        settle,
+        &mut ledger,
+        &client,
+        &cycle.track,
+        &spool_path,
+        &stopping,
+    )
+    .await?;
+    webhooks.stop().await?;
+
+    let everything = BatchSelection {
+        batch: None,
+        received_since: None,
+    };
+    let (reports, summary) = crate::report::write_reports(&ledger, &everything, &dirs.reports)?;
+    Ok(DemoOutcome {
+        dir: dir.to_path_buf(),
+        reports,
+        summary,
+        events_applied: tracked.events_applied,
+        poll_requests: tracked.poll_requests,
+        transfers_at_dwolla: sim.transfers().len(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// A client for the simulator, with room to send the whole sample at once.
+fn sim_client(sim: &SimHandle) -> anyhow::Result<Client> {
+    Ok(Client::new(DwollaConfig {
         base_url: sim.base_url().to_string(),
         key: sim.key().to_string(),
         secret: Secret::new(sim.secret()),
@@ -78,50 +120,67 @@ async fn run_with(
         max_in_flight: 30,
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(10),
-    })?;
+    })?)
+}
 
-    // The webhook endpoint, on a real local port, subscribed at the simulator.
-    let webhook_secret = crate::webhooks::generate_secret();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let webhook_url = format!(
-        "http://{}{}",
-        listener.local_addr()?,
-        webhooks::WEBHOOK_PATH
-    );
-    let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
-    let serve = tokio::spawn(webhooks::serve(
-        listener,
-        ServeConfig {
-            ledger_path: ledger_path.clone(),
-            env_secret: Some(webhook_secret.clone()),
-            max_body_bytes: webhooks::DEFAULT_MAX_BODY_BYTES,
-            // This process holds the ledger; tracking applies the spooled events.
-            applier: None,
-            extra_routes: None,
-        },
-        async move {
-            let _ = serving_stopped.await;
-        },
-    ));
-    client
-        .create_webhook_subscription(
-            &CreateWebhookSubscription {
-                url: webhook_url.clone(),
-                secret: webhook_secret,
+/// The webhook endpoint, on a real local port, subscribed at the simulator.
+struct Webhooks {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Webhooks {
+    async fn start(client: &Client, ledger_path: &Path) -> anyhow::Result<Webhooks> {
+        let secret = crate::webhooks::generate_secret();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!(
+            "http://{}{}",
+            listener.local_addr()?,
+            webhooks::WEBHOOK_PATH
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(webhooks::serve(
+            listener,
+            ServeConfig {
+                ledger_path: ledger_path.to_path_buf(),
+                env_secret: Some(secret.clone()),
+                max_body_bytes: webhooks::DEFAULT_MAX_BODY_BYTES,
+                // This process holds the ledger; tracking applies the spooled events.
+                applier: None,
+                extra_routes: None,
             },
-            None,
-        )
-        .await
-        .context("cannot subscribe to the simulator's webhooks")?;
-    println!("  webhooks arrive at {webhook_url}");
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        client
+            .create_webhook_subscription(
+                &CreateWebhookSubscription {
+                    url: url.clone(),
+                    secret,
+                },
+                None,
+            )
+            .await
+            .context("cannot subscribe to the simulator's webhooks")?;
+        Ok(Webhooks { url, stop, serving })
+    }
 
-    // One unattended cycle: the inbox file is ingested and every payout sent.
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.serving.await.context("the webhook endpoint failed")?
+    }
+}
+
+/// The unattended cycle `run` would do, on the simulator's fast clock.
+fn demo_cycle(sim: &SimHandle, dirs: &InboxDirs) -> Cycle {
     let mut send = SendConfig::new(sim.source_funding_source(), 30);
     send.progress = Display::Off;
     let mut track = TrackConfig::standard();
     track.poll_unsettled_every = Duration::from_millis(500);
     track.poll_processed_every = Duration::from_millis(500);
-    let cycle = Cycle {
+    Cycle {
         dirs: Some(dirs.clone()),
         stable_for: Duration::ZERO,
         ingest: IngestOptions {
@@ -133,41 +192,54 @@ async fn run_with(
             awaiting_approval: false,
         },
         send,
-        track: track.clone(),
+        track,
         settle_deadline: None,
         reports: dirs.reports.clone(),
-    };
-    let (_stop, stopping) = tokio::sync::watch::channel(false);
-    let ledger = Ledger::open_writer(&ledger_path)?;
-    let (mut ledger, summary) = run_cycle(ledger, &client, &cycle, &stopping).await;
-    for line in summary?.lines() {
-        println!("  {line}");
     }
+}
 
-    // Dwolla settles transfers over days; the simulator's clock does it in steps of `settle`.
-    // Each step fires webhooks, which `serve` spools and tracking applies, with polling as the
-    // backstop, until nothing is left to settle and the late returns have come in.
-    let spool_path = ledger::spool_path_for(&ledger_path);
-    let (mut events_applied, mut poll_requests, mut quiet_steps) = (0, 0, 0);
+/// What tracking did while the demo waited for settlement.
+struct Tracked {
+    events_applied: u64,
+    poll_requests: u64,
+}
+
+/// Dwolla settles transfers over days; the simulator's clock does it in steps of `settle`.
+/// Each step fires webhooks, which `serve` spools and tracking applies, with polling as the
+/// backstop, until nothing is left to settle and the late returns have come in.
+async fn settle_everything(
+    sim: &SimHandle,
+    settle: Duration,
+    ledger: &mut Ledger,
+    client: &Client,
+    track: &TrackConfig,
+    spool_path: &Path,
+    stopping: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Tracked> {
+    let mut tracked = Tracked {
+        events_applied: 0,
+        poll_requests: 0,
+    };
+    let mut quiet_steps = 0;
     for _ in 0..20 {
         sim.advance_clock(settle);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut spool = if spool_path.exists() {
-            Some(Spool::open(&spool_path)?)
+            Some(Spool::open(spool_path)?)
         } else {
             None
         };
         let report = tracking::track(
-            &mut ledger,
+            ledger,
             spool.as_mut(),
-            &client,
-            &track,
+            client,
+            track,
             &TrackOptions::default(),
             stopping.clone(),
         )
         .await?;
-        events_applied += report.events.n_applied;
-        poll_requests += report.n_requests_polling;
+        tracked.events_applied += report.events.n_applied;
+        tracked.poll_requests += report.n_requests_polling;
         let moved: u64 = report.tally.moved_to.values().sum();
         quiet_steps = if moved == 0 && report.counts.n_unsettled == 0 {
             quiet_steps + 1
@@ -178,23 +250,7 @@ async fn run_with(
             break;
         }
     }
-    let _ = stop_serving.send(());
-    serve.await.context("the webhook endpoint failed")??;
-
-    let everything = BatchSelection {
-        batch: None,
-        received_since: None,
-    };
-    let (reports, summary) = crate::report::write_reports(&ledger, &everything, &dirs.reports)?;
-    Ok(DemoOutcome {
-        dir: dir.to_path_buf(),
-        reports,
-        summary,
-        events_applied,
-        poll_requests,
-        transfers_at_dwolla: sim.transfers().len(),
-        elapsed: started.elapsed(),
-    })
+    Ok(tracked)
 }
 
 /// The closing summary a person reads.

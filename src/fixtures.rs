@@ -17,9 +17,8 @@ pub fn write_payout_csv(mut out: impl Write, n_rows: u64) -> io::Result<()> {
         let cents = amount_cents(i);
         writeln!(
             out,
-            "REF-{i:08},{}.{:02},fd000000-0000-4000-8000-0000000000{payee:02},USD,Payee {i},payee{i}@example.com,Invoice {i},dept-{}",
-            cents / 100,
-            cents % 100,
+            "REF-{i:08},{},fd000000-0000-4000-8000-0000000000{payee:02},USD,Payee {i},payee{i}@example.com,Invoice {i},dept-{}",
+            crate::money::decimal(cents),
             i % 7
         )?;
     }

@@ -2,19 +2,23 @@
 //! goes to Dwolla Connect as a transfer exactly once, and every transfer is followed to its end.
 //!
 //! # Layout
-//! See ARCHITECTURE.md for the code map and the invariants. In one line each:
-//! - `cli`: command-line parsing and dispatch (the binary is a one-line `main`);
+//! See ARCHITECTURE.md for the code map, the invariants and the layering order, which
+//! `tests/it/layering.rs` keeps: a room imports only rooms below it, no two top-level modules
+//! import each other round a circle, and only `cli` imports `cli` or names clap. In one line
+//! each:
+//! - `cli`: the command line, one file per subcommand: flags, settings, printing and exit
+//!   statuses (the binary is a one-line `main`); the library below never imports it;
 //! - `exit`: the documented exit statuses;
 //! - `telemetry`: tracing set-up;
 //! - `calendar`, `payday`, `clock`: banking days, pay dates and send windows, the injectable clock;
-//! - `money`: integer cents and their strict text forms;
-//! - `payout`: payout states and the one transition function;
+//! - `money`: integer cents, their strict parse, and every cents-to-text conversion;
+//! - `payout`: payout states, Dwolla's transfer status and the one transition function;
 //! - `ledger`: all SQL, the migrations and the single-writer lock;
 //! - `ingest`: CSV payout files into the ledger, validated, all or nothing;
 //! - `secret`: a string type that never prints;
 //! - `signature`: webhook HMAC signing and verification;
 //! - `config`: the configuration file and its layering under environment and flags;
-//! - `dwolla`: the Dwolla Connect API client;
+//! - `dwolla`: the Dwolla Connect API client, its wire types, throttle and list paging;
 //! - `sender`: `payrun send`, every due payout to Dwolla exactly once;
 //! - `inbox`, `operate`, `plan`: the drop folder, unattended cycles (`run`, `watch`), dry runs;
 //! - `onboard`: the Connect resources from the command line, and the payee directory;
@@ -22,8 +26,10 @@
 //! - `report`: reports finance signs off (CSV, JSON, HTML) and reconciliation against Dwolla;
 //! - `tracking`: following sent transfers to their end (polls, spooled webhook events);
 //! - `webhooks`: `serve`, the webhook receiver, and webhook subscriptions;
+//! - `demo`: `payrun demo`, the whole job end to end against the simulator in process;
+//! - `failure`, `fixtures`: what a failure code means for the next payment; generated files;
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
-//!   ledger or sender.
+//!   ledger, sender or tracking (HTTP in `sim::http`, state in `sim::state` and `sim::store`).
 
 pub mod calendar;
 pub mod cli;

@@ -110,8 +110,40 @@ impl Cents {
 /// `amount.value` takes and the form reports use.
 impl fmt::Display for Cents {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+        write_decimal(f, self.0)
     }
+}
+
+/// Writes a signed count of cents as a plain decimal (`-1234.56`) without allocating: every
+/// cents-to-text conversion in payrun comes here.
+pub fn write_decimal(out: &mut impl fmt::Write, cents: impl Into<i128>) -> fmt::Result {
+    let cents: i128 = cents.into();
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    write!(out, "{sign}{}.{:02}", cents / 100, cents % 100)
+}
+
+/// A signed count of cents as a plain decimal (`1234.56`, `-0.05`): totals and differences in
+/// CSV and JSON, and Dwolla's `amount.value`.
+pub fn decimal(cents: impl Into<i128>) -> String {
+    let mut out = String::new();
+    let _ = write_decimal(&mut out, cents);
+    out
+}
+
+/// `1234567.89` as `$1,234,567.89`, for people (HTML); CSV and JSON keep the plain decimal.
+pub fn dollars(cents: i64) -> String {
+    let plain = decimal(cents.unsigned_abs());
+    let (whole, fraction) = plain.split_once('.').expect("a decimal has a point");
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (index, digit) in whole.chars().enumerate() {
+        if index > 0 && (whole.len() - index).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}${grouped}.{fraction}")
 }
 
 #[cfg(test)]
@@ -119,6 +151,18 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn cents_print_as_plain_and_grouped_decimals() {
+        assert_eq!(decimal(123456_i64), "1234.56");
+        assert_eq!(decimal(-5_i64), "-0.05");
+        assert_eq!(decimal(0_i64), "0.00");
+        assert_eq!(decimal(u64::MAX), "184467440737095516.15");
+        assert_eq!(dollars(123456789), "$1,234,567.89");
+        assert_eq!(dollars(-100), "-$1.00");
+        assert_eq!(dollars(99), "$0.99");
+        assert_eq!(Cents::new(1).unwrap().to_string(), "0.01");
+    }
 
     fn parse(text: &str) -> Result<i64, AmountError> {
         Cents::parse_payout_amount(text).map(Cents::get)

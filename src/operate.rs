@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::config::InboxDirs;
-use crate::dwolla::{Client, DwollaError};
+use crate::dwolla::Client;
 use crate::inbox::{self, FileResult};
 use crate::ingest::IngestOptions;
 use crate::ledger::{self, BatchSelection, Ledger, Spool};
@@ -187,9 +187,7 @@ async fn ingest_and_send(
 }
 
 fn is_dwolla_error(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.downcast_ref::<DwollaError>().is_some())
+    crate::dwolla::dwolla_cause(error).is_some()
 }
 
 /// Applies webhook events spooled by `serve`, polls what is due (once, or until settled

@@ -89,75 +89,79 @@ pub fn render(path: &Path, plan: &Plan) -> String {
                 let _ = writeln!(out, "  {error}");
             }
         }
-        Plan::Valid(plan) => {
-            let _ = writeln!(
-                out,
-                "{name}: valid, {} payouts, total {} USD",
-                plan.n_payouts, plan.total
-            );
-            if let Some((previous_id, previous_total)) = plan.previous {
-                let change = plan.total.get() - previous_total.get();
-                let percent = if previous_total.get() > 0 {
-                    format!(
-                        " ({:+.1} %)",
-                        change as f64 * 100.0 / previous_total.get() as f64
-                    )
-                } else {
-                    String::new()
-                };
-                let sign = if change < 0 { "-" } else { "+" };
-                let magnitude = Cents::new(change.abs()).unwrap_or(Cents::ZERO);
-                let _ = writeln!(
-                    out,
-                    "  previous batch {previous_id}: total {previous_total} USD; change {sign}{magnitude}{percent}"
-                );
-            }
-            let _ = writeln!(out, "\nLargest payouts:");
-            for payout in &plan.largest {
-                let who = payout.name.as_deref().unwrap_or("");
-                let _ = writeln!(
-                    out,
-                    "  line {:>6}  {:>12}  {:<16} {who}",
-                    payout.line,
-                    payout.amount.to_string(),
-                    payout.reference
-                );
-            }
-            let twice: Vec<&DestinationTotal> = plan
-                .destinations
-                .iter()
-                .filter(|d| d.n_payouts > 1)
-                .collect();
-            let _ = writeln!(
-                out,
-                "\nPayees paid more than once in this file: {}",
-                twice.len()
-            );
-            for destination in &twice {
-                let _ = writeln!(
-                    out,
-                    "  {}: {} payouts, {} USD ({})",
-                    destination.destination,
-                    destination.n_payouts,
-                    destination.total,
-                    destination.references.join(", ")
-                );
-            }
-            let _ = writeln!(
-                out,
-                "\nTotals per destination ({}):",
-                plan.destinations.len()
-            );
-            for destination in &plan.destinations {
-                let _ = writeln!(
-                    out,
-                    "  {}  {:>3} payouts  {:>12} USD",
-                    destination.destination,
-                    destination.n_payouts,
-                    destination.total.to_string()
-                );
-            }
-        }
+        Plan::Valid(plan) => render_valid(&mut out, &name.to_string(), plan),
     }
     out
+}
+
+fn render_valid(out: &mut String, name: &str, plan: &ValidPlan) {
+    let _ = writeln!(
+        out,
+        "{name}: valid, {} payouts, total {} USD",
+        plan.n_payouts, plan.total
+    );
+    if let Some(previous) = plan.previous {
+        render_change(out, plan.total, previous);
+    }
+    let _ = writeln!(out, "\nLargest payouts:");
+    for payout in &plan.largest {
+        let who = payout.name.as_deref().unwrap_or("");
+        let _ = writeln!(
+            out,
+            "  line {:>6}  {:>12}  {:<16} {who}",
+            payout.line,
+            payout.amount.to_string(),
+            payout.reference
+        );
+    }
+    render_destinations(out, &plan.destinations);
+}
+
+/// "previous batch 3: total 100.00 USD; change +5.00 (+5.0 %)".
+fn render_change(out: &mut String, total: Cents, (previous_id, previous_total): (i64, Cents)) {
+    let change = total.get() - previous_total.get();
+    let percent = if previous_total.get() > 0 {
+        format!(
+            " ({:+.1} %)",
+            change as f64 * 100.0 / previous_total.get() as f64
+        )
+    } else {
+        String::new()
+    };
+    let sign = if change < 0 { "-" } else { "+" };
+    let magnitude = Cents::new(change.abs()).unwrap_or(Cents::ZERO);
+    let _ = writeln!(
+        out,
+        "  previous batch {previous_id}: total {previous_total} USD; change {sign}{magnitude}{percent}"
+    );
+}
+
+/// Payees paid more than once, then the total per destination.
+fn render_destinations(out: &mut String, destinations: &[DestinationTotal]) {
+    let twice: Vec<&DestinationTotal> = destinations.iter().filter(|d| d.n_payouts > 1).collect();
+    let _ = writeln!(
+        out,
+        "\nPayees paid more than once in this file: {}",
+        twice.len()
+    );
+    for destination in &twice {
+        let _ = writeln!(
+            out,
+            "  {}: {} payouts, {} USD ({})",
+            destination.destination,
+            destination.n_payouts,
+            destination.total,
+            destination.references.join(", ")
+        );
+    }
+    let _ = writeln!(out, "\nTotals per destination ({}):", destinations.len());
+    for destination in destinations {
+        let _ = writeln!(
+            out,
+            "  {}  {:>3} payouts  {:>12} USD",
+            destination.destination,
+            destination.n_payouts,
+            destination.total.to_string()
+        );
+    }
 }

@@ -12,6 +12,7 @@ use super::runtime::runtime;
 use super::table::{Table, print_fields};
 use super::{DwollaArgs, Failure};
 use crate::dwolla::Disposition;
+use crate::dwolla::all_pages;
 use crate::dwolla::wire::{
     Account, BankAccountType, CreateAccountFundingSource, CreateExchange, CreateExternalParty,
     CreateExternalPartyFundingSource, CreateTreasuryAccount, Exchange, ExchangePartner,
@@ -21,7 +22,7 @@ use crate::dwolla::{Client, Created, DwollaError, Transfer, TransferQuery};
 use crate::exit;
 use crate::ledger::Ledger;
 use crate::onboard::bank::{AccountNumber, RoutingNumber, parse_account_type};
-use crate::onboard::{all_pages, embedded_errors};
+use crate::onboard::embedded_errors;
 use crate::secret::Secret;
 
 // ---------------------------------------------------------------------------------------------
@@ -608,223 +609,245 @@ fn add_funding_source(
 
 pub fn run_exchanges(command: &ExchangesCommand) -> anyhow::Result<u8> {
     match command {
-        ExchangesCommand::Partners(args) => with_client(&args.common, |client| async move {
-            let partners = match &args.id {
-                Some(id) => vec![
-                    client
-                        .get_exchange_partner(id)
-                        .await
-                        .map_err(|e| dwolla_failure("cannot get the exchange partner", &e))?,
-                ],
-                None => list(&client, client.list_exchange_partners().await, None)
-                    .await
-                    .map_err(|e| dwolla_failure("cannot list exchange partners", &e))?,
-            };
-            show_list(
-                &args.common,
-                &partners,
-                exchange_partner_json,
-                &["id", "name", "status", "created"],
-                |p| {
-                    vec![
-                        p.id.clone(),
-                        p.name.clone(),
-                        p.status.clone().unwrap_or_default(),
-                        p.created.clone(),
-                    ]
-                },
-            );
-            Ok(exit::OK)
-        }),
-        ExchangesCommand::Create(args) => {
-            // Read the receipt before any network call, so a bad file costs nothing.
-            let finicity = match &args.finicity {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    let value: Value = serde_json::from_str(&text).map_err(|err| Failure {
-                        status: exit::INVALID_INPUT,
-                        message: format!("{}: not JSON: {err}", path.display()),
-                    })?;
-                    if !value.is_object() {
-                        return Err(Failure {
-                            status: exit::INVALID_INPUT,
-                            message: format!(
-                                "{}: Finicity's receipt must be a JSON object",
-                                path.display()
-                            ),
-                        }
-                        .into());
-                    }
-                    Some(value)
-                }
-                None => None,
-            };
-            with_client(&args.create.common, |client| async move {
-                let partner_id = match looks_like_id(&args.partner) {
-                    true => id_of(&args.partner).to_string(),
-                    false => {
-                        let partners = list(&client, client.list_exchange_partners().await, None)
-                            .await
-                            .map_err(|e| dwolla_failure("cannot list exchange partners", &e))?;
-                        find_by_name(&partners, &args.partner, |p| (&p.id, &p.name))?
-                    }
-                };
-                let exchange_partner_url = resource_url(&client, "exchange-partners", &partner_id);
-                let body = match (finicity, &args.token) {
-                    (Some(finicity), _) => CreateExchange::Finicity {
-                        exchange_partner_url,
-                        finicity,
-                    },
-                    (None, Some(token)) => CreateExchange::Token {
-                        exchange_partner_url,
-                        token: token.clone(),
-                    },
-                    (None, None) => unreachable!("clap requires one of them"),
-                };
-                let key = args.create.idempotency_key.as_deref();
-                let created = match &args.party {
-                    Some(party) => {
-                        client
-                            .create_external_party_exchange(id_of(party), &body, key)
-                            .await
-                    }
-                    None => client.create_exchange(&body, key).await,
-                }
-                .map_err(|e| dwolla_failure("Dwolla did not create the exchange", &e))?;
-                show_created(&args.create.common, "exchange", &created);
-                Ok(exit::OK)
-            })
-        }
-        ExchangesCommand::List(args) => with_client(&args.common, |client| async move {
-            let first = match &args.party {
-                Some(party) => client.list_external_party_exchanges(id_of(party)).await,
-                None => client.list_exchanges().await,
-            };
-            let exchanges = list(&client, first, None)
-                .await
-                .map_err(|e| dwolla_failure("cannot list exchanges", &e))?;
-            show_list(
-                &args.common,
-                &exchanges,
-                exchange_json,
-                &["id", "status", "partner", "created"],
-                exchange_row,
-            );
-            Ok(exit::OK)
-        }),
-        ExchangesCommand::Get(args) => with_client(&args.common, |client| async move {
-            let exchange = client
-                .get_exchange(&args.id)
-                .await
-                .map_err(|e| dwolla_failure("cannot get the exchange", &e))?;
-            show_one(&args.common, exchange_json(&exchange), || {
-                let row = exchange_row(&exchange);
-                vec![
-                    ("id", row[0].clone()),
-                    ("status", row[1].clone()),
-                    ("partner", row[2].clone()),
-                    ("created", row[3].clone()),
-                ]
-            });
-            Ok(exit::OK)
-        }),
+        ExchangesCommand::Partners(args) => exchange_partners(args),
+        ExchangesCommand::Create(args) => create_exchange(args),
+        ExchangesCommand::List(args) => list_exchanges(args),
+        ExchangesCommand::Get(args) => get_exchange(args),
     }
+}
+
+fn exchange_partners(args: &OptionalIdArgs) -> anyhow::Result<u8> {
+    with_client(&args.common, |client| async move {
+        let partners = match &args.id {
+            Some(id) => vec![
+                client
+                    .get_exchange_partner(id)
+                    .await
+                    .map_err(|e| dwolla_failure("cannot get the exchange partner", &e))?,
+            ],
+            None => list(&client, client.list_exchange_partners().await, None)
+                .await
+                .map_err(|e| dwolla_failure("cannot list exchange partners", &e))?,
+        };
+        show_list(
+            &args.common,
+            &partners,
+            exchange_partner_json,
+            &["id", "name", "status", "created"],
+            |p| {
+                vec![
+                    p.id.clone(),
+                    p.name.clone(),
+                    p.status.clone().unwrap_or_default(),
+                    p.created.clone(),
+                ]
+            },
+        );
+        Ok(exit::OK)
+    })
+}
+
+fn create_exchange(args: &ExchangeCreateArgs) -> anyhow::Result<u8> {
+    // Read the receipt before any network call, so a bad file costs nothing.
+    let finicity = match &args.finicity {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let value: Value = serde_json::from_str(&text).map_err(|err| Failure {
+                status: exit::INVALID_INPUT,
+                message: format!("{}: not JSON: {err}", path.display()),
+            })?;
+            if !value.is_object() {
+                return Err(Failure {
+                    status: exit::INVALID_INPUT,
+                    message: format!(
+                        "{}: Finicity's receipt must be a JSON object",
+                        path.display()
+                    ),
+                }
+                .into());
+            }
+            Some(value)
+        }
+        None => None,
+    };
+    with_client(&args.create.common, |client| async move {
+        let partner_id = match looks_like_id(&args.partner) {
+            true => id_of(&args.partner).to_string(),
+            false => {
+                let partners = list(&client, client.list_exchange_partners().await, None)
+                    .await
+                    .map_err(|e| dwolla_failure("cannot list exchange partners", &e))?;
+                find_by_name(&partners, &args.partner, |p| (&p.id, &p.name))?
+            }
+        };
+        let exchange_partner_url = resource_url(&client, "exchange-partners", &partner_id);
+        let body = match (finicity, &args.token) {
+            (Some(finicity), _) => CreateExchange::Finicity {
+                exchange_partner_url,
+                finicity,
+            },
+            (None, Some(token)) => CreateExchange::Token {
+                exchange_partner_url,
+                token: token.clone(),
+            },
+            (None, None) => unreachable!("clap requires one of them"),
+        };
+        let key = args.create.idempotency_key.as_deref();
+        let created = match &args.party {
+            Some(party) => {
+                client
+                    .create_external_party_exchange(id_of(party), &body, key)
+                    .await
+            }
+            None => client.create_exchange(&body, key).await,
+        }
+        .map_err(|e| dwolla_failure("Dwolla did not create the exchange", &e))?;
+        show_created(&args.create.common, "exchange", &created);
+        Ok(exit::OK)
+    })
+}
+
+fn list_exchanges(args: &ExchangeListArgs) -> anyhow::Result<u8> {
+    with_client(&args.common, |client| async move {
+        let first = match &args.party {
+            Some(party) => client.list_external_party_exchanges(id_of(party)).await,
+            None => client.list_exchanges().await,
+        };
+        let exchanges = list(&client, first, None)
+            .await
+            .map_err(|e| dwolla_failure("cannot list exchanges", &e))?;
+        show_list(
+            &args.common,
+            &exchanges,
+            exchange_json,
+            &["id", "status", "partner", "created"],
+            exchange_row,
+        );
+        Ok(exit::OK)
+    })
+}
+
+fn get_exchange(args: &IdArgs) -> anyhow::Result<u8> {
+    with_client(&args.common, |client| async move {
+        let exchange = client
+            .get_exchange(&args.id)
+            .await
+            .map_err(|e| dwolla_failure("cannot get the exchange", &e))?;
+        show_one(&args.common, exchange_json(&exchange), || {
+            let row = exchange_row(&exchange);
+            vec![
+                ("id", row[0].clone()),
+                ("status", row[1].clone()),
+                ("partner", row[2].clone()),
+                ("created", row[3].clone()),
+            ]
+        });
+        Ok(exit::OK)
+    })
 }
 
 pub fn run_transfers(command: &TransfersCommand) -> anyhow::Result<u8> {
     match command {
-        TransfersCommand::Get(args) => with_client(&args.common, |client| async move {
-            let transfer = client
-                .get_transfer(&args.id)
-                .await
-                .map_err(|e| dwolla_failure("cannot get the transfer", &e))?;
-            show_one(&args.common, transfer_json(&transfer), || {
-                let failure = transfer.failure_reason.as_ref();
-                vec![
-                    ("id", transfer.id.clone()),
-                    ("status", transfer.status.to_string()),
-                    (
-                        "amount",
-                        format!("{} {}", transfer.amount.value, transfer.amount.currency),
-                    ),
-                    ("created", transfer.created.clone()),
-                    (
-                        "correlation id",
-                        transfer.correlation_id.clone().unwrap_or_default(),
-                    ),
-                    (
-                        "source",
-                        transfer
-                            .source_funding_source_url()
-                            .unwrap_or_default()
-                            .to_string(),
-                    ),
-                    (
-                        "destination",
-                        transfer
-                            .destination_funding_source_url()
-                            .unwrap_or_default()
-                            .to_string(),
-                    ),
-                    (
-                        "failure",
-                        failure
-                            .map(|f| format!("{}: {}", f.code, f.description))
-                            .unwrap_or_default(),
-                    ),
-                ]
-            });
-            Ok(exit::OK)
-        }),
-        TransfersCommand::List(args) => with_client(&args.common, |client| async move {
-            let query = TransferQuery {
-                correlation_id: args.correlation_id.clone(),
-                ..TransferQuery::default()
-            };
-            let first = match &args.party {
-                Some(party) => {
-                    client
-                        .list_external_party_transfers(id_of(party), &query)
-                        .await
-                }
-                None => {
-                    let account = main_account_id(&client).await?;
-                    client.list_account_transfers(&account, &query).await
-                }
-            };
-            let transfers = list(&client, first, args.max)
-                .await
-                .map_err(|e| dwolla_failure("cannot list transfers", &e))?;
-            show_list(
-                &args.common,
-                &transfers,
-                transfer_json,
-                &[
-                    "id",
-                    "created",
-                    "status",
-                    "amount",
-                    "correlation id",
-                    "failure",
-                ],
-                |t| {
-                    vec![
-                        t.id.clone(),
-                        t.created.clone(),
-                        t.status.to_string(),
-                        t.amount.value.clone(),
-                        t.correlation_id.clone().unwrap_or_default(),
-                        t.failure_reason
-                            .as_ref()
-                            .map(|f| f.code.clone())
-                            .unwrap_or_default(),
-                    ]
-                },
-            );
-            Ok(exit::OK)
-        }),
+        TransfersCommand::Get(args) => get_transfer(args),
+        TransfersCommand::List(args) => list_transfers(args),
     }
+}
+
+fn get_transfer(args: &IdArgs) -> anyhow::Result<u8> {
+    with_client(&args.common, |client| async move {
+        let transfer = client
+            .get_transfer(&args.id)
+            .await
+            .map_err(|e| dwolla_failure("cannot get the transfer", &e))?;
+        show_one(&args.common, transfer_json(&transfer), || {
+            let failure = transfer.failure_reason.as_ref();
+            vec![
+                ("id", transfer.id.clone()),
+                ("status", transfer.status.to_string()),
+                (
+                    "amount",
+                    format!("{} {}", transfer.amount.value, transfer.amount.currency),
+                ),
+                ("created", transfer.created.clone()),
+                (
+                    "correlation id",
+                    transfer.correlation_id.clone().unwrap_or_default(),
+                ),
+                (
+                    "source",
+                    transfer
+                        .source_funding_source_url()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+                (
+                    "destination",
+                    transfer
+                        .destination_funding_source_url()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+                (
+                    "failure",
+                    failure
+                        .map(|f| format!("{}: {}", f.code, f.description))
+                        .unwrap_or_default(),
+                ),
+            ]
+        });
+        Ok(exit::OK)
+    })
+}
+
+fn list_transfers(args: &TransferListArgs) -> anyhow::Result<u8> {
+    with_client(&args.common, |client| async move {
+        let query = TransferQuery {
+            correlation_id: args.correlation_id.clone(),
+            ..TransferQuery::default()
+        };
+        let first = match &args.party {
+            Some(party) => {
+                client
+                    .list_external_party_transfers(id_of(party), &query)
+                    .await
+            }
+            None => {
+                let account = main_account_id(&client).await?;
+                client.list_account_transfers(&account, &query).await
+            }
+        };
+        let transfers = list(&client, first, args.max)
+            .await
+            .map_err(|e| dwolla_failure("cannot list transfers", &e))?;
+        show_list(
+            &args.common,
+            &transfers,
+            transfer_json,
+            &[
+                "id",
+                "created",
+                "status",
+                "amount",
+                "correlation id",
+                "failure",
+            ],
+            |t| {
+                vec![
+                    t.id.clone(),
+                    t.created.clone(),
+                    t.status.to_string(),
+                    t.amount.value.clone(),
+                    t.correlation_id.clone().unwrap_or_default(),
+                    t.failure_reason
+                        .as_ref()
+                        .map(|f| f.code.clone())
+                        .unwrap_or_default(),
+                ]
+            },
+        );
+        Ok(exit::OK)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

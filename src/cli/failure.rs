@@ -37,9 +37,9 @@ pub(super) fn exit_status_of(err: &anyhow::Error) -> u8 {
         {
             return exit::LOCKED;
         }
-        if cause.downcast_ref::<crate::dwolla::DwollaError>().is_some() {
-            return exit::UNAVAILABLE;
-        }
+    }
+    if crate::dwolla::dwolla_cause(err).is_some() {
+        return exit::UNAVAILABLE;
     }
     exit::INTERNAL
 }

@@ -28,6 +28,7 @@ mod sim;
 mod status;
 mod table;
 mod track;
+mod values;
 mod watch;
 mod webhooks;
 
@@ -38,7 +39,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::FileConfig;
 use crate::exit;
-use crate::telemetry::{self, LogFormat};
+use crate::telemetry;
+use values::LogFormatArg;
 
 pub use failure::Failure;
 use failure::exit_status_of;
@@ -61,7 +63,7 @@ pub struct Cli {
     pub ledger: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    pub log_format: LogFormatArg,
     /// More log detail (repeatable).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -144,7 +146,7 @@ pub fn main() -> ExitCode {
         }
     };
     let verbosity = (cli.verbose as i8).saturating_sub(cli.quiet as i8);
-    telemetry::init(cli.log_format, verbosity);
+    telemetry::init(cli.log_format.into(), verbosity);
     match FileConfig::load(cli.config.as_deref()) {
         Ok(loaded) => {
             let _ = FILE_CONFIG.set(loaded);

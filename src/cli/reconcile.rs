@@ -74,9 +74,7 @@ pub(super) fn run(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result<u8
         }
     };
     let summary = result.map_err(|err| {
-        let unreachable = err
-            .chain()
-            .any(|cause| cause.downcast_ref::<crate::dwolla::DwollaError>().is_some());
+        let unreachable = crate::dwolla::dwolla_cause(&err).is_some();
         if unreachable {
             Failure::unavailable(format!("{err:#}")).into()
         } else {

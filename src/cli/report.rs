@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Failure;
+use super::values::FormatArg;
 use crate::exit;
 use crate::ledger::{self, BatchSelection, Ledger};
 use crate::report::{Format, Summary, write_report};
@@ -29,7 +30,7 @@ pub struct ReportArgs {
     /// csv: one row per payout; json: per-batch and overall totals per state with the
     /// tie-out; html: one self-contained page [default: from --out's extension, else csv].
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<FormatArg>,
     /// Write the report here, atomically (temp file + rename) [default: standard output].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -66,6 +67,7 @@ pub(super) fn run(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
     }
     let format = args
         .format
+        .map(Format::from)
         .or_else(|| args.out.as_deref().and_then(Format::from_path))
         .unwrap_or(Format::Csv);
     let summary = match &args.out {

@@ -6,12 +6,12 @@ use std::time::Duration;
 use clap::Args;
 
 use super::runtime::{runtime, stop_signal};
+use super::values::ListModeArg;
 use super::{DwollaArgs, Failure};
-use crate::dwolla::DwollaError;
 use crate::exit;
 use crate::ledger::{self, Ledger, Spool};
 use crate::payout::PayoutState;
-use crate::tracking::{ListMode, TrackConfig, TrackOptions, TrackReport, schedule, track};
+use crate::tracking::{TrackConfig, TrackOptions, TrackReport, schedule, track};
 
 #[derive(Debug, Args)]
 pub struct TrackArgs {
@@ -32,7 +32,7 @@ pub struct TrackArgs {
     pub returns_window_days: u32,
     /// How to poll: walk the account's transfer list, GET each transfer, or choose by cost.
     #[arg(long, value_enum, default_value = "auto")]
-    pub mode: ListMode,
+    pub mode: ListModeArg,
     #[command(flatten)]
     pub dwolla: DwollaArgs,
 }
@@ -43,7 +43,7 @@ impl TrackArgs {
             poll_unsettled_every: self.poll_every,
             poll_processed_every: self.processed_poll_every,
             returns_window_banking_days: self.returns_window_days,
-            list_mode: self.mode,
+            list_mode: self.mode.into(),
             ..TrackConfig::standard()
         }
     }
@@ -77,9 +77,7 @@ pub(super) fn run(ledger_path: &Path, args: &TrackArgs) -> anyhow::Result<u8> {
         .await
     });
     let report = report.map_err(|err| {
-        let unreachable = err
-            .chain()
-            .any(|cause| cause.downcast_ref::<DwollaError>().is_some());
+        let unreachable = crate::dwolla::dwolla_cause(&err).is_some();
         Failure {
             status: if unreachable {
                 exit::UNAVAILABLE

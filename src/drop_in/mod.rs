@@ -340,7 +340,20 @@ fn check_request(body: &[u8]) -> Result<Checked, Refusal> {
         .map(str::trim)
         .filter(|a| !a.is_empty())
         .ok_or_else(|| Refusal::bad_request("action is required"))?;
-    match request.component.as_deref().map(str::trim) {
+    check_action(request.component.as_deref().map(str::trim), action)?;
+    let customer_id = customer_id(
+        request.links.and_then(|links| links.customer),
+        request.customer_id.as_deref(),
+    )?;
+    Ok(Checked {
+        action: action.to_string(),
+        customer_id,
+    })
+}
+
+/// The action is one of the component's (or of any component's when none is named).
+fn check_action(component: Option<&str>, action: &str) -> Result<(), Refusal> {
+    match component {
         Some(component) => {
             let Some((_, actions)) = COMPONENTS.iter().find(|(name, _)| *name == component) else {
                 return Err(Refusal {
@@ -377,7 +390,12 @@ fn check_request(body: &[u8]) -> Result<Checked, Refusal> {
             }
         }
     }
-    let from_link = match request.links.and_then(|links| links.customer) {
+    Ok(())
+}
+
+/// The customer, named by `_links.customer.href`, by `customerId`, or by both alike.
+fn customer_id(link: Option<RequestHref>, customer_id: Option<&str>) -> Result<String, Refusal> {
+    let from_link = match link {
         Some(link) => Some(customer_id_from_href(&link.href).ok_or_else(|| {
             Refusal::bad_request(format!(
                 "_links.customer.href {:?} is not a .../customers/<id> URL",
@@ -386,7 +404,7 @@ fn check_request(body: &[u8]) -> Result<Checked, Refusal> {
         })?),
         None => None,
     };
-    let from_field = match request.customer_id.as_deref().map(str::trim) {
+    let from_field = match customer_id.map(str::trim) {
         Some(id) => Some(
             uuid::Uuid::parse_str(id)
                 .map(|id| id.to_string())
@@ -394,23 +412,15 @@ fn check_request(body: &[u8]) -> Result<Checked, Refusal> {
         ),
         None => None,
     };
-    let customer_id = match (from_link, from_field) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(Refusal::bad_request(
-                "customerId and _links.customer.href name different customers",
-            ));
-        }
-        (Some(id), _) | (None, Some(id)) => id,
-        (None, None) => {
-            return Err(Refusal::bad_request(
-                "a customer is required: _links.customer.href or customerId",
-            ));
-        }
-    };
-    Ok(Checked {
-        action: action.to_string(),
-        customer_id,
-    })
+    match (from_link, from_field) {
+        (Some(a), Some(b)) if a != b => Err(Refusal::bad_request(
+            "customerId and _links.customer.href name different customers",
+        )),
+        (Some(id), _) | (None, Some(id)) => Ok(id),
+        (None, None) => Err(Refusal::bad_request(
+            "a customer is required: _links.customer.href or customerId",
+        )),
+    }
 }
 
 /// The id of `https://host/customers/<uuid>` (or a path of that form).

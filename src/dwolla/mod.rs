@@ -9,20 +9,29 @@
 //! - `client`: [`Client`], one typed method per Dwolla call, the token manager;
 //! - `throttle`: one limiter for everything sent to Dwolla (rate, requests in flight, 429
 //!   cool-down);
+//! - `paging`: [`all_pages`] and the [`LoopGuard`] every walk through a list uses;
 //! - `wire`: request bodies and resources as typed values;
 //! - `error`: [`DwollaError`] and [`Disposition`].
 
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod paging;
 pub mod throttle;
 pub mod wire;
 
 pub use client::{Client, Embedded, HAL_JSON};
 pub use config::{ConfigError, DwollaConfig};
 pub use error::{Disposition, DwollaError, EmbeddedError};
+pub use paging::{LoopGuard, all_pages};
 pub use throttle::{Throttle, ThrottleConfig, ThrottleStats};
+/// The Dwolla error among `err`'s causes, if any: how a caller tells a call to Dwolla that
+/// failed from a local failure. Use it rather than searching the chain by hand.
+pub fn dwolla_cause(err: &anyhow::Error) -> Option<&DwollaError> {
+    err.chain().find_map(|cause| cause.downcast_ref())
+}
+
 pub use wire::{
-    Amount, Created, FailureReason, Links, Page, Root, Transfer, TransferQuery, TransferRequest,
-    TransferStatus,
+    Amount, Created, FailureReason, Links, Page, ReportedStatus, Root, Transfer, TransferQuery,
+    TransferRequest, TransferStatus,
 };

@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::payout::TransferStatus;
 use crate::secret::Secret;
 
 // ---------------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ impl Amount {
     pub fn usd_cents(cents: u64) -> Amount {
         Amount {
             currency: "USD".to_owned(),
-            value: format!("{}.{:02}", cents / 100, cents % 100),
+            value: crate::money::decimal(cents),
         }
     }
 }
@@ -205,58 +206,65 @@ pub(crate) fn last_segment(url: &str) -> &str {
         .unwrap_or(path)
 }
 
-/// A transfer's `status`. Statuses outside the spec's enum (the docs show `submitted`) are kept
-/// as [`TransferStatus::Other`] rather than failing the whole read.
+/// A transfer's `status` as Dwolla sent it: one of payrun's [`TransferStatus`] (the one type
+/// for it, in [`crate::payout`]), or the text of a status outside the spec's enum (the docs
+/// show `submitted`), kept rather than failing the whole read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum TransferStatus {
-    Created,
-    Pending,
-    Processed,
-    Failed,
-    Returned,
+pub enum ReportedStatus {
+    Known(TransferStatus),
     Other(String),
 }
 
-impl TransferStatus {
+impl ReportedStatus {
     pub fn as_str(&self) -> &str {
         match self {
-            TransferStatus::Created => "created",
-            TransferStatus::Pending => "pending",
-            TransferStatus::Processed => "processed",
-            TransferStatus::Failed => "failed",
-            TransferStatus::Returned => "returned",
-            TransferStatus::Other(other) => other,
+            ReportedStatus::Known(status) => status.as_str(),
+            ReportedStatus::Other(other) => other,
         }
     }
 
-    pub fn parse(value: &str) -> TransferStatus {
+    /// Exactly the five statuses of the spec are `Known`; anything else is kept as text.
+    pub fn parse(value: &str) -> ReportedStatus {
         match value {
-            "created" => TransferStatus::Created,
-            "pending" => TransferStatus::Pending,
-            "processed" => TransferStatus::Processed,
-            "failed" => TransferStatus::Failed,
-            "returned" => TransferStatus::Returned,
-            other => TransferStatus::Other(other.to_owned()),
+            "created" | "pending" | "processed" | "failed" | "returned" => {
+                ReportedStatus::Known(value.parse().expect("one of the five statuses"))
+            }
+            other => ReportedStatus::Other(other.to_owned()),
+        }
+    }
+
+    /// The status as payrun understands it: a `Known` one, or text that names one
+    /// (`submitted` means created); `None` for a status payrun does not know.
+    pub fn known(&self) -> Option<TransferStatus> {
+        match self {
+            ReportedStatus::Known(status) => Some(*status),
+            ReportedStatus::Other(text) => text.parse().ok(),
         }
     }
 }
 
-impl fmt::Display for TransferStatus {
+impl PartialEq<TransferStatus> for ReportedStatus {
+    fn eq(&self, other: &TransferStatus) -> bool {
+        *self == ReportedStatus::Known(*other)
+    }
+}
+
+impl fmt::Display for ReportedStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl Serialize for TransferStatus {
+impl Serialize for ReportedStatus {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
     }
 }
 
-impl<'de> Deserialize<'de> for TransferStatus {
+impl<'de> Deserialize<'de> for ReportedStatus {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = String::deserialize(deserializer)?;
-        Ok(TransferStatus::parse(&value))
+        Ok(ReportedStatus::parse(&value))
     }
 }
 
@@ -277,7 +285,7 @@ pub struct FailureReason {
 #[serde(rename_all = "camelCase")]
 pub struct Transfer {
     pub id: String,
-    pub status: TransferStatus,
+    pub status: ReportedStatus,
     pub amount: Amount,
     /// ISO-8601, as Dwolla sent it.
     #[serde(default)]
@@ -827,7 +835,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             submitted.status,
-            TransferStatus::Other("submitted".to_owned())
+            ReportedStatus::Other("submitted".to_owned())
         );
         assert_eq!(submitted.status.to_string(), "submitted");
     }

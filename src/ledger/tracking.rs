@@ -7,7 +7,7 @@
 
 pub mod spool;
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::transitions::{ApplyError, Provenance, apply};
 use super::{Ledger, Result};
@@ -216,97 +216,124 @@ impl Ledger {
         let tx = self.conn.transaction().map_err(err)?;
         let mut outcomes = Vec::with_capacity(observations.len());
         for observation in observations {
-            let current = tx
-                .prepare_cached(
-                    "SELECT transfer_url, transfer_status, watch_until FROM payouts WHERE id = ?1",
-                )
-                .map_err(err)?
-                .query_row([observation.payout_id], |row| {
-                    Ok((
-                        row.get::<_, Option<String>>(0)?,
-                        row.get::<_, Option<String>>(1)?,
-                        row.get::<_, Option<String>>(2)?,
-                    ))
-                })
-                .optional()
-                .map_err(err)?;
-            let Some((stored_url, stored_status, stored_watch_until)) = current else {
-                outcomes.push(ObservationOutcome::Conflict(format!(
-                    "payout {} does not exist",
-                    observation.payout_id
-                )));
-                continue;
-            };
-            if let Some(stored_url) = &stored_url
-                && last_segment(stored_url) != last_segment(&observation.transfer_url)
-            {
-                outcomes.push(ObservationOutcome::Conflict(format!(
-                    "transfer {} carries the correlation id of payout {}, whose transfer is {stored_url}",
-                    observation.transfer_url, observation.payout_id
-                )));
-                continue;
-            }
-            let reason = observation_reason(observation);
-            let provenance = Provenance {
-                source: &observation.source,
-                reason: Some(&reason),
-            };
-            let event = Event::TransferObserved(observation.status);
-            let (from, decision) =
-                match apply(&tx, observation.payout_id, event, &times.now, provenance) {
-                    Ok(applied) => applied,
-                    Err(ApplyError::Sqlite(source)) => return Err(err(source)),
-                    Err(other) => {
-                        outcomes.push(ObservationOutcome::Conflict(other.to_string()));
-                        continue;
-                    }
-                };
-            let state = match decision {
-                Decision::Move(to) => to,
-                Decision::Stay => from,
-            };
-            let stored_status: Option<TransferStatus> =
-                stored_status.and_then(|text| text.parse().ok());
-            let status = match stored_status {
-                Some(stored) if stored.rank() >= observation.status.rank() => stored,
-                _ => observation.status,
-            };
-            let (next_poll_at, watch_until) = schedule(state, stored_watch_until, times);
-            let failure = observation
-                .failure
-                .as_ref()
-                .filter(|_| matches!(status, TransferStatus::Failed | TransferStatus::Returned));
-            tx.prepare_cached(
-                "UPDATE payouts SET transfer_url = COALESCE(transfer_url, ?2), transfer_status = ?3,
-                     last_polled_at = ?4, next_poll_at = ?5, watch_until = ?6,
-                     failure_code = COALESCE(?7, failure_code),
-                     failure_description = COALESCE(?8, failure_description),
-                     failure_explanation = COALESCE(?9, failure_explanation),
-                     failure_advice = COALESCE(?10, failure_advice)
-                 WHERE id = ?1",
-            )
-            .map_err(err)?
-            .execute(params![
-                observation.payout_id,
-                observation.transfer_url,
-                status.as_str(),
-                times.now,
-                next_poll_at,
-                watch_until,
-                failure.map(|f| &f.code),
-                failure.map(|f| &f.description),
-                failure.and_then(|f| f.explanation.as_ref()),
-                failure.map(|f| f.advice.as_str()),
-            ])
-            .map_err(err)?;
-            outcomes.push(match decision {
-                Decision::Move(to) => ObservationOutcome::Moved { from, to },
-                Decision::Stay => ObservationOutcome::Unchanged { state },
-            });
+            outcomes.push(record_observation(&tx, observation, times).map_err(err)?);
         }
         tx.commit().map_err(err)?;
         Ok(outcomes)
     }
+}
+
+/// What the ledger holds about a payout's transfer before an observation is stored.
+struct StoredTransfer {
+    url: Option<String>,
+    status: Option<TransferStatus>,
+    watch_until: Option<String>,
+}
+
+/// One observation, inside the caller's transaction. A payout that does not exist, a transfer
+/// that is not the payout's, or a refused transition is a `Conflict` outcome; only SQLite
+/// failures are errors.
+fn record_observation(
+    tx: &Transaction<'_>,
+    observation: &Observation,
+    times: &PollTimes,
+) -> rusqlite::Result<ObservationOutcome> {
+    let Some(stored) = stored_transfer(tx, observation.payout_id)? else {
+        return Ok(ObservationOutcome::Conflict(format!(
+            "payout {} does not exist",
+            observation.payout_id
+        )));
+    };
+    if let Some(stored_url) = &stored.url
+        && last_segment(stored_url) != last_segment(&observation.transfer_url)
+    {
+        return Ok(ObservationOutcome::Conflict(format!(
+            "transfer {} carries the correlation id of payout {}, whose transfer is {stored_url}",
+            observation.transfer_url, observation.payout_id
+        )));
+    }
+    let reason = observation_reason(observation);
+    let provenance = Provenance {
+        source: &observation.source,
+        reason: Some(&reason),
+    };
+    let event = Event::TransferObserved(observation.status);
+    let (from, decision) = match apply(tx, observation.payout_id, event, &times.now, provenance) {
+        Ok(applied) => applied,
+        Err(ApplyError::Sqlite(source)) => return Err(source),
+        Err(other) => return Ok(ObservationOutcome::Conflict(other.to_string())),
+    };
+    let state = match decision {
+        Decision::Move(to) => to,
+        Decision::Stay => from,
+    };
+    let status = match stored.status {
+        Some(stored) if stored.rank() >= observation.status.rank() => stored,
+        _ => observation.status,
+    };
+    let (next_poll_at, watch_until) = schedule(state, stored.watch_until, times);
+    store_transfer(tx, observation, status, &next_poll_at, &watch_until, times)?;
+    Ok(match decision {
+        Decision::Move(to) => ObservationOutcome::Moved { from, to },
+        Decision::Stay => ObservationOutcome::Unchanged { state },
+    })
+}
+
+fn stored_transfer(
+    tx: &Transaction<'_>,
+    payout_id: i64,
+) -> rusqlite::Result<Option<StoredTransfer>> {
+    tx.prepare_cached(
+        "SELECT transfer_url, transfer_status, watch_until FROM payouts WHERE id = ?1",
+    )?
+    .query_row([payout_id], |row| {
+        Ok(StoredTransfer {
+            url: row.get(0)?,
+            status: row
+                .get::<_, Option<String>>(1)?
+                .and_then(|text| text.parse().ok()),
+            watch_until: row.get(2)?,
+        })
+    })
+    .optional()
+}
+
+/// Writes Dwolla's status (never backwards, `status` is already the furthest), the failure
+/// reason when the transfer failed or was returned, and the poll schedule.
+fn store_transfer(
+    tx: &Transaction<'_>,
+    observation: &Observation,
+    status: TransferStatus,
+    next_poll_at: &Option<String>,
+    watch_until: &Option<String>,
+    times: &PollTimes,
+) -> rusqlite::Result<()> {
+    let failure = observation
+        .failure
+        .as_ref()
+        .filter(|_| matches!(status, TransferStatus::Failed | TransferStatus::Returned));
+    tx.prepare_cached(
+        "UPDATE payouts SET transfer_url = COALESCE(transfer_url, ?2), transfer_status = ?3,
+             last_polled_at = ?4, next_poll_at = ?5, watch_until = ?6,
+             failure_code = COALESCE(?7, failure_code),
+             failure_description = COALESCE(?8, failure_description),
+             failure_explanation = COALESCE(?9, failure_explanation),
+             failure_advice = COALESCE(?10, failure_advice)
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        observation.payout_id,
+        observation.transfer_url,
+        status.as_str(),
+        times.now,
+        next_poll_at,
+        watch_until,
+        failure.map(|f| &f.code),
+        failure.map(|f| &f.description),
+        failure.and_then(|f| f.explanation.as_ref()),
+        failure.map(|f| f.advice.as_str()),
+    ])?;
+    Ok(())
 }
 
 /// When to poll a payout next, and the end of its returns window, given its state after an

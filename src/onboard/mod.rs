@@ -15,7 +15,7 @@ pub mod bank;
 pub mod payee_file;
 pub mod payees;
 
-use crate::dwolla::{Client, DwollaError, Embedded, Page};
+use crate::dwolla::DwollaError;
 
 /// Dwolla's `_embedded.errors`, as `\n  /path: message` lines.
 pub fn embedded_errors(err: &DwollaError) -> String {
@@ -33,40 +33,4 @@ pub fn embedded_errors(err: &DwollaError) -> String {
             )
         })
         .collect()
-}
-
-/// Every item of a list, following `_links.next`; stops after `max` items when given. A list
-/// that links back to a page already read is an error rather than an endless loop.
-pub async fn all_pages<T: Embedded>(
-    client: &Client,
-    first: Page<T>,
-    max: Option<usize>,
-) -> Result<Vec<T>, DwollaError> {
-    let mut seen = std::collections::HashSet::new();
-    let mut items = Vec::new();
-    let mut page = first;
-    loop {
-        items.append(&mut page.items);
-        if let Some(max) = max
-            && items.len() >= max
-        {
-            items.truncate(max);
-            return Ok(items);
-        }
-        match client.next_page(&page).await? {
-            None => return Ok(items),
-            Some(following) => {
-                if let Some(url) = &page.next
-                    && !seen.insert(url.clone())
-                {
-                    return Err(DwollaError::Decode {
-                        status: 200,
-                        detail: format!("the list links back to {url}"),
-                        request_id: None,
-                    });
-                }
-                page = following;
-            }
-        }
-    }
 }

@@ -140,8 +140,7 @@ pub fn read_payee_file(path: &Path) -> std::io::Result<PayeeFile> {
     let mut record = csv::ByteRecord::new();
     let mut header: Option<Vec<Column>> = None;
     let mut rows = Vec::new();
-    let mut first_line_of_reference: HashMap<String, u64> = HashMap::new();
-    let mut first_line_of_email: HashMap<String, u64> = HashMap::new();
+    let mut seen = Seen::default();
     while reader
         .read_byte_record(&mut record)
         .map_err(std::io::Error::other)?
@@ -159,44 +158,14 @@ pub fn read_payee_file(path: &Path) -> std::io::Result<PayeeFile> {
             }
             continue;
         };
-        match parse_row(columns, &record, line) {
+        match parse_row(columns, &record, line).and_then(|row| seen.first_use(row)) {
+            Ok(row) => {
+                seen.record(&row, line);
+                rows.push(row);
+            }
             Err(problems) => {
                 for problem in problems {
                     push(&mut errors, line, problem);
-                }
-            }
-            Ok(row) => {
-                let mut duplicate = false;
-                if let Some(first) = first_line_of_reference.get(&row.reference) {
-                    push(
-                        &mut errors,
-                        line,
-                        field_error(
-                            Column::Reference,
-                            format!("{:?} is already used on line {first}", row.reference),
-                        ),
-                    );
-                    duplicate = true;
-                }
-                let email_key = row.email.to_ascii_lowercase();
-                if let Some(first) = first_line_of_email.get(&email_key) {
-                    push(
-                        &mut errors,
-                        line,
-                        field_error(
-                            Column::Email,
-                            format!(
-                                "{:?} is already used on line {first}; Dwolla allows one external party per email",
-                                row.email
-                            ),
-                        ),
-                    );
-                    duplicate = true;
-                }
-                if !duplicate {
-                    first_line_of_reference.insert(row.reference.clone(), line);
-                    first_line_of_email.insert(email_key, line);
-                    rows.push(row);
                 }
             }
         }
@@ -215,6 +184,45 @@ pub fn read_payee_file(path: &Path) -> std::io::Result<PayeeFile> {
     } else {
         PayeeFile::Invalid(errors)
     })
+}
+
+/// The first line of each reference and (case-insensitive) email so far.
+#[derive(Default)]
+struct Seen {
+    reference: HashMap<String, u64>,
+    email: HashMap<String, u64>,
+}
+
+impl Seen {
+    /// The row, unless an earlier row has its reference or email: one error for each.
+    fn first_use(&self, row: PayeeRow) -> Result<PayeeRow, Vec<FieldError>> {
+        let mut problems = Vec::new();
+        if let Some(first) = self.reference.get(&row.reference) {
+            problems.push(field_error(
+                Column::Reference,
+                format!("{:?} is already used on line {first}", row.reference),
+            ));
+        }
+        if let Some(first) = self.email.get(&row.email.to_ascii_lowercase()) {
+            problems.push(field_error(
+                Column::Email,
+                format!(
+                    "{:?} is already used on line {first}; Dwolla allows one external party per email",
+                    row.email
+                ),
+            ));
+        }
+        if problems.is_empty() {
+            Ok(row)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn record(&mut self, row: &PayeeRow, line: u64) {
+        self.reference.insert(row.reference.clone(), line);
+        self.email.insert(row.email.to_ascii_lowercase(), line);
+    }
 }
 
 fn parse_header(record: &csv::ByteRecord) -> Result<Vec<Column>, Vec<FieldError>> {
@@ -284,6 +292,53 @@ fn parse_row(
     record: &csv::ByteRecord,
     line: u64,
 ) -> Result<PayeeRow, Vec<FieldError>> {
+    let text = row_fields(columns, record)?;
+    let get = |column: Column| text.get(&column).copied().unwrap_or("");
+    let mut errors = Vec::new();
+    let reference = get(Column::Reference);
+    check_reference(reference, &mut errors);
+    let who = who(&get, &mut errors);
+    let email = get(Column::Email);
+    check_email(email, &mut errors);
+    let routing_number = parsed(&get, Column::RoutingNumber, str::parse, &mut errors);
+    let account_number = parsed(&get, Column::AccountNumber, str::parse, &mut errors);
+    let account_type = parsed(&get, Column::AccountType, parse_account_type, &mut errors);
+    let account_name = get(Column::AccountName);
+    if account_name.chars().count() > MAX_ACCOUNT_NAME_LEN {
+        errors.push(field_error(
+            Column::AccountName,
+            format!("is longer than {MAX_ACCOUNT_NAME_LEN} characters (Dwolla's limit)"),
+        ));
+    }
+    match (who, routing_number, account_number, account_type) {
+        (Some(who), Some(routing_number), Some(account_number), Some(account_type))
+            if errors.is_empty() =>
+        {
+            let account_name = if account_name.is_empty() {
+                default_account_name(account_type, &account_number)
+            } else {
+                account_name.to_string()
+            };
+            Ok(PayeeRow {
+                line,
+                reference: reference.to_string(),
+                who,
+                email: email.to_string(),
+                routing_number,
+                account_number,
+                account_type,
+                account_name,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// The row's fields by column, trimmed: the row must have the header's shape and be UTF-8.
+fn row_fields<'r>(
+    columns: &[Column],
+    record: &'r csv::ByteRecord,
+) -> Result<HashMap<Column, &'r str>, Vec<FieldError>> {
     if record.len() != columns.len() {
         let blank = record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace);
         return Err(vec![row_error(if blank {
@@ -309,12 +364,14 @@ fn parse_row(
             )),
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
+    if errors.is_empty() {
+        Ok(text)
+    } else {
+        Err(errors)
     }
-    let get = |column: Column| text.get(&column).copied().unwrap_or("");
+}
 
-    let reference = get(Column::Reference);
+fn check_reference(reference: &str, errors: &mut Vec<FieldError>) {
     if reference.is_empty() {
         errors.push(field_error(
             Column::Reference,
@@ -331,7 +388,11 @@ fn parse_row(
             "contains a control character",
         ));
     }
+}
 
+/// A business (business_name alone) or a person (first_name and last_name), each name within
+/// Dwolla's length.
+fn who<'a>(get: &impl Fn(Column) -> &'a str, errors: &mut Vec<FieldError>) -> Option<Who> {
     for column in [Column::BusinessName, Column::FirstName, Column::LastName] {
         if get(column).chars().count() > MAX_NAME_LEN {
             errors.push(field_error(
@@ -342,42 +403,29 @@ fn parse_row(
     }
     let business = get(Column::BusinessName);
     let (first, last) = (get(Column::FirstName), get(Column::LastName));
-    let who = match (business.is_empty(), first.is_empty(), last.is_empty()) {
-        (false, true, true) => Some(Who::Business(business.to_string())),
-        (true, false, false) => Some(Who::Person {
-            first_name: first.to_string(),
-            last_name: last.to_string(),
-        }),
-        (false, _, _) => {
-            errors.push(field_error(
-                Column::BusinessName,
-                "a payee is a business (business_name) or a person (first_name and last_name), not both",
-            ));
-            None
+    let problem = match (business.is_empty(), first.is_empty(), last.is_empty()) {
+        (false, true, true) => return Some(Who::Business(business.to_string())),
+        (true, false, false) => {
+            return Some(Who::Person {
+                first_name: first.to_string(),
+                last_name: last.to_string(),
+            });
         }
+        (false, _, _) => field_error(
+            Column::BusinessName,
+            "a payee is a business (business_name) or a person (first_name and last_name), not both",
+        ),
         (true, true, true) => {
-            errors.push(row_error(
-                "the payee has no name: give business_name, or first_name and last_name",
-            ));
-            None
+            row_error("the payee has no name: give business_name, or first_name and last_name")
         }
-        (true, true, false) => {
-            errors.push(field_error(
-                Column::FirstName,
-                "is empty, but last_name is given",
-            ));
-            None
-        }
-        (true, false, true) => {
-            errors.push(field_error(
-                Column::LastName,
-                "is empty, but first_name is given",
-            ));
-            None
-        }
+        (true, true, false) => field_error(Column::FirstName, "is empty, but last_name is given"),
+        (true, false, true) => field_error(Column::LastName, "is empty, but first_name is given"),
     };
+    errors.push(problem);
+    None
+}
 
-    let email = get(Column::Email);
+fn check_email(email: &str, errors: &mut Vec<FieldError>) {
     if email.is_empty() {
         errors.push(field_error(
             Column::Email,
@@ -389,57 +437,21 @@ fn parse_row(
             format!("{email:?} is not an email address"),
         ));
     }
+}
 
-    let routing_number = match get(Column::RoutingNumber).parse::<RoutingNumber>() {
-        Ok(routing) => Some(routing),
+/// `column`'s text parsed by `parse`, its error recorded against the column.
+fn parsed<'a, T, E: Into<String>>(
+    get: &impl Fn(Column) -> &'a str,
+    column: Column,
+    parse: impl Fn(&'a str) -> Result<T, E>,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    match parse(get(column)) {
+        Ok(value) => Some(value),
         Err(message) => {
-            errors.push(field_error(Column::RoutingNumber, message));
+            errors.push(field_error(column, message));
             None
         }
-    };
-    let account_number = match get(Column::AccountNumber).parse::<AccountNumber>() {
-        Ok(account) => Some(account),
-        Err(message) => {
-            errors.push(field_error(Column::AccountNumber, message));
-            None
-        }
-    };
-    let account_type = match parse_account_type(get(Column::AccountType)) {
-        Ok(kind) => Some(kind),
-        Err(message) => {
-            errors.push(field_error(Column::AccountType, message));
-            None
-        }
-    };
-    let account_name = get(Column::AccountName);
-    if account_name.chars().count() > MAX_ACCOUNT_NAME_LEN {
-        errors.push(field_error(
-            Column::AccountName,
-            format!("is longer than {MAX_ACCOUNT_NAME_LEN} characters (Dwolla's limit)"),
-        ));
-    }
-
-    match (who, routing_number, account_number, account_type) {
-        (Some(who), Some(routing_number), Some(account_number), Some(account_type))
-            if errors.is_empty() =>
-        {
-            let account_name = if account_name.is_empty() {
-                default_account_name(account_type, &account_number)
-            } else {
-                account_name.to_string()
-            };
-            Ok(PayeeRow {
-                line,
-                reference: reference.to_string(),
-                who,
-                email: email.to_string(),
-                routing_number,
-                account_number,
-                account_type,
-                account_name,
-            })
-        }
-        _ => Err(errors),
     }
 }
 

@@ -23,8 +23,9 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use super::bank::account_type_str;
+use super::embedded_errors;
 use super::payee_file::{PayeeRow, Who};
-use super::{all_pages, embedded_errors};
+use crate::dwolla::all_pages;
 use crate::dwolla::wire::{CreateExternalParty, CreateExternalPartyFundingSource};
 use crate::dwolla::{Client, Disposition, DwollaError};
 use crate::ingest::FileError;

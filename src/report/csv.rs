@@ -334,9 +334,7 @@ impl Numbers {
         self.amount.clear();
         self.attempts.clear();
         let _ = write!(self.line, "{line}");
-        let sign = if amount_cents < 0 { "-" } else { "" };
-        let cents = amount_cents.unsigned_abs();
-        let _ = write!(self.amount, "{sign}{}.{:02}", cents / 100, cents % 100);
+        let _ = crate::money::write_decimal(&mut self.amount, amount_cents);
         let _ = write!(self.attempts, "{attempts}");
         (
             self.line.as_bytes(),

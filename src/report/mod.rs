@@ -23,11 +23,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::ledger::{BatchSelection, Ledger};
+pub use crate::money::{decimal, dollars};
 pub use action::action;
 pub use summary::{Summary, SummaryBuilder, build_summary};
 
 /// A report format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// One row per payout, for spreadsheets.
     Csv,
@@ -116,28 +117,6 @@ pub fn write_reports(
         html::write_html(ledger, &summary, out)
     })?;
     Ok((Format::ALL.into_iter().map(path).collect(), summary))
-}
-
-/// `1234567.89` as `$1,234,567.89`, for people (HTML); CSV and JSON keep the plain decimal.
-pub fn dollars(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    let whole = (cents / 100).to_string();
-    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
-    for (index, digit) in whole.chars().enumerate() {
-        if index > 0 && (whole.len() - index).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    format!("{sign}${grouped}.{:02}", cents % 100)
-}
-
-/// A decimal string of cents (`1234.56`), signed; the plain form CSV and JSON use.
-pub fn decimal(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", cents / 100, cents % 100)
 }
 
 /// The id at the end of a transfer URL.

@@ -19,11 +19,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{csv::neutralise, decimal, transfer_id};
-use crate::dwolla::wire::{MAX_PAGE_LIMIT, Transfer, TransferQuery, TransferStatus};
-use crate::dwolla::{Client, DwollaError};
+use crate::dwolla::wire::{MAX_PAGE_LIMIT, Transfer, TransferQuery};
+use crate::dwolla::{Client, LoopGuard};
 use crate::ledger::{self, Ledger, ReconcilePayout, parse_correlation_id};
 use crate::money::Cents;
-use crate::payout::{self, Decision, Event, PayoutState};
+use crate::payout::{self, Decision, Event, PayoutState, TransferStatus};
 
 /// What kind of disagreement between the ledger and Dwolla.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -142,23 +142,53 @@ pub async fn reconcile(
     ledger: &Ledger,
     client: &Client,
     options: &ReconcileOptions,
-    mut found: impl FnMut(&Discrepancy) -> anyhow::Result<()>,
+    found: impl FnMut(&Discrepancy) -> anyhow::Result<()>,
 ) -> anyhow::Result<ReconcileSummary> {
     let _snapshot = ledger.read_snapshot()?;
     let batch_ids = ledger.batch_ids_by_key()?;
-    let mut summary = ReconcileSummary {
-        by_kind: Kind::ALL.iter().map(|kind| (kind.as_str(), 0)).collect(),
-        ..ReconcileSummary::default()
+    let mut findings = Findings {
+        summary: ReconcileSummary {
+            by_kind: Kind::ALL.iter().map(|kind| (kind.as_str(), 0)).collect(),
+            ..ReconcileSummary::default()
+        },
+        found,
     };
-    let mut report = |summary: &mut ReconcileSummary, discrepancy: Discrepancy| {
-        summary.discrepancies += 1;
-        *summary
+    let mut matcher = Matcher {
+        ledger,
+        batch_ids: &batch_ids,
+        since: options.since,
+        seen: HashSet::new(),
+    };
+    compare_listed(client, &mut matcher, &mut findings).await?;
+    let since = options.since.map(ledger::timestamp);
+    report_missing(ledger, since.as_deref(), &matcher.seen, &mut findings)?;
+    Ok(findings.summary)
+}
+
+/// The summary so far and where each discrepancy goes.
+struct Findings<F> {
+    summary: ReconcileSummary,
+    found: F,
+}
+
+impl<F: FnMut(&Discrepancy) -> anyhow::Result<()>> Findings<F> {
+    fn report(&mut self, discrepancy: Discrepancy) -> anyhow::Result<()> {
+        self.summary.discrepancies += 1;
+        *self
+            .summary
             .by_kind
             .entry(discrepancy.kind.as_str())
             .or_default() += 1;
-        found(&discrepancy)
-    };
+        (self.found)(&discrepancy)
+    }
+}
 
+/// Walks the account's transfer list, 200 a page, and compares each transfer with the ledger.
+async fn compare_listed<F: FnMut(&Discrepancy) -> anyhow::Result<()>>(
+    client: &Client,
+    matcher: &mut Matcher<'_>,
+    findings: &mut Findings<F>,
+) -> anyhow::Result<()> {
     let root = client
         .root()
         .await
@@ -176,31 +206,18 @@ pub async fn reconcile(
         .list_account_transfers(&account_id, &query)
         .await
         .context("cannot list the account's transfers")?;
-    let mut matcher = Matcher {
-        ledger,
-        batch_ids: &batch_ids,
-        since: options.since,
-        seen: HashSet::new(),
-    };
-    let mut pages_seen = HashSet::new();
+    let mut guard = LoopGuard::new("transfer list");
     loop {
         for transfer in &page.items {
-            summary.transfers_listed += 1;
+            findings.summary.transfers_listed += 1;
             let (checked, discrepancy) = matcher.check(transfer)?;
-            summary.transfers_checked += u64::from(checked);
+            findings.summary.transfers_checked += u64::from(checked);
             if let Some(discrepancy) = discrepancy {
-                report(&mut summary, discrepancy)?;
+                findings.report(discrepancy)?;
             }
         }
-        if let Some(next) = &page.next
-            && !pages_seen.insert(next.clone())
-        {
-            return Err(DwollaError::Decode {
-                status: 200,
-                detail: format!("the transfer list links back to {next}"),
-                request_id: None,
-            }
-            .into());
+        if let Some(next) = &page.next {
+            guard.follow(next)?;
         }
         match client
             .next_page(&page)
@@ -208,14 +225,20 @@ pub async fn reconcile(
             .context("cannot list the account's transfers")?
         {
             Some(next) => page = next,
-            None => break,
+            None => return Ok(()),
         }
     }
+}
 
-    let since = options.since.map(ledger::timestamp);
-    let seen = matcher.seen;
-    ledger.for_each_sent_payout(since.as_deref(), |payout| -> anyhow::Result<()> {
-        summary.sent_payouts_checked += 1;
+/// Every payout the ledger calls sent (since `since`) whose transfer Dwolla did not list.
+fn report_missing<F: FnMut(&Discrepancy) -> anyhow::Result<()>>(
+    ledger: &Ledger,
+    since: Option<&str>,
+    seen: &HashSet<i64>,
+    findings: &mut Findings<F>,
+) -> anyhow::Result<()> {
+    ledger.for_each_sent_payout(since, |payout| -> anyhow::Result<()> {
+        findings.summary.sent_payouts_checked += 1;
         if seen.contains(&payout.id) {
             return Ok(());
         }
@@ -230,10 +253,9 @@ pub async fn reconcile(
                 payout.state
             ),
         };
-        let discrepancy = with_payout(Kind::MissingTransfer, &payout, None, detail);
-        report(&mut summary, discrepancy)
+        findings.report(with_payout(Kind::MissingTransfer, &payout, None, detail))
     })?;
-    Ok(summary)
+    Ok(())
 }
 
 struct Matcher<'a> {
@@ -355,20 +377,13 @@ fn compare(payout: &ReconcilePayout, transfer: &Transfer) -> Option<(Kind, Strin
             ),
         ));
     }
-    let observed = match &transfer.status {
-        TransferStatus::Created => Some(payout::TransferStatus::Created),
-        TransferStatus::Pending => Some(payout::TransferStatus::Pending),
-        TransferStatus::Processed => Some(payout::TransferStatus::Processed),
-        TransferStatus::Failed => Some(payout::TransferStatus::Failed),
-        TransferStatus::Returned => Some(payout::TransferStatus::Returned),
-        TransferStatus::Other(_) => None,
-    };
+    let observed = transfer.status.known();
     // Dwolla's created and pending both mean a submitted payout.
     let implied = observed.map(|status| match status {
-        payout::TransferStatus::Created | payout::TransferStatus::Pending => PayoutState::Submitted,
-        payout::TransferStatus::Processed => PayoutState::Processed,
-        payout::TransferStatus::Failed => PayoutState::Failed,
-        payout::TransferStatus::Returned => PayoutState::Returned,
+        TransferStatus::Created | TransferStatus::Pending => PayoutState::Submitted,
+        TransferStatus::Processed => PayoutState::Processed,
+        TransferStatus::Failed => PayoutState::Failed,
+        TransferStatus::Returned => PayoutState::Returned,
     });
     if implied == Some(payout.state) {
         return None;

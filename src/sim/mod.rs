@@ -7,10 +7,13 @@
 //!
 //! # Layout, in import order (each file imports only files below it; none imports this one)
 //! - this `mod.rs`: the public API ([`SimHandle`], [`spawn`], [`serve`]) and `payrun sim`;
-//! - `server`: the accept loop, which can close a connection without a response (drop faults);
-//! - `api`: the Connect endpoints (routing, validation, HAL+JSON responses) and `/_sim/*`;
-//! - `pipeline`: what every request passes through: request id, statistics, rate limit,
-//!   injected faults, `Accept` and bearer-token checks, Idempotency-Key handling;
+//! - `http/`: the HTTP side, itself in import order: `server` (the accept loop, which can close
+//!   a connection without a response for the drop fault), `router` (every route in one table),
+//!   `pipeline` (what every request passes through: request id, statistics, rate limit,
+//!   injected faults, `Accept` and bearer-token checks, Idempotency-Key handling), one handler
+//!   file per resource family (`token`, `accounts` and treasury, `parties`, `funding_sources`,
+//!   `exchanges`, `transfers`, `webhooks` with events, `client_tokens`, `control` for
+//!   `/_sim/*`), and the helpers they share: `respond`, `extract`, `paging`;
 //! - `engine`: moves transfers along on the simulator's clock and delivers webhooks;
 //! - `state/`: the lock-protected shared state (`shared`), and what acts on it: `admission`
 //!   (rate limit and faults), `tokens`, `idempotency`, `inspect` (statistics, clock, transfers);
@@ -36,15 +39,13 @@
 //! - The clock: real time plus an offset (`POST /_sim/advance`); tokens, keys, the lifecycle
 //!   and webhook retries all follow it.
 
-mod api;
 mod clock;
 mod config;
 mod engine;
 mod error;
 mod failures;
-mod pipeline;
+mod http;
 mod seed;
-mod server;
 mod state;
 mod store;
 mod validate;
@@ -170,7 +171,7 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
     let addr = listener.local_addr()?;
     let shared = build(config, addr);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::run(listener, shared.clone(), async move {
+    let task = tokio::spawn(http::run(listener, shared.clone(), async move {
         let _ = rx.await;
     }));
     Ok(SimHandle {
@@ -189,7 +190,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let shared = build(config, addr);
-    server::run(listener, shared, shutdown).await
+    http::run(listener, shared, shutdown).await
 }
 
 /// The URL clients use for `addr` (an unspecified address is reached on 127.0.0.1), as the

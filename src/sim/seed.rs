@@ -176,11 +176,19 @@ fn seeded_at(n: i64) -> SimTime {
     SimTime(1_736_175_600_000 + n * 1_000)
 }
 
+/// Everything a fresh simulator holds: partners, the treasury account, the main account's two
+/// funding sources and the 50 payees with one funding source each.
 pub fn seed(store: &mut Store) {
-    let jpm = id(JP_MORGAN_ID);
+    seed_partners(store);
+    seed_account(store);
+    seed_payees(store);
+}
+
+/// The treasury and exchange partners of the Connect spec's examples.
+fn seed_partners(store: &mut Store) {
     store.treasury_partners = vec![
         TreasuryPartner {
-            id: jpm,
+            id: id(JP_MORGAN_ID),
             name: "J.P. Morgan",
             context_field: "achCoId",
         },
@@ -207,12 +215,16 @@ pub fn seed(store: &mut Store) {
             created: "2023-05-15T14:43:47.615Z",
         },
     ];
+}
+
+/// The treasury account and the main account's linked and unlinked funding sources.
+fn seed_account(store: &mut Store) {
     let treasury = id(TREASURY_ACCOUNT_ID);
     store.add_treasury_account(TreasuryAccount {
         id: treasury,
         name: "Payrun Demo Co - J.P. Morgan operating".into(),
         created: seeded_at(1),
-        partner: jpm,
+        partner: id(JP_MORGAN_ID),
         context_field: "achCoId",
         context_value: "4161803583".into(),
     });
@@ -239,6 +251,13 @@ pub fn seed(store: &mut Store) {
             false,
         );
     }
+}
+
+/// One seeded payee: who, email, funding-source name, bank account type.
+type Payee = (PartyKind, &'static str, &'static str, &'static str);
+
+/// The 50 payees, `PARTIES` first and `MORE_PAYEES` after, numbered from 1.
+fn payees() -> impl Iterator<Item = Payee> {
     let named = PARTIES.iter().map(|(who, email, fs_name, kind)| {
         let kind_of_party = match who {
             Who::Person(first, last) => PartyKind::Personal {
@@ -258,7 +277,11 @@ pub fn seed(store: &mut Store) {
         };
         (kind_of_party, *email, "Checking", "checking")
     });
-    for (i, (kind_of_party, email, fs_name, kind)) in named.chain(ordinary).enumerate() {
+    named.chain(ordinary)
+}
+
+fn seed_payees(store: &mut Store) {
+    for (i, (kind_of_party, email, fs_name, kind)) in payees().enumerate() {
         let n = (i + 1) as u8;
         let created = seeded_at(10 + i as i64);
         let party = external_party_id(n);

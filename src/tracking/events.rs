@@ -20,10 +20,11 @@ use tokio::task::JoinSet;
 use super::{
     Tally, TrackConfig, is_unreachable, observation, payout_id_for, read_with_retry, record,
 };
-use crate::dwolla::Client;
+use crate::dwolla::wire::Transfer;
+use crate::dwolla::{Client, DwollaError};
 use crate::ledger::{
     self, EventFate, Ledger, LedgerError, LockError, Observation, ObservationOutcome, Spool,
-    TrackedPayout, WriterLock,
+    SpooledEvent, TrackedPayout, WriterLock,
 };
 use crate::payout::{PayoutState, TransferStatus};
 
@@ -221,44 +222,71 @@ async fn fetch_batch(
         return Ok(None);
     }
     let batches = ledger.batch_ids_by_key()?;
-    let mut fates = Vec::new();
+    let mut batch = FetchedBatch {
+        n_events: events.len(),
+        fates: Vec::new(),
+        observations: Vec::new(),
+        observed_events: Vec::new(),
+        n_fetches: 0,
+        unreachable: None,
+    };
+    let fetches = plan_fetches(
+        ledger, client, config, &events, &batches, &now_text, &mut batch,
+    )?;
+    batch.n_fetches = fetches.len() as u64;
+    let retry_at = ledger::timestamp(now + config.event_retry_after);
+    for (fetch, result) in fetch_all(client, config, fetches).await? {
+        settle(fetch, result, &batches, &retry_at, &mut batch);
+    }
+    Ok(Some(batch))
+}
+
+/// Decides, without a request, what each event needs: finished at once (ignored topic, no
+/// resource, not payrun's, stale) into `batch.fates`, or a fetch of its transfer, one per URL.
+fn plan_fetches(
+    ledger: &mut Ledger,
+    client: &Client,
+    config: &TrackConfig,
+    events: &[SpooledEvent],
+    batches: &HashMap<String, i64>,
+    now_text: &str,
+    batch: &mut FetchedBatch,
+) -> anyhow::Result<Vec<Fetch>> {
     let mut fetches: Vec<Fetch> = Vec::new();
     let mut by_url: HashMap<String, usize> = HashMap::new();
-    for event in &events {
+    for event in events {
         let Some(announced) = config.topics.transfer_status(&event.topic) else {
             tracing::debug!(event_id = %event.event_id, topic = %event.topic, "topic ignored");
-            fates.push(done(&event.event_id, "ignored_topic"));
+            batch.fates.push(done(&event.event_id, "ignored_topic"));
             continue;
         };
         let url = match (&event.resource_url, &event.resource_id) {
             (Some(url), _) => url.clone(),
             (None, Some(id)) => client.transfer_url(id),
             (None, None) => {
-                fates.push(done(&event.event_id, "no_resource"));
+                batch.fates.push(done(&event.event_id, "no_resource"));
                 continue;
             }
         };
         let payout_id = match event.correlation_id.as_deref() {
             None => None,
-            Some(correlation_id) => match payout_id_for(correlation_id, &batches) {
+            Some(correlation_id) => match payout_id_for(correlation_id, batches) {
                 Some(id) => Some(id),
                 None => {
-                    fates.push(done(&event.event_id, "not_payrun"));
+                    batch.fates.push(done(&event.event_id, "not_payrun"));
                     continue;
                 }
             },
         };
         if let Some(id) = payout_id {
-            match ledger.tracked_payout(id, &now_text)? {
-                None => {
-                    fates.push(done(&event.event_id, "not_payrun"));
-                    continue;
-                }
-                Some(payout) if is_stale(&payout, announced) => {
-                    fates.push(done(&event.event_id, "stale"));
-                    continue;
-                }
-                Some(_) => {}
+            let verdict = match ledger.tracked_payout(id, now_text)? {
+                None => Some("not_payrun"),
+                Some(payout) if is_stale(&payout, announced) => Some("stale"),
+                Some(_) => None,
+            };
+            if let Some(outcome) = verdict {
+                batch.fates.push(done(&event.event_id, outcome));
+                continue;
             }
         }
         let idx = *by_url.entry(url.clone()).or_insert_with(|| {
@@ -273,11 +301,19 @@ async fn fetch_batch(
             .events
             .push((event.event_id.clone(), announced.rank()));
     }
+    Ok(fetches)
+}
 
+/// GETs every planned transfer, at most `max_concurrent_reads` at once, each read retried by
+/// the tracking policy; results in the order they finish.
+async fn fetch_all(
+    client: &Client,
+    config: &TrackConfig,
+    fetches: Vec<Fetch>,
+) -> anyhow::Result<Vec<(Fetch, Result<Transfer, DwollaError>)>> {
     let shared = Arc::new(config.clone());
     let slots = Arc::new(Semaphore::new(config.max_concurrent_reads.max(1)));
     let mut tasks = JoinSet::new();
-    let n_fetches = fetches.len() as u64;
     for fetch in fetches {
         let (client, config, slots) = (client.clone(), shared.clone(), slots.clone());
         tasks.spawn(async move {
@@ -286,77 +322,79 @@ async fn fetch_batch(
             (fetch, result)
         });
     }
-    let retry_at = ledger::timestamp(now + config.event_retry_after);
-    let mut observations = Vec::new();
-    let mut observed_events = Vec::new();
-    let mut unreachable = None;
+    let mut results = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let (fetch, result) = joined?;
-        let event_ids = || fetch.events.iter().map(|(id, _)| id.as_str());
-        let transfer = match result {
-            Ok(transfer) => transfer,
-            Err(error) if is_unreachable(&error) => {
-                unreachable = Some(format!("cannot read transfers: {error}"));
-                for id in event_ids() {
-                    fates.push((
-                        id.to_string(),
-                        EventFate::RetryAt {
-                            at: retry_at.clone(),
-                            error: error.to_string(),
-                        },
-                    ));
-                }
-                continue;
-            }
-            Err(error) => {
-                tracing::warn!(url = %fetch.url, "webhook event points at a transfer payrun cannot read: {error}");
-                fates.extend(event_ids().map(|id| done(id, "unreadable")));
-                continue;
-            }
-        };
-        let payout_id = fetch.payout_id.or_else(|| {
-            transfer
-                .correlation_id
-                .as_deref()
-                .and_then(|c| payout_id_for(c, &batches))
-        });
-        let Some(payout_id) = payout_id else {
-            fates.extend(event_ids().map(|id| done(id, "not_payrun")));
-            continue;
-        };
-        // The history names the event that announced the furthest status.
-        let (cause, _) = fetch
-            .events
-            .iter()
-            .max_by_key(|(_, rank)| *rank)
-            .expect("a fetch has at least one event");
-        let source = format!("webhook:{cause}");
-        match observation(&transfer, payout_id, &fetch.url, source) {
-            Some(seen) => {
-                observations.push(seen);
-                observed_events.push(event_ids().map(str::to_string).collect());
-            }
-            None => {
-                for id in event_ids() {
-                    fates.push((
-                        id.to_string(),
-                        EventFate::RetryAt {
-                            at: retry_at.clone(),
-                            error: format!("transfer status {:?} not understood", transfer.status),
-                        },
-                    ));
-                }
-            }
-        }
+        results.push(joined?);
     }
-    Ok(Some(FetchedBatch {
-        n_events: events.len(),
-        fates,
-        observations,
-        observed_events,
-        n_fetches,
-        unreachable,
-    }))
+    Ok(results)
+}
+
+/// What one fetched transfer means for its events: an observation to record, or a fate
+/// (retry later when Dwolla was unreachable or the status unknown; done when unreadable or
+/// not payrun's).
+fn settle(
+    fetch: Fetch,
+    result: Result<Transfer, DwollaError>,
+    batches: &HashMap<String, i64>,
+    retry_at: &str,
+    batch: &mut FetchedBatch,
+) {
+    let event_ids = || fetch.events.iter().map(|(id, _)| id.as_str());
+    let retry = |error: String| {
+        event_ids()
+            .map(|id| {
+                let at = retry_at.to_string();
+                let error = error.clone();
+                (id.to_string(), EventFate::RetryAt { at, error })
+            })
+            .collect::<Vec<_>>()
+    };
+    let transfer = match result {
+        Ok(transfer) => transfer,
+        Err(error) if is_unreachable(&error) => {
+            batch.unreachable = Some(format!("cannot read transfers: {error}"));
+            batch.fates.extend(retry(error.to_string()));
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(url = %fetch.url, "webhook event points at a transfer payrun cannot read: {error}");
+            batch
+                .fates
+                .extend(event_ids().map(|id| done(id, "unreadable")));
+            return;
+        }
+    };
+    let payout_id = fetch.payout_id.or_else(|| {
+        transfer
+            .correlation_id
+            .as_deref()
+            .and_then(|c| payout_id_for(c, batches))
+    });
+    let Some(payout_id) = payout_id else {
+        batch
+            .fates
+            .extend(event_ids().map(|id| done(id, "not_payrun")));
+        return;
+    };
+    // The history names the event that announced the furthest status.
+    let (cause, _) = fetch
+        .events
+        .iter()
+        .max_by_key(|(_, rank)| *rank)
+        .expect("a fetch has at least one event");
+    let source = format!("webhook:{cause}");
+    match observation(&transfer, payout_id, &fetch.url, source) {
+        Some(seen) => {
+            batch.observations.push(seen);
+            batch
+                .observed_events
+                .push(event_ids().map(str::to_string).collect());
+        }
+        None => batch.fates.extend(retry(format!(
+            "transfer status {:?} not understood",
+            transfer.status
+        ))),
+    }
 }
 
 fn commit_batch(

@@ -63,7 +63,7 @@ pub struct TrackConfig {
 }
 
 /// How a sweep asks about due transfers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListMode {
     /// Walk the account's transfer list when that needs fewer requests than one GET each.
     Auto,
@@ -294,9 +294,10 @@ pub(crate) fn observation(
     fallback_url: &str,
     source: String,
 ) -> Option<Observation> {
-    let status: TransferStatus = match transfer.status.as_str().parse() {
-        Ok(status) => status,
-        Err(reason) => {
+    let status: TransferStatus = match transfer.status.known() {
+        Some(status) => status,
+        None => {
+            let reason = format!("unknown transfer status {:?}", transfer.status.as_str());
             tracing::warn!(transfer = %transfer.id, %reason, "transfer status not understood; left for a later look");
             return None;
         }

@@ -99,7 +99,7 @@ pub async fn list(client: &Client, spool_path: &Path) -> anyhow::Result<()> {
 pub async fn resume(client: &Client, id: &str) -> anyhow::Result<()> {
     let subscription = client.set_webhook_subscription_paused(id, false).await?;
     let first = client.list_subscription_webhooks(&subscription.id).await?;
-    let webhooks = crate::onboard::all_pages(client, first, None).await?;
+    let webhooks = crate::dwolla::all_pages(client, first, None).await?;
     let undelivered: Vec<&Webhook> = webhooks.iter().filter(|w| !was_delivered(w)).collect();
     for webhook in &undelivered {
         client.retry_webhook(&webhook.id).await?;

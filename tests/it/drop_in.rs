@@ -12,7 +12,7 @@ use payrun::secret::Secret;
 use payrun::sim::{SimConfig, SimHandle};
 use serde_json::{Value, json};
 
-use crate::support::payrun_bin;
+use crate::support::{payrun_bin, sim_dwolla_config};
 
 const API_KEY: &str = "operator-application-key-0001";
 const PARTY: &str = "e0000000-0000-4000-8000-000000000001";
@@ -26,12 +26,11 @@ struct Endpoint {
 fn client_for(base_url: &str, sim: &SimHandle) -> Client {
     Client::new(DwollaConfig {
         base_url: base_url.to_string(),
-        key: sim.key().to_string(),
-        secret: Secret::new(sim.secret()),
         rate_per_second: 100,
         max_in_flight: 4,
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),
+        ..sim_dwolla_config(sim)
     })
     .unwrap()
 }

@@ -6,13 +6,12 @@
 use std::process::Command;
 use std::time::Duration;
 
+use payrun::dwolla::Client;
 use payrun::dwolla::wire::CreateExternalParty;
-use payrun::dwolla::{Client, DwollaConfig};
-use payrun::secret::Secret;
 use payrun::sim::{SimConfig, SimHandle};
 use serde_json::Value;
 
-use crate::support::{Run, Workdir};
+use crate::support::{Run, Workdir, point_at, run_blocking, sim_dwolla_config};
 
 /// A scratch ledger, a simulator, and the binary pointed at it.
 pub struct OnboardEnv {
@@ -33,20 +32,13 @@ impl OnboardEnv {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = self.work.command(args);
-        command
-            .env("DWOLLA_API_URL", self.sim.base_url())
-            .env("DWOLLA_KEY", self.sim.key())
-            .env("DWOLLA_SECRET", self.sim.secret())
-            .env_remove("DWOLLA_ENV")
-            .env_remove("PAYRUN_ACCOUNT_NUMBER");
+        point_at(&mut command, &self.sim).env_remove("PAYRUN_ACCOUNT_NUMBER");
         command
     }
 
     /// Runs the binary off the async threads, so the in-process simulator keeps answering.
-    pub async fn run_command(mut command: Command) -> Run {
-        tokio::task::spawn_blocking(move || Run::from(command.output().expect("run payrun")))
-            .await
-            .expect("the blocking task finishes")
+    pub async fn run_command(command: Command) -> Run {
+        run_blocking(command).await
     }
 
     pub async fn run(&self, args: &[&str]) -> Run {
@@ -64,16 +56,7 @@ impl OnboardEnv {
     }
 
     pub fn client(&self) -> Client {
-        Client::new(DwollaConfig {
-            base_url: self.sim.base_url().to_string(),
-            key: self.sim.key().to_string(),
-            secret: Secret::new(self.sim.secret()),
-            rate_per_second: 1000,
-            max_in_flight: 8,
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(10),
-        })
-        .expect("client")
+        Client::new(sim_dwolla_config(&self.sim)).expect("client")
     }
 
     pub async fn n_parties(&self) -> u64 {

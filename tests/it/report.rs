@@ -8,8 +8,8 @@ use payrun::ledger::{BatchSelection, Ledger};
 use payrun::sim::SimConfig;
 use serde_json::Value;
 
-use crate::send::SendEnv;
-use crate::support::{HAL, Run, sim_token};
+use crate::support::SendEnv;
+use crate::support::{HAL, sim_token};
 
 /// File lines of [`EVERY_STATE_FILE`] (the header is line 1) and the state each is put in.
 const STATES_BY_LINE: [(u32, &str); 10] = [
@@ -96,19 +96,6 @@ async fn ledger_with_every_state() -> SendEnv {
     env
 }
 
-/// Runs the binary without blocking the runtime the simulator runs on.
-async fn payrun(env: &SendEnv, args: &[&str]) -> Run {
-    let mut command = env.work.command(args);
-    command
-        .env("DWOLLA_API_URL", env.sim.base_url())
-        .env("DWOLLA_KEY", env.sim.key())
-        .env("DWOLLA_SECRET", env.sim.secret())
-        .env_remove("DWOLLA_ENV");
-    tokio::task::spawn_blocking(move || Run::from(command.output().expect("run payrun")))
-        .await
-        .unwrap()
-}
-
 fn read(env: &SendEnv, name: &str) -> Vec<u8> {
     std::fs::read(env.work.path().join(name)).unwrap_or_else(|err| panic!("{name}: {err}"))
 }
@@ -145,7 +132,7 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
     let env = ledger_with_every_state().await;
 
     // JSON: every state, exceptions first, and the tie-out.
-    let run = payrun(&env, &["report", "--out", "summary.json"]).await;
+    let run = env.run(&["report", "--out", "summary.json"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("ties out"), "{}", run.stderr);
     let summary: Value = serde_json::from_slice(&read(&env, "summary.json")).unwrap();
@@ -197,7 +184,9 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
     );
 
     // CSV: one row per payout in line order, stable columns, plain amounts, actions.
-    let run = payrun(&env, &["report", "--format", "csv", "--out", "payouts.csv"]).await;
+    let run = env
+        .run(&["report", "--format", "csv", "--out", "payouts.csv"])
+        .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let (header, rows) = csv_rows(&read(&env, "payouts.csv"));
     assert_eq!(
@@ -266,7 +255,7 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
     assert_eq!(total, EVERY_STATE_TOTAL_CENTS, "the CSV ties out too");
 
     // HTML: self-contained, escaped, exceptions with their actions.
-    let run = payrun(&env, &["report", "--out", "report.html"]).await;
+    let run = env.run(&["report", "--out", "report.html"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let html = String::from_utf8(read(&env, "report.html")).unwrap();
     assert!(html.contains("<svg"), "an inline chart");
@@ -293,9 +282,11 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
     );
 
     // Exit statuses: payouts need attention, so --fail-on-exceptions exits 3.
-    let run = payrun(&env, &["report", "--fail-on-exceptions", "--out", "x.json"]).await;
+    let run = env
+        .run(&["report", "--fail-on-exceptions", "--out", "x.json"])
+        .await;
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let run = payrun(&env, &["report", "--batch", "99"]).await;
+    let run = env.run(&["report", "--batch", "99"]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
 
     // A ledger that no longer ties out to its file is reported, loudly, with exit 3.
@@ -305,7 +296,7 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
         [],
     )
     .unwrap();
-    let run = payrun(&env, &["report", "--out", "broken.html"]).await;
+    let run = env.run(&["report", "--out", "broken.html"]).await;
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stderr.contains("DOES NOT TIE OUT"), "{}", run.stderr);
     let html = String::from_utf8(read(&env, "broken.html")).unwrap();
@@ -322,10 +313,10 @@ async fn the_same_ledger_gives_byte_identical_reports() {
         let first = format!("first.{format}");
         let second = format!("second.{format}");
         for out in [&first, &second] {
-            let run = payrun(&env, &["report", "--out", out]).await;
+            let run = env.run(&["report", "--out", out]).await;
             assert_eq!(run.code, 0, "{}", run.stderr);
         }
-        let run = payrun(&env, &["report", "--format", format]).await;
+        let run = env.run(&["report", "--format", format]).await;
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(read(&env, &first), read(&env, &second), "{format}");
         assert_eq!(
@@ -389,7 +380,7 @@ async fn reconcile_finds_an_orphan_transfer_an_amount_mismatch_and_a_missing_tra
     let batch = env.ingest_rows("payouts.csv", 205);
     send_all(&env).await;
 
-    let run = payrun(&env, &["reconcile", "--out", "clean.csv"]).await;
+    let run = env.run(&["reconcile", "--out", "clean.csv"]).await;
     assert_eq!(run.code, 0, "the ledger and Dwolla agree: {}", run.stderr);
     assert!(
         run.stderr.contains("205 transfers at Dwolla"),
@@ -431,7 +422,7 @@ async fn reconcile_finds_an_orphan_transfer_an_amount_mismatch_and_a_missing_tra
     )
     .unwrap();
 
-    let run = payrun(&env, &["reconcile", "--out", "discrepancies.json"]).await;
+    let run = env.run(&["reconcile", "--out", "discrepancies.json"]).await;
     assert_eq!(run.code, 3, "discrepancies alert cron: {}", run.stderr);
     let report: Value = serde_json::from_slice(&read(&env, "discrepancies.json")).unwrap();
     // Transfers come in Dwolla's listing order (newest first), missing transfers after them.
@@ -481,7 +472,7 @@ async fn reconcile_finds_an_orphan_transfer_an_amount_mismatch_and_a_missing_tra
     assert_eq!(report["summary"]["by_kind"]["orphan_transfer"], 1);
 
     // The same in CSV, formula-safe and with an action on every row.
-    let run = payrun(&env, &["reconcile", "--format", "csv"]).await;
+    let run = env.run(&["reconcile", "--format", "csv"]).await;
     assert_eq!(run.code, 3, "{}", run.stderr);
     let mut reader = csv::Reader::from_reader(run.stdout.trim_start_matches('\u{feff}').as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -494,10 +485,8 @@ async fn reconcile_finds_an_orphan_transfer_an_amount_mismatch_and_a_missing_tra
     assert_eq!(&orphan_row[5], orphan.as_str());
 
     // --since after everything: nothing to compare, nothing wrong.
-    let run = payrun(
-        &env,
-        &["reconcile", "--since", "2999-01-01", "--format", "json"],
-    )
-    .await;
+    let run = env
+        .run(&["reconcile", "--since", "2999-01-01", "--format", "json"])
+        .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
 }

@@ -2,10 +2,16 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use payrun::dwolla::{Client, DwollaConfig};
+use payrun::ledger::Ledger;
+use payrun::money::Cents;
+use payrun::secret::Secret;
+use payrun::sender::{SendConfig, SendReport, progress::Display};
 use payrun::sim::{SimConfig, SimHandle};
 use serde_json::Value;
 
@@ -210,4 +216,229 @@ pub async fn sim_token(http: &reqwest::Client, base_url: &str, key: &str, secret
         .as_str()
         .expect("access_token")
         .to_string()
+}
+
+/// Points `command` at `sim`: its URL and credentials, and no `DWOLLA_ENV` from outside.
+pub fn point_at<'c>(command: &'c mut Command, sim: &SimHandle) -> &'c mut Command {
+    command
+        .env("DWOLLA_API_URL", sim.base_url())
+        .env("DWOLLA_KEY", sim.key())
+        .env("DWOLLA_SECRET", sim.secret())
+        .env_remove("DWOLLA_ENV")
+}
+
+/// Runs the binary off the async threads, so that an in-process simulator keeps answering.
+pub async fn run_blocking(mut command: Command) -> Run {
+    tokio::task::spawn_blocking(move || Run::from(command.output().expect("run payrun")))
+        .await
+        .expect("the blocking task finishes")
+}
+
+/// A client configuration for `sim`, generous enough for any test; callers change what they
+/// measure with `..sim_dwolla_config(&sim)`.
+pub fn sim_dwolla_config(sim: &SimHandle) -> DwollaConfig {
+    DwollaConfig {
+        base_url: sim.base_url().to_string(),
+        key: sim.key().to_string(),
+        secret: Secret::new(sim.secret()),
+        rate_per_second: 1000,
+        max_in_flight: 8,
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+/// A scratch ledger and a simulator.
+pub struct SendEnv {
+    pub work: Workdir,
+    pub sim: SimHandle,
+}
+
+/// One payout as the ledger holds it.
+#[derive(Debug)]
+pub struct LedgerPayout {
+    pub correlation_id: String,
+    pub amount_cents: i64,
+    pub destination: String,
+    pub state: String,
+    pub transfer_url: Option<String>,
+    pub attempts: i64,
+}
+
+impl SendEnv {
+    pub async fn start(config: SimConfig) -> SendEnv {
+        let sim = payrun::sim::spawn(config).await.expect("simulator starts");
+        SendEnv {
+            work: Workdir::new(),
+            sim,
+        }
+    }
+
+    /// Ingests a generated file of `n_rows` payouts to the seeded payees; returns the batch.
+    pub fn ingest_rows(&self, name: &str, n_rows: u64) -> i64 {
+        let mut ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
+        payrun::fixtures::ingest_generated(&mut ledger, &self.work.path().join(name), n_rows)
+            .unwrap()
+    }
+
+    pub fn ingest_file(&self, path: &std::path::Path) -> i64 {
+        let mut ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
+        payrun::fixtures::ingest(&mut ledger, path).unwrap()
+    }
+
+    pub fn client(&self, rate: u32, concurrency: usize, request_timeout: Duration) -> Client {
+        Client::new(DwollaConfig {
+            rate_per_second: rate,
+            max_in_flight: concurrency,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout,
+            ..sim_dwolla_config(&self.sim)
+        })
+        .unwrap()
+    }
+
+    /// `payrun ARGS` in the scratch directory, pointed at the simulator, with no outside
+    /// Dwolla environment or configuration file.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.work.command(args);
+        point_at(&mut command, &self.sim)
+            .env(
+                "PAYRUN_SOURCE_FUNDING_SOURCE",
+                self.sim.source_funding_source(),
+            )
+            .env_remove("PAYRUN_CONFIG");
+        command
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        run_blocking(self.command(args)).await
+    }
+
+    /// Test-sized defaults: quick backoff, no progress output.
+    pub fn send_config(&self, concurrency: usize) -> SendConfig {
+        let mut config = SendConfig::new(self.sim.source_funding_source(), concurrency);
+        config.backoff_min = Duration::from_millis(20);
+        config.backoff_max = Duration::from_millis(200);
+        config.attempts_per_run = 30;
+        config.max_attempts = 60;
+        config.progress = Display::Off;
+        config
+    }
+
+    pub async fn send(&self, client: Client, config: SendConfig) -> SendReport {
+        let ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
+        let (_stop, stopping) = tokio::sync::watch::channel(false);
+        payrun::sender::send(ledger, client, config, stopping)
+            .await
+            .expect("send runs")
+    }
+
+    /// The ledger's payouts; none when a run was killed before it made the ledger.
+    pub fn payouts(&self) -> Vec<LedgerPayout> {
+        // Read-write without create: a killed run may leave a WAL that only a writable
+        // connection can recover, and a missing ledger must not be created here.
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE;
+        let Ok(conn) = rusqlite::Connection::open_with_flags(self.work.ledger(), flags) else {
+            return Vec::new();
+        };
+        let has_table: bool = conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'payouts'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        if !has_table {
+            return Vec::new();
+        }
+        let mut stmt = conn
+            .prepare(
+                "SELECT correlation_id, amount_cents, destination, state, transfer_url, attempts FROM payouts ORDER BY id",
+            )
+            .unwrap();
+        stmt.query_map([], |row| {
+            Ok(LedgerPayout {
+                correlation_id: row.get(0)?,
+                amount_cents: row.get(1)?,
+                destination: row.get(2)?,
+                state: row.get(3)?,
+                transfer_url: row.get(4)?,
+                attempts: row.get(5)?,
+            })
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    /// Every payout the ledger calls sent has exactly one transfer at the simulator with its
+    /// amount and destination; every transfer at the simulator belongs to a payout; the
+    /// ledger's transfer URL is that transfer. Returns how many payouts were sent.
+    pub fn assert_exactly_once(&self) -> usize {
+        let transfers = self.sim.transfers();
+        let mut by_correlation: HashMap<String, Vec<&payrun::sim::SimTransfer>> = HashMap::new();
+        for transfer in &transfers {
+            let correlation_id = transfer
+                .correlation_id
+                .clone()
+                .expect("payrun sets a correlation id on every transfer");
+            by_correlation
+                .entry(correlation_id)
+                .or_default()
+                .push(transfer);
+        }
+        let payouts = self.payouts();
+        let mut n_sent = 0;
+        for payout in &payouts {
+            let found = by_correlation
+                .remove(&payout.correlation_id)
+                .unwrap_or_default();
+            assert!(
+                found.len() <= 1,
+                "payout {} was paid {} times",
+                payout.correlation_id,
+                found.len()
+            );
+            match (payout.state.as_str(), found.first()) {
+                ("submitted" | "processed" | "failed" | "returned", Some(transfer)) => {
+                    n_sent += 1;
+                    let cents = Cents::new(payout.amount_cents).unwrap().to_string();
+                    assert_eq!(
+                        transfer.amount, cents,
+                        "amount of {}",
+                        payout.correlation_id
+                    );
+                    assert_eq!(transfer.destination_funding_source, payout.destination);
+                    let url = payout
+                        .transfer_url
+                        .as_deref()
+                        .expect("a sent payout has its transfer URL");
+                    assert!(
+                        url.ends_with(&transfer.id),
+                        "{url} is not transfer {}",
+                        transfer.id
+                    );
+                }
+                ("submitted" | "processed" | "failed" | "returned", None) => {
+                    panic!(
+                        "payout {} is {} but Dwolla has no transfer",
+                        payout.correlation_id, payout.state
+                    )
+                }
+                // Unknown outcome: a transfer may or may not exist; the next run settles it.
+                ("submitting" | "needs_review", _) => {}
+                (state, Some(_)) => panic!(
+                    "payout {} is {state} but has a transfer",
+                    payout.correlation_id
+                ),
+                (_, None) => {}
+            }
+        }
+        assert!(
+            by_correlation.is_empty(),
+            "transfers no payout accounts for: {:?}",
+            by_correlation.keys()
+        );
+        n_sent
+    }
 }

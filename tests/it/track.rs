@@ -10,7 +10,7 @@ use payrun::ledger::Ledger;
 use payrun::sim::SimConfig;
 use payrun::tracking::{self, ListMode, SweepMode, TrackConfig};
 
-use crate::send::SendEnv;
+use crate::support::SendEnv;
 
 /// (payee suffix, payout state, Dwolla status, failure code, advice)
 pub type Outcome = (

@@ -7,31 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use payrun::sim::SimConfig;
 
-use crate::send::SendEnv;
+use crate::support::SendEnv;
 use crate::support::{Run, sample};
-
-/// `payrun ARGS` pointed at the environment's simulator.
-fn payrun(env: &SendEnv, args: &[&str]) -> Command {
-    let mut command = env.work.command(args);
-    command
-        .env("DWOLLA_API_URL", env.sim.base_url())
-        .env("DWOLLA_KEY", env.sim.key())
-        .env("DWOLLA_SECRET", env.sim.secret())
-        .env(
-            "PAYRUN_SOURCE_FUNDING_SOURCE",
-            env.sim.source_funding_source(),
-        )
-        .env_remove("DWOLLA_ENV")
-        .env_remove("PAYRUN_CONFIG");
-    command
-}
-
-async fn run(env: &SendEnv, args: &[&str]) -> Run {
-    let mut command = payrun(env, args);
-    tokio::task::spawn_blocking(move || Run::from(command.output().unwrap()))
-        .await
-        .unwrap()
-}
 
 /// Writes a file into the inbox as if it had been finished a minute ago.
 fn drop_file(inbox: &Path, name: &str, contents: &[u8]) -> PathBuf {
@@ -76,18 +53,16 @@ async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
     .unwrap();
     std::fs::write(inbox.join("upload.csv.part"), "reference,amount").unwrap();
 
-    let first = run(
-        &env,
-        &[
+    let first = env
+        .run(&[
             "run",
             "--once",
             "--inbox",
             inbox.to_str().unwrap(),
             "--stable-seconds",
             "30",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(
         first.code, 65,
         "an invalid file makes the run exit 65: {first:?}"
@@ -148,18 +123,16 @@ async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
         "contractors.csv",
         b"reference,amount,funding_source\nC-1,10.00,fd000000-0000-4000-8000-000000000003\n",
     );
-    let second = run(
-        &env,
-        &[
+    let second = env
+        .run(&[
             "run",
             "--once",
             "--inbox",
             inbox.to_str().unwrap(),
             "--stable-seconds",
             "30",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(second.code, 0, "{second:?}");
     assert!(
         second
@@ -196,7 +169,8 @@ async fn run_once_killed_again_and_again_pays_every_payout_exactly_once() {
     let started = Instant::now();
     let mut n_kills = 0;
     for delay_ms in [40u64, 90, 150, 220, 300, 380, 470, 560] {
-        let mut child = payrun(&env, &args)
+        let mut child = env
+            .command(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -210,7 +184,7 @@ async fn run_once_killed_again_and_again_pays_every_payout_exactly_once() {
         env.assert_exactly_once();
     }
     let last = loop {
-        let last = run(&env, &args).await;
+        let last = env.run(&args).await;
         let all_sent = env
             .payouts()
             .iter()
@@ -239,7 +213,8 @@ async fn an_overlapping_run_exits_at_once_with_the_lock_status() {
     };
     let env = SendEnv::start(config).await;
     env.ingest_rows("payouts.csv", 60);
-    let mut first = payrun(&env, &["run", "--once", "--rate", "20", "--no-progress"])
+    let mut first = env
+        .command(&["run", "--once", "--rate", "20", "--no-progress"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -247,7 +222,7 @@ async fn an_overlapping_run_exits_at_once_with_the_lock_status() {
     // Give the first run time to take the lock and start sending.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let started = Instant::now();
-    let second = run(&env, &["run", "--once"]).await;
+    let second = env.run(&["run", "--once"]).await;
     assert_eq!(second.code, 75, "{second:?}");
     assert!(
         second.stderr.contains("another payrun process"),
@@ -266,17 +241,15 @@ async fn an_overlapping_run_exits_at_once_with_the_lock_status() {
 async fn a_batch_that_needs_approval_is_sent_only_after_approve() {
     let env = SendEnv::start(SimConfig::new()).await;
     let payroll = sample("payroll.csv");
-    let ingested = run(
-        &env,
-        &["ingest", "--require-approval", payroll.to_str().unwrap()],
-    )
-    .await;
+    let ingested = env
+        .run(&["ingest", "--require-approval", payroll.to_str().unwrap()])
+        .await;
     assert!(
         ingested.stdout.contains("waits for `payrun approve 1`"),
         "{}",
         ingested.stdout
     );
-    let held = run(&env, &["run", "--once"]).await;
+    let held = env.run(&["run", "--once"]).await;
     assert_eq!(held.code, 0, "{held:?}");
     assert!(
         held.stdout.contains("batch 1 waits for approval"),
@@ -285,12 +258,12 @@ async fn a_batch_that_needs_approval_is_sent_only_after_approve() {
     );
     assert!(env.sim.transfers().is_empty());
 
-    let approved = run(&env, &["approve", "1"]).await;
+    let approved = env.run(&["approve", "1"]).await;
     assert_eq!(approved.code, 0, "{approved:?}");
-    let sent = run(&env, &["run", "--once"]).await;
+    let sent = env.run(&["run", "--once"]).await;
     assert_eq!(sent.code, 0, "{sent:?}");
     assert_eq!(env.assert_exactly_once(), 50);
-    assert_eq!(run(&env, &["approve", "7"]).await.code, 2);
+    assert_eq!(env.run(&["approve", "7"]).await.code, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +274,7 @@ async fn plan_shows_the_batch_and_touches_nothing() {
         "reference,amount,funding_source,name\nA,100.00,fd000000-0000-4000-8000-000000000001,Ana\n\
          B,250.00,fd000000-0000-4000-8000-000000000001,Ana again\nC,75.50,fd000000-0000-4000-8000-000000000002,Bo\n",
     );
-    let plan = run(&env, &["plan", file.to_str().unwrap()]).await;
+    let plan = env.run(&["plan", file.to_str().unwrap()]).await;
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(
         plan.stdout.contains("valid, 3 payouts, total 425.50 USD"),
@@ -322,17 +295,15 @@ async fn plan_shows_the_batch_and_touches_nothing() {
     assert!(!env.work.ledger().exists(), "plan created no ledger");
 
     env.ingest_rows("earlier.csv", 10);
-    let compared = run(&env, &["plan", file.to_str().unwrap()]).await;
+    let compared = env.run(&["plan", file.to_str().unwrap()]).await;
     assert!(
         compared.stdout.contains("previous batch 1: total"),
         "{}",
         compared.stdout
     );
-    let invalid = run(
-        &env,
-        &["plan", sample("invalid_amounts.csv").to_str().unwrap()],
-    )
-    .await;
+    let invalid = env
+        .run(&["plan", sample("invalid_amounts.csv").to_str().unwrap()])
+        .await;
     assert_eq!(invalid.code, 65);
     assert!(
         invalid
@@ -351,11 +322,9 @@ async fn config_check_masks_secrets_and_tests_the_credentials() {
         "payrun.toml",
         "require_approval = true\nmax_amount = \"2500.00\"\n[inbox]\ndir = \"drop\"\n[send]\nrate = 40\n",
     );
-    let check = run(
-        &env,
-        &["--config", good.to_str().unwrap(), "config", "check"],
-    )
-    .await;
+    let check = env
+        .run(&["--config", good.to_str().unwrap(), "config", "check"])
+        .await;
     assert_eq!(check.code, 0, "{check:?}");
     assert!(
         check.stdout.contains("require_approval     true"),
@@ -390,11 +359,13 @@ async fn config_check_masks_secrets_and_tests_the_credentials() {
     );
 
     let typo = env.work.file("typo.toml", "[send]\nrat = 40\n");
-    let refused = run(&env, &["--config", typo.to_str().unwrap(), "status"]).await;
+    let refused = env
+        .run(&["--config", typo.to_str().unwrap(), "status"])
+        .await;
     assert_eq!(refused.code, 78, "{refused:?}");
     assert!(refused.stderr.contains("rat"), "{}", refused.stderr);
 
-    let mut bad = payrun(&env, &["config", "check"]);
+    let mut bad = env.command(&["config", "check"]);
     bad.env("DWOLLA_SECRET", "not-the-secret");
     let bad = tokio::task::spawn_blocking(move || Run::from(bad.output().unwrap()))
         .await
@@ -464,9 +435,8 @@ async fn watch_takes_dropped_files_and_receives_webhooks_in_the_same_process() {
     let env = SendEnv::start(SimConfig::new()).await;
     let inbox = env.work.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    let mut child = payrun(
-        &env,
-        &[
+    let mut child = env
+        .command(&[
             "watch",
             "--inbox",
             inbox.to_str().unwrap(),
@@ -474,13 +444,12 @@ async fn watch_takes_dropped_files_and_receives_webhooks_in_the_same_process() {
             "127.0.0.1:0",
             "--stable-seconds",
             "0",
-        ],
-    )
-    .env("PAYRUN_WEBHOOK_SECRET", "watch-secret-0123")
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
+        ])
+        .env("PAYRUN_WEBHOOK_SECRET", "watch-secret-0123")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();

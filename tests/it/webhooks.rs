@@ -20,7 +20,7 @@ use payrun::tracking::{self, ListMode};
 use payrun::webhooks::{ApplierConfig, ServeConfig, WEBHOOK_PATH};
 use serde_json::json;
 
-use crate::send::SendEnv;
+use crate::support::SendEnv;
 use crate::track::{
     OUTCOMES, assert_history_forward, assert_outcomes, converged, fast_config, mixed_file,
     sent_mixed_file,

@@ -19,9 +19,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 
-use super::error::ApiError;
-use super::state::{Admission, Claim, Draw, Shared, State as SimState, StoredResponse, TokenCheck};
-use super::store::HAL;
+use crate::sim::error::ApiError;
+use crate::sim::state::{
+    Admission, Claim, Draw, Shared, State as SimState, StoredResponse, TokenCheck,
+};
+use crate::sim::store::HAL;
 
 /// Closes the connection a request arrived on, without a response. The accept loop
 /// (`server`) puts one into every request's extensions; it lives here so that the pipeline

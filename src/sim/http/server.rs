@@ -16,15 +16,16 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::pipeline::ConnKill;
-use super::state::Shared;
+use super::router::router;
+use crate::sim::state::Shared;
 
 pub async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let router = super::api::router(shared.clone());
-    let engine = tokio::spawn(super::engine::run(shared.clone()));
+    let router = router(shared.clone());
+    let engine = tokio::spawn(crate::sim::engine::run(shared.clone()));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
