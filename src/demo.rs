@@ -131,11 +131,14 @@ async fn run_with(
             },
             max_errors_shown: 50,
             awaiting_approval: false,
+            pay_dates: crate::ingest::PayDateRules::default(),
+            repeat_guard: crate::ingest::RepeatGuard::default(),
         },
         send,
         track: track.clone(),
         settle_deadline: None,
         reports: dirs.reports.clone(),
+        clock: crate::clock::Clock::wall(),
     };
     let (_stop, stopping) = tokio::sync::watch::channel(false);
     let ledger = Ledger::open_writer(&ledger_path)?;

@@ -20,11 +20,20 @@ pub struct SendArgs {
 pub(super) fn run(ledger_path: &Path, args: &SendArgs) -> anyhow::Result<u8> {
     let client = args.sending.dwolla.client()?;
     let config = args.sending.send_config(args.batch)?;
-    let ledger = Ledger::open_writer(ledger_path)?;
+    let clock = super::payday::clock()?;
+    let mut ledger = Ledger::open_writer(ledger_path)?;
+    ledger.open_send_windows(&crate::ledger::timestamp(clock.now()))?;
     let report = runtime()?.block_on(async {
         let stopping = stop_signal();
         crate::sender::send(ledger, client, config, stopping).await
     })?;
+    // The sender has let go of the ledger; a writer that took it since notes the sent dates.
+    match Ledger::open_writer(ledger_path) {
+        Ok(mut ledger) => {
+            ledger.note_sent_batches(&crate::ledger::timestamp(clock.now()))?;
+        }
+        Err(error) => tracing::warn!("sent dates are noted by the next run: {error}"),
+    }
     println!(
         "sent {} payouts: {} created, {} rejected, {} need review, {} left for the next run{}",
         report.n_claimed,

@@ -16,17 +16,21 @@ use std::sync::mpsc;
 
 use foldhash::fast::RandomState as FastHasher;
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
-use crate::ledger::{self, ExistingBatch, Ledger, LedgerError, NewBatch, NewPayout, RowBuffer};
+use crate::ledger::{
+    self, BatchIdentity, BatchSchedule, ExistingBatch, Ledger, LedgerError, NewBatch, NewPayout,
+    RepeatOverlap, RowBuffer,
+};
 use crate::money::Cents;
+use crate::payday::{DefaultPayDate, Schedule, SendPolicy};
 use row::{FieldError, Layout, Limits};
 
 /// After this many lines the duplicate check sizes its table for the whole file.
 const ROWS_BEFORE_ESTIMATE: u64 = 1000;
 
 /// How strict an ingest is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct IngestOptions {
     /// Accept the valid rows of a file that has invalid ones, recording the rest as rejected.
     pub allow_partial: bool,
@@ -35,6 +39,55 @@ pub struct IngestOptions {
     pub max_errors_shown: usize,
     /// New batches wait for `payrun approve` before anything is sent.
     pub awaiting_approval: bool,
+    /// Where a batch's pay date comes from and how it is checked.
+    pub pay_dates: PayDateRules,
+    pub repeat_guard: RepeatGuard,
+}
+
+/// The pay date of a batch: the file's `pay_date` column, else `flag` (`--pay-date`), else the
+/// inbox's default; none means "send as soon as possible".
+#[derive(Debug, Clone, Default)]
+pub struct PayDateRules {
+    pub policy: SendPolicy,
+    pub flag: Option<Date>,
+    pub default: Option<DefaultPayDate>,
+    /// `--send-late`: accept a pay date that cannot be met and send as soon as possible.
+    pub send_late: bool,
+}
+
+impl PayDateRules {
+    /// The pay date of a file without a `pay_date` column, and where it came from.
+    fn outside_the_file(&self, now: OffsetDateTime) -> Option<(Date, &'static str)> {
+        match (self.flag, self.default) {
+            (Some(date), _) => Some((date, "--pay-date")),
+            (None, Some(default)) => Some((
+                default.pay_date(now, &self.policy),
+                "[payday] default_pay_date",
+            )),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A file whose payouts largely repeat a recent batch waits for approval.
+#[derive(Debug, Clone, Copy)]
+pub struct RepeatGuard {
+    /// How far back earlier batches are compared, in days.
+    pub window_days: u32,
+    /// The share of repeated payouts (reference, amount, destination) that holds a batch.
+    pub min_overlap_percent: u32,
+    /// `--allow-repeat`: a deliberate repeat goes through.
+    pub allow_repeat: bool,
+}
+
+impl Default for RepeatGuard {
+    fn default() -> RepeatGuard {
+        RepeatGuard {
+            window_days: 31,
+            min_overlap_percent: 80,
+            allow_repeat: false,
+        }
+    }
 }
 
 /// A problem found in a file, displayed like a compiler's: `payroll.csv:17: amount: ...`.
@@ -61,6 +114,9 @@ pub enum IngestOutcome {
         /// Rows refused under `--allow-partial` (the first few problems, and how many rows).
         rejected: Vec<FileError>,
         n_rejected_rows: u64,
+        schedule: Schedule,
+        /// The repeat guard held the batch for approval: the batch it repeats and how much.
+        repeats: Option<RepeatOverlap>,
     },
     /// The same content is already in the ledger; nothing was added.
     AlreadyIngested(ExistingBatch),
@@ -82,7 +138,7 @@ pub enum IngestError {
     Ledger(#[from] LedgerError),
 }
 
-/// The hex SHA-256 of a file's bytes: its identity for "never twice".
+/// The hex SHA-256 of a file's bytes, kept beside the records' hash, which is the identity.
 pub fn file_sha256(path: &Path) -> std::io::Result<String> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
@@ -111,9 +167,6 @@ pub fn ingest_file(
     };
     let display_name = path.display().to_string();
     let sha256 = file_sha256(path).map_err(read_error)?;
-    if let Some(existing) = ledger.batch_by_sha256(&sha256)? {
-        return Ok(IngestOutcome::AlreadyIngested(existing));
-    }
     let mut errors = ErrorList::new(&display_name, options.max_errors_shown);
     let mut file = File::open(path).map_err(read_error)?;
     let file_size = file.metadata().map_err(read_error)?.len();
@@ -153,6 +206,10 @@ pub fn ingest_file(
             return Ok(errors.into_invalid());
         }
     };
+    let outside_pay_date = options.pay_dates.outside_the_file(now);
+    if let Some(existing) = same_bytes_and_pay_date(ledger, &sha256, &layout, outside_pay_date)? {
+        return Ok(IngestOutcome::AlreadyIngested(existing));
+    }
     if layout.names_payees() {
         // The payee directory, once per file, never a query per row.
         layout.set_payee_funding_sources(ledger.payee_funding_sources()?);
@@ -187,11 +244,26 @@ pub fn ingest_file(
             &recycled,
         );
         let finish = match &parsed {
-            Ok(rows) if rows.is_acceptable(options) => Some(ToWriter::Commit {
-                n_payouts: rows.n_payouts,
-                total: rows.total,
-                n_rejected: rows.n_bad_rows,
-            }),
+            Ok(rows) if rows.is_acceptable(options) => {
+                match scheduled(rows, outside_pay_date, options, now) {
+                    Ok(schedule) => Some(ToWriter::Commit {
+                        n_payouts: rows.n_payouts,
+                        total: rows.total,
+                        n_rejected: rows.n_bad_rows,
+                        identity: Box::new(BatchIdentity {
+                            records_sha256: hex::encode(rows.records.clone().finalize()),
+                            schedule: stored_schedule(&schedule),
+                            approval_reason: None,
+                        }),
+                        repeat_guard: repeat_guard_since(options, now),
+                        schedule,
+                    }),
+                    Err((line, problem)) => {
+                        errors.push(line, problem);
+                        None
+                    }
+                }
+            }
             _ => None,
         };
         if let Some(finish) = finish {
@@ -211,16 +283,22 @@ pub fn ingest_file(
             Err(ParseError::Read(source)) => return Err(read_error(source)),
             Err(ParseError::Ledger(error)) => return Err(IngestError::Ledger(error)),
         };
-        let batch_id = written?;
-        match batch_id {
-            Some(batch_id) => Ok(IngestOutcome::Accepted {
+        match written? {
+            Written::Committed {
+                batch_id,
+                schedule,
+                repeats,
+            } => Ok(IngestOutcome::Accepted {
                 batch_id,
                 n_payouts: rows.n_payouts,
                 total: rows.total,
                 rejected: errors.shown,
                 n_rejected_rows: rows.n_bad_rows,
+                schedule,
+                repeats,
             }),
-            None if rows.n_payouts == 0 && rows.n_bad_rows == 0 => {
+            Written::SamePayroll(existing) => Ok(IngestOutcome::AlreadyIngested(existing)),
+            Written::Nothing if rows.n_payouts == 0 && rows.n_bad_rows == 0 => {
                 errors.push(
                     1,
                     FieldError {
@@ -230,9 +308,82 @@ pub fn ingest_file(
                 );
                 Ok(errors.into_invalid())
             }
-            None => Ok(errors.into_invalid()),
+            Written::Nothing => Ok(errors.into_invalid()),
         }
     })
+}
+
+/// An earlier batch of a byte-identical file for the same pay date: found before parsing. A
+/// file with a `pay_date` column carries its date in its bytes; otherwise the date from
+/// outside the file must match too, since the same rows for another pay date are another
+/// payroll.
+fn same_bytes_and_pay_date(
+    ledger: &Ledger,
+    sha256: &str,
+    layout: &row::Layout,
+    outside_pay_date: Option<(Date, &'static str)>,
+) -> Result<Option<ExistingBatch>, LedgerError> {
+    let wanted = outside_pay_date.map(|(date, _)| date.to_string());
+    Ok(ledger
+        .batches_by_sha256(sha256)?
+        .into_iter()
+        .find(|existing| layout.has_pay_date() || existing.pay_date == wanted))
+}
+
+/// The batch's schedule, or the line and problem that refuses its pay date.
+fn scheduled(
+    rows: &ParsedRows,
+    outside_pay_date: Option<(Date, &'static str)>,
+    options: &IngestOptions,
+    now: OffsetDateTime,
+) -> Result<Schedule, (u64, FieldError)> {
+    let rules = &options.pay_dates;
+    let (pay_date, line, column) = match (rows.pay_date, outside_pay_date) {
+        (Some((date, line)), _) => (Some(date), line, Some("pay_date".to_string())),
+        (None, Some((date, source))) => (Some(date), 1, Some(source.to_string())),
+        (None, None) => (None, 1, None),
+    };
+    crate::payday::schedule(pay_date, now, &rules.policy, rules.send_late).map_err(|problem| {
+        (
+            line,
+            FieldError {
+                column,
+                message: problem.to_string(),
+            },
+        )
+    })
+}
+
+fn stored_schedule(schedule: &Schedule) -> BatchSchedule {
+    BatchSchedule {
+        pay_date: schedule.pay_date.map(|date| date.to_string()),
+        send_after: schedule.send_after.map(ledger::timestamp),
+        send_by: schedule.send_by.map(ledger::timestamp),
+        send_late: schedule.send_late,
+    }
+}
+
+/// The repeat guard's window start and threshold, or `None` when `--allow-repeat` is given.
+fn repeat_guard_since(options: &IngestOptions, now: OffsetDateTime) -> Option<(String, u32)> {
+    let guard = options.repeat_guard;
+    (!guard.allow_repeat).then(|| {
+        let since = now - time::Duration::days(i64::from(guard.window_days));
+        (ledger::timestamp(since), guard.min_overlap_percent)
+    })
+}
+
+/// What the ledger writer did with a file.
+#[derive(Debug)]
+enum Written {
+    Committed {
+        batch_id: i64,
+        schedule: Schedule,
+        repeats: Option<RepeatOverlap>,
+    },
+    /// The same records for the same pay date are already a batch; nothing was added.
+    SamePayroll(ExistingBatch),
+    /// Rolled back: the file is invalid.
+    Nothing,
 }
 
 /// What the parsing thread sends the ledger writer, in order.
@@ -253,6 +404,10 @@ enum ToWriter {
         n_payouts: u64,
         total: Cents,
         n_rejected: u64,
+        identity: Box<BatchIdentity>,
+        schedule: Schedule,
+        /// The repeat guard's window start and threshold (percent), unless allowed.
+        repeat_guard: Option<(String, u32)>,
     },
 }
 
@@ -265,7 +420,7 @@ fn write_batch(
     batch: &NewBatch<'_>,
     inbox: mpsc::Receiver<ToWriter>,
     recycle: mpsc::Sender<RowBuffer>,
-) -> Result<Option<i64>, LedgerError> {
+) -> Result<Written, LedgerError> {
     let tx = ledger.begin_ingest(batch)?;
     let counts = {
         let mut payouts = tx.payout_inserter()?;
@@ -285,19 +440,46 @@ fn write_batch(
                     n_payouts,
                     total,
                     n_rejected,
+                    identity,
+                    schedule,
+                    repeat_guard,
                 } => {
-                    counts = Some((n_payouts, total, n_rejected));
+                    counts = Some((
+                        n_payouts,
+                        total,
+                        n_rejected,
+                        identity,
+                        schedule,
+                        repeat_guard,
+                    ));
                     break;
                 }
             }
         }
         counts
     };
-    match counts {
-        Some((n_payouts, total, n_rejected)) => tx.commit(n_payouts, total, n_rejected).map(Some),
-        // Dropping the transaction rolls back every row written.
-        None => Ok(None),
+    // Dropping the transaction rolls back every row written.
+    let Some((n_payouts, total, n_rejected, mut identity, schedule, repeat_guard)) = counts else {
+        return Ok(Written::Nothing);
+    };
+    let pay_date = identity.schedule.pay_date.clone();
+    if let Some(existing) = tx.batch_with_identity(&identity.records_sha256, pay_date.as_deref())? {
+        return Ok(Written::SamePayroll(existing));
     }
+    let mut repeats = None;
+    if let Some((since, min_percent)) = repeat_guard
+        && let Some(overlap) = tx.repeat_overlap(&since, pay_date.as_deref())?
+        && overlap.n_repeated * 100 >= u64::from(min_percent) * overlap.n_payouts.max(1)
+    {
+        identity.approval_reason = Some(format!("repeat guard: {overlap}"));
+        repeats = Some(overlap);
+    }
+    let batch_id = tx.commit(n_payouts, total, n_rejected, &identity)?;
+    Ok(Written::Committed {
+        batch_id,
+        schedule,
+        repeats,
+    })
 }
 
 enum ParseError {
@@ -312,6 +494,10 @@ struct ParsedRows {
     n_payouts: u64,
     total: Cents,
     n_bad_rows: u64,
+    /// The hash of the valid records, normalised ([`hash_record`]).
+    records: Sha256,
+    /// The `pay_date` column's date and the first line that gave it.
+    pay_date: Option<(Date, u64)>,
 }
 
 impl ParsedRows {
@@ -342,6 +528,8 @@ fn parse_rows(
         n_payouts: 0,
         total: Cents::ZERO,
         n_bad_rows: 0,
+        records: Sha256::new(),
+        pay_date: None,
     };
     while reader
         .read_byte_record(&mut record)
@@ -385,8 +573,23 @@ fn parse_rows(
                 });
             }
         }
+        if let Some(valid) = &valid
+            && let Some(date) = valid.pay_date
+        {
+            match parsed.pay_date {
+                None => parsed.pay_date = Some((date, line)),
+                Some((first, first_line)) if first != date => row_errors.push(FieldError {
+                    column: Some("pay_date".to_string()),
+                    message: format!(
+                        "{date} differs from {first} on line {first_line}; a file has one pay date"
+                    ),
+                }),
+                Some(_) => {}
+            }
+        }
         match valid {
             Some(valid) if row_errors.is_empty() => {
+                hash_record(&mut parsed.records, &valid);
                 write_json_object(&mut metadata_json, valid.metadata.as_slice());
                 buffer.push(
                     batch_key,
@@ -433,6 +636,37 @@ fn parse_rows(
         send(ToWriter::Rows(buffer))?;
     }
     Ok(parsed)
+}
+
+/// Adds one valid payout to the records' hash: its fields as payrun understands them, in a
+/// fixed order, each ended by a separator that no valid field contains (a control
+/// character), so that line endings, a BOM, spaces around fields, header case and column order
+/// do not change the hash; metadata pairs are taken in key order.
+fn hash_record(hasher: &mut Sha256, row: &row::ValidRow<'_>) {
+    const FIELD: &[u8] = b"\x1f";
+    for field in [
+        Some(row.reference),
+        Some(row.destination.as_ref()),
+        row.name,
+        row.email,
+        row.memo,
+    ] {
+        hasher.update(field.unwrap_or("").as_bytes());
+        hasher.update(FIELD);
+    }
+    hasher.update(row.amount.get().to_le_bytes());
+    let mut metadata: [(&str, &str); row::MAX_METADATA_COLUMNS] = Default::default();
+    let pairs = row.metadata.as_slice();
+    metadata[..pairs.len()].copy_from_slice(pairs);
+    let metadata = &mut metadata[..pairs.len()];
+    metadata.sort_unstable();
+    for (key, value) in metadata.iter() {
+        hasher.update(key.as_bytes());
+        hasher.update(b"\x1d");
+        hasher.update(value.as_bytes());
+        hasher.update(FIELD);
+    }
+    hasher.update(b"\x1e");
 }
 
 /// `{"key":"value",...}` into a reused buffer, or nothing for no pairs.

@@ -7,7 +7,9 @@
 mod batches;
 mod ingest;
 mod lock;
+mod payday;
 mod payees;
+mod repeat;
 mod report;
 mod send;
 mod summary;
@@ -24,11 +26,13 @@ use time::format_description::well_known::Rfc3339;
 
 pub use batches::{Approval, DestinationTotal, PayoutLine};
 pub use ingest::{
-    ExistingBatch, IngestTx, NewBatch, NewPayout, RowBuffer, batch_and_line, correlation_id,
-    new_batch_key, parse_correlation_id, payout_id,
+    BatchIdentity, ExistingBatch, IngestTx, NewBatch, NewPayout, RowBuffer, batch_and_line,
+    correlation_id, new_batch_key, parse_correlation_id, payout_id,
 };
 pub use lock::{LockError, WriterLock, lock_path_for};
+pub use payday::{BatchSchedule, CancelReport, HoldChange, WaitingBatch};
 pub use payees::{NewPayee, Payee};
+pub use repeat::{RepeatCandidate, RepeatOverlap};
 pub use report::{BatchSelection, PayoutRecord, ReadSnapshot, ReconcilePayout, ReportBatch, text};
 pub use send::{DuePayout, RecordedOutcome, SendOutcome};
 pub use summary::{BatchRow, StateTotal, Summary};
@@ -46,6 +50,7 @@ const MIGRATION_FILES: &[&str] = &[
     include_str!("../../migrations/0002_tracking.sql"),
     include_str!("../../migrations/0003_payees.sql"),
     include_str!("../../migrations/0004_payouts_state_check.sql"),
+    include_str!("../../migrations/0005_payday.sql"),
 ];
 
 /// Each migration checks foreign keys before it commits: they are off while it runs (see

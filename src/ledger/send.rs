@@ -3,6 +3,7 @@
 
 use rusqlite::{Row, params};
 
+use super::batches::SENDABLE_BATCH;
 use super::transitions::{ApplyError, Provenance, apply};
 use super::{Ledger, LedgerError, Result};
 use crate::money::Cents;
@@ -115,7 +116,7 @@ impl Ledger {
     ) -> Result<Vec<DuePayout>> {
         let sql = format!(
             "SELECT {DUE_COLUMNS} FROM payouts p JOIN batches b ON b.id = p.batch_id
-             WHERE p.id > ?1 AND p.state = 'pending' AND b.status = 'ready' AND (?2 IS NULL OR p.batch_id = ?2)
+             WHERE p.id > ?1 AND p.state = 'pending' AND b.status = 'ready' AND {SENDABLE_BATCH} AND (?2 IS NULL OR p.batch_id = ?2)
              ORDER BY p.id LIMIT ?3"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.error(e))?;
