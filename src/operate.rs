@@ -16,7 +16,7 @@ use crate::dwolla::{Client, DwollaError};
 use crate::exit;
 use crate::inbox::{self, FileResult};
 use crate::ingest::IngestOptions;
-use crate::ledger::{self, BatchSelection, Ledger, Spool, WaitingBatch};
+use crate::ledger::{self, BatchSelection, LateBatch, Ledger, Spool, WaitingBatch};
 use crate::sender::{self, SendConfig, SendReport, with_ledger};
 use crate::tracking::{self, TrackConfig, TrackOptions, TrackReport};
 
@@ -43,6 +43,8 @@ pub struct CycleSummary {
     pub awaiting_approval: Vec<i64>,
     /// Batches left waiting (send window, hold, repeat guard), said in a line each.
     pub waiting: Vec<WaitingBatch>,
+    /// Batches sent this cycle after their send window closed.
+    pub sent_late: Vec<LateBatch>,
     pub send: Option<SendReport>,
     pub track: Option<TrackReport>,
     /// The reports written this cycle (the overall one first).
@@ -125,6 +127,7 @@ impl CycleSummary {
                     report.n_deferred
                 ));
         }
+        lines.extend(self.sent_late.iter().map(ToString::to_string));
         if let Some(track) = &self.track {
             let moved: Vec<String> = track
                 .tally
@@ -223,7 +226,7 @@ async fn ingest_and_send(
     )
     .await;
     let now = ledger::timestamp(clock.now());
-    with_ledger(ledger, move |ledger| ledger.note_sent_batches(&now)).await?;
+    summary.sent_late = with_ledger(ledger, move |ledger| ledger.note_sent_batches(&now)).await?;
     match sent {
         Ok(report) => summary.send = Some(report),
         Err(error) if is_dwolla_error(&error) => summary.unreachable = Some(format!("{error:#}")),

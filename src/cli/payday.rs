@@ -103,6 +103,9 @@ pub(super) fn when_it_goes(batch: &crate::ledger::BatchRow) -> String {
     if batch.held_at.is_some() {
         return "held".into();
     }
+    if batch.status == "awaiting_approval" {
+        return "after approval".into();
+    }
     match (&batch.send_open_at, &batch.send_after) {
         (None, Some(after)) => format!("from {after}"),
         _ if batch.send_late => "now (late)".into(),

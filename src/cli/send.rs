@@ -30,7 +30,9 @@ pub(super) fn run(ledger_path: &Path, args: &SendArgs) -> anyhow::Result<u8> {
     // The sender has let go of the ledger; a writer that took it since notes the sent dates.
     match Ledger::open_writer(ledger_path) {
         Ok(mut ledger) => {
-            ledger.note_sent_batches(&crate::ledger::timestamp(clock.now()))?;
+            for late in ledger.note_sent_batches(&crate::ledger::timestamp(clock.now()))? {
+                println!("{late}");
+            }
         }
         Err(error) => tracing::warn!("sent dates are noted by the next run: {error}"),
     }

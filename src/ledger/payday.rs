@@ -19,6 +19,27 @@ pub struct BatchSchedule {
     pub send_late: bool,
 }
 
+/// A batch sent after its send window closed: it may settle after its pay date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateBatch {
+    pub id: i64,
+    pub pay_date: Option<String>,
+    pub send_by: Option<String>,
+}
+
+impl std::fmt::Display for LateBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "batch {} was sent late", self.id)?;
+        if let Some(by) = &self.send_by {
+            write!(f, " (its send window closed {by})")?;
+        }
+        if let Some(pay_date) = &self.pay_date {
+            write!(f, ": it may settle after its pay date {pay_date}")?;
+        }
+        Ok(())
+    }
+}
+
 /// How `payrun hold` / `payrun release` went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldChange {
@@ -56,18 +77,41 @@ impl Ledger {
     }
 
     /// Gives every batch that has payouts committed for sending, and no sent date yet, `now`
-    /// as its sent date.
-    pub fn note_sent_batches(&mut self, now: &str) -> Result<usize> {
-        self.conn
-            .execute(
+    /// as its sent date. Returns those of them that were sent late: after their send window
+    /// closed, or accepted with `--send-late`.
+    pub fn note_sent_batches(&mut self, now: &str) -> Result<Vec<LateBatch>> {
+        let mut stmt = self
+            .conn
+            .prepare(
                 "UPDATE batches SET sent_at = ?1
                  WHERE sent_at IS NULL AND send_open_at IS NOT NULL AND EXISTS (
                      SELECT 1 FROM payouts p
                      WHERE p.id BETWEEN batches.id << 32 AND (batches.id << 32) | 4294967295
-                       AND p.first_attempt_at IS NOT NULL)",
-                [now],
+                       AND p.first_attempt_at IS NOT NULL)
+                 RETURNING id, pay_date, send_by, send_late OR coalesce(?1 > send_by, 0)",
             )
-            .map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([now], |row| {
+                Ok((
+                    LateBatch {
+                        id: row.get(0)?,
+                        pay_date: row.get(1)?,
+                        send_by: row.get(2)?,
+                    },
+                    row.get::<_, bool>(3)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        let mut late = Vec::new();
+        for row in rows {
+            let (batch, is_late) = row.map_err(|e| self.error(e))?;
+            if is_late {
+                late.push(batch);
+            }
+        }
+        late.sort_by_key(|batch| batch.id);
+        Ok(late)
     }
 
     fn batch_status(&self, batch_id: i64) -> Result<Option<String>> {

@@ -584,3 +584,43 @@ async fn a_resaved_file_is_not_paid_twice_and_a_repeat_waits_for_approval() {
     );
     assert_eq!(batch(&env.work.status_json(), 3)["status"], "ready");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_past_the_send_window_still_sends_and_says_it_was_late() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    let file = payout_file(&env, "payroll.csv", 2);
+    let monday = "2026-11-30T12:00:00Z";
+    assert_eq!(
+        at(&env, monday, &["ingest", &file, "--pay-date", "2026-12-04"])
+            .await
+            .code,
+        0
+    );
+    at(&env, monday, &["run"]).await;
+    assert!(
+        env.sim.transfers().is_empty(),
+        "Monday is before the window"
+    );
+    // No run on Wednesday: Thursday's run sends anyway, and says so.
+    let thursday = "2026-12-03T10:00:00Z";
+    let run = at(&env, thursday, &["run"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "batch 1 was sent late (its send window closed 2026-12-03T00:00:00.000Z): it may settle after its pay date 2026-12-04"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.assert_exactly_once(), 2);
+    let report = env.work.path().join("r.json");
+    at(
+        &env,
+        thursday,
+        &["report", "--out", report.to_str().unwrap()],
+    )
+    .await;
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["batches"][0]["late"], true);
+    assert!(env.work.run(&["status"]).stdout.contains("(late)"));
+}
