@@ -93,7 +93,17 @@ pub fn plan_file(
     })
 }
 
-fn render_schedule(out: &mut String, schedule: &Schedule) {
+/// The pay date, when the batch would go, and how much it repeats a recent batch.
+fn render_schedule(out: &mut String, plan: &ValidPlan) {
+    if let Some((overlap, holds)) = &plan.repeats {
+        let consequence = if *holds {
+            "ingest would hold it for approval (--allow-repeat lets a deliberate repeat through)"
+        } else {
+            "below the repeat guard's threshold, or allowed"
+        };
+        let _ = writeln!(out, "  repeats: {overlap}; {consequence}");
+    }
+    let schedule = &plan.schedule;
     let Some(pay_date) = schedule.pay_date else {
         let _ = writeln!(out, "  no pay date: sent as soon as a run sends");
         return;
@@ -136,15 +146,7 @@ pub fn render(path: &Path, plan: &Plan) -> String {
                 "{name}: valid, {} payouts, total {} USD",
                 plan.n_payouts, plan.total
             );
-            render_schedule(&mut out, &plan.schedule);
-            if let Some((overlap, holds)) = &plan.repeats {
-                let consequence = if *holds {
-                    "ingest would hold it for approval (--allow-repeat lets a deliberate repeat through)"
-                } else {
-                    "below the repeat guard's threshold, or allowed"
-                };
-                let _ = writeln!(out, "  repeats: {overlap}; {consequence}");
-            }
+            render_schedule(&mut out, plan);
             if let Some((previous_id, previous_total)) = plan.previous {
                 let change = plan.total.get() - previous_total.get();
                 let percent = if previous_total.get() > 0 {

@@ -168,43 +168,10 @@ pub fn ingest_file(
     let display_name = path.display().to_string();
     let sha256 = file_sha256(path).map_err(read_error)?;
     let mut errors = ErrorList::new(&display_name, options.max_errors_shown);
-    let mut file = File::open(path).map_err(read_error)?;
-    let file_size = file.metadata().map_err(read_error)?.len();
-    if let Some(problem) = sniff_not_csv(&mut file).map_err(read_error)? {
-        errors.push(
-            1,
-            FieldError {
-                column: None,
-                message: problem,
-            },
-        );
+    let Some((mut reader, mut layout, file_size)) =
+        read_header(path, &mut errors).map_err(read_error)?
+    else {
         return Ok(errors.into_invalid());
-    }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
-    let mut record = csv::ByteRecord::new();
-    let csv_error = |err: csv::Error| read_error(std::io::Error::other(err));
-    if !reader.read_byte_record(&mut record).map_err(csv_error)? {
-        errors.push(
-            1,
-            FieldError {
-                column: None,
-                message: "the file is empty".to_string(),
-            },
-        );
-        return Ok(errors.into_invalid());
-    }
-    let header_line = record.position().map_or(1, |p| p.line());
-    let mut layout = match row::parse_header(&record.iter().collect::<Vec<_>>()) {
-        Ok(layout) => layout,
-        Err(problems) => {
-            for problem in problems {
-                errors.push(header_line, problem);
-            }
-            return Ok(errors.into_invalid());
-        }
     };
     let outside_pay_date = options.pay_dates.outside_the_file(now);
     if let Some(existing) = same_bytes_and_pay_date(ledger, &sha256, &layout, outside_pay_date)? {
@@ -229,46 +196,97 @@ pub fn ingest_file(
         received_at: &received_at,
         awaiting_approval: options.awaiting_approval,
     };
+    let file = FileToIngest {
+        path,
+        layout: &layout,
+        file_size,
+        outside_pay_date,
+    };
+    ingest_rows(ledger, &batch, &mut reader, &file, options, now, errors)
+}
+
+/// What the parsing side of an ingest knows about the file.
+struct FileToIngest<'a> {
+    path: &'a Path,
+    layout: &'a row::Layout,
+    file_size: u64,
+    outside_pay_date: Option<(Date, &'static str)>,
+}
+
+/// Opens the file and reads its header: the reader, the layout and the file's size, or `None`
+/// with the problems in `errors` when the file is not a payout file.
+fn read_header(
+    path: &Path,
+    errors: &mut ErrorList<'_>,
+) -> std::io::Result<Option<(csv::Reader<BufReader<File>>, row::Layout, u64)>> {
+    let mut file = File::open(path)?;
+    let file_size = file.metadata()?.len();
+    let whole_file = |message: String| FieldError {
+        column: None,
+        message,
+    };
+    if let Some(problem) = sniff_not_csv(&mut file)? {
+        errors.push(1, whole_file(problem));
+        return Ok(None);
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 16, file));
+    let mut record = csv::ByteRecord::new();
+    if !reader
+        .read_byte_record(&mut record)
+        .map_err(std::io::Error::other)?
+    {
+        errors.push(1, whole_file("the file is empty".to_string()));
+        return Ok(None);
+    }
+    let header_line = record.position().map_or(1, |p| p.line());
+    match row::parse_header(&record.iter().collect::<Vec<_>>()) {
+        Ok(layout) => Ok(Some((reader, layout, file_size))),
+        Err(problems) => {
+            for problem in problems {
+                errors.push(header_line, problem);
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Parses the rows on this thread while a second one writes them, then commits or rolls back.
+fn ingest_rows(
+    ledger: &mut Ledger,
+    batch: &NewBatch<'_>,
+    reader: &mut csv::Reader<BufReader<File>>,
+    file: &FileToIngest<'_>,
+    options: &IngestOptions,
+    now: OffsetDateTime,
+    mut errors: ErrorList<'_>,
+) -> Result<IngestOutcome, IngestError> {
+    let read_error = |source| IngestError::Read {
+        path: file.path.to_path_buf(),
+        source,
+    };
     std::thread::scope(|scope| {
         let (to_writer, inbox) = mpsc::sync_channel::<ToWriter>(4);
         let (recycle, recycled) = mpsc::channel::<RowBuffer>();
-        let writer = scope.spawn(|| write_batch(ledger, &batch, inbox, recycle));
+        let writer = scope.spawn(|| write_batch(ledger, batch, inbox, recycle));
         let parsed = parse_rows(
-            &mut reader,
-            &layout,
+            reader,
+            file.layout,
             options,
-            file_size,
-            &batch_key,
+            file.file_size,
+            batch.batch_key,
             &mut errors,
             &to_writer,
             &recycled,
         );
-        let finish = match &parsed {
-            Ok(rows) if rows.is_acceptable(options) => {
-                match scheduled(rows, outside_pay_date, options, now) {
-                    Ok(schedule) => Some(ToWriter::Commit {
-                        n_payouts: rows.n_payouts,
-                        total: rows.total,
-                        n_rejected: rows.n_bad_rows,
-                        identity: Box::new(BatchIdentity {
-                            records_sha256: hex::encode(rows.records.clone().finalize()),
-                            schedule: stored_schedule(&schedule),
-                            approval_reason: None,
-                        }),
-                        repeat_guard: repeat_guard_since(options, now),
-                        schedule,
-                    }),
-                    Err((line, problem)) => {
-                        errors.push(line, problem);
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        if let Some(finish) = finish {
+        if let Ok(rows) = &parsed
+            && rows.is_acceptable(options)
+        {
+            let finish = finish(rows, file.outside_pay_date, options, now);
             // A closed channel means the writer failed; its error comes back from join.
-            let _ = to_writer.send(finish);
+            let _ = to_writer.send(ToWriter::Commit(Box::new(finish)));
         }
         drop(to_writer);
         let written = writer.join().expect("the ledger writer thread panicked");
@@ -298,6 +316,10 @@ pub fn ingest_file(
                 repeats,
             }),
             Written::SamePayroll(existing) => Ok(IngestOutcome::AlreadyIngested(existing)),
+            Written::PayDateRefused(line, problem) => {
+                errors.push(line, problem);
+                Ok(errors.into_invalid())
+            }
             Written::Nothing if rows.n_payouts == 0 && rows.n_bad_rows == 0 => {
                 errors.push(
                     1,
@@ -382,6 +404,8 @@ enum Written {
     },
     /// The same records for the same pay date are already a batch; nothing was added.
     SamePayroll(ExistingBatch),
+    /// The pay date cannot be met (and `--send-late` was not given): rolled back.
+    PayDateRefused(u64, FieldError),
     /// Rolled back: the file is invalid.
     Nothing,
 }
@@ -400,15 +424,52 @@ enum ToWriter {
         reply: mpsc::SyncSender<Result<Option<String>, LedgerError>>,
     },
     /// Everything is sent and valid enough to keep. Without it the transaction rolls back.
-    Commit {
-        n_payouts: u64,
-        total: Cents,
-        n_rejected: u64,
-        identity: Box<BatchIdentity>,
-        schedule: Schedule,
-        /// The repeat guard's window start and threshold (percent), unless allowed.
-        repeat_guard: Option<(String, u32)>,
-    },
+    Commit(Box<Finish>),
+}
+
+/// What the writer needs to finish a batch whose rows are all written.
+struct Finish {
+    n_payouts: u64,
+    total: Cents,
+    n_rejected: u64,
+    identity: BatchIdentity,
+    /// The schedule, or the line and problem that refuse its pay date; checked after the
+    /// identity, so that a re-sent file whose pay date has passed is named as the batch it is.
+    schedule: Result<Schedule, (u64, FieldError)>,
+    /// The repeat guard's window start and threshold (percent), unless allowed.
+    repeat_guard: Option<(String, u32)>,
+}
+
+fn finish(
+    rows: &ParsedRows,
+    outside_pay_date: Option<(Date, &'static str)>,
+    options: &IngestOptions,
+    now: OffsetDateTime,
+) -> Finish {
+    let schedule = scheduled(rows, outside_pay_date, options, now);
+    let pay_date = match (rows.pay_date, outside_pay_date) {
+        (Some((date, _)), _) | (None, Some((date, _))) => Some(date.to_string()),
+        (None, None) => None,
+    };
+    let stored = match &schedule {
+        Ok(schedule) => stored_schedule(schedule),
+        Err(_) => BatchSchedule {
+            pay_date,
+            ..BatchSchedule::default()
+        },
+    };
+    Finish {
+        n_payouts: rows.n_payouts,
+        total: rows.total,
+        n_rejected: rows.n_bad_rows,
+        identity: BatchIdentity {
+            records_sha256: hex::encode(rows.records.clone().finalize()),
+            schedule: stored,
+            approval_reason: None,
+        },
+        schedule,
+        repeat_guard: repeat_guard_since(options, now),
+    }
 }
 
 /// Rows per buffer handed to the writer: large enough that the hand-over costs nothing.
@@ -422,9 +483,9 @@ fn write_batch(
     recycle: mpsc::Sender<RowBuffer>,
 ) -> Result<Written, LedgerError> {
     let tx = ledger.begin_ingest(batch)?;
-    let counts = {
+    let finish = {
         let mut payouts = tx.payout_inserter()?;
-        let mut counts = None;
+        let mut finish = None;
         for message in &inbox {
             match message {
                 ToWriter::Rows(mut rows) => {
@@ -436,45 +497,42 @@ fn write_batch(
                 ToWriter::ReferenceAt { line, reply } => {
                     let _ = reply.send(tx.reference_at_line(line));
                 }
-                ToWriter::Commit {
-                    n_payouts,
-                    total,
-                    n_rejected,
-                    identity,
-                    schedule,
-                    repeat_guard,
-                } => {
-                    counts = Some((
-                        n_payouts,
-                        total,
-                        n_rejected,
-                        identity,
-                        schedule,
-                        repeat_guard,
-                    ));
+                ToWriter::Commit(message) => {
+                    finish = Some(message);
                     break;
                 }
             }
         }
-        counts
+        finish
     };
     // Dropping the transaction rolls back every row written.
-    let Some((n_payouts, total, n_rejected, mut identity, schedule, repeat_guard)) = counts else {
-        return Ok(Written::Nothing);
-    };
+    match finish {
+        Some(finish) => finish_batch(tx, *finish),
+        None => Ok(Written::Nothing),
+    }
+}
+
+/// The end of an ingest whose rows are written: the same payroll again, a pay date refused,
+/// or the commit, with the repeat guard's verdict.
+fn finish_batch(tx: ledger::IngestTx<'_>, finish: Finish) -> Result<Written, LedgerError> {
+    let mut identity = finish.identity;
     let pay_date = identity.schedule.pay_date.clone();
     if let Some(existing) = tx.batch_with_identity(&identity.records_sha256, pay_date.as_deref())? {
         return Ok(Written::SamePayroll(existing));
     }
+    let schedule = match finish.schedule {
+        Ok(schedule) => schedule,
+        Err((line, problem)) => return Ok(Written::PayDateRefused(line, problem)),
+    };
     let mut repeats = None;
-    if let Some((since, min_percent)) = repeat_guard
+    if let Some((since, min_percent)) = finish.repeat_guard
         && let Some(overlap) = tx.repeat_overlap(&since, pay_date.as_deref())?
         && overlap.n_repeated * 100 >= u64::from(min_percent) * overlap.n_payouts.max(1)
     {
         identity.approval_reason = Some(format!("repeat guard: {overlap}"));
         repeats = Some(overlap);
     }
-    let batch_id = tx.commit(n_payouts, total, n_rejected, &identity)?;
+    let batch_id = tx.commit(finish.n_payouts, finish.total, finish.n_rejected, &identity)?;
     Ok(Written::Committed {
         batch_id,
         schedule,
@@ -573,19 +631,10 @@ fn parse_rows(
                 });
             }
         }
-        if let Some(valid) = &valid
-            && let Some(date) = valid.pay_date
+        if let Some(date) = valid.as_ref().and_then(|valid| valid.pay_date)
+            && let Some(problem) = one_pay_date(&mut parsed.pay_date, date, line)
         {
-            match parsed.pay_date {
-                None => parsed.pay_date = Some((date, line)),
-                Some((first, first_line)) if first != date => row_errors.push(FieldError {
-                    column: Some("pay_date".to_string()),
-                    message: format!(
-                        "{date} differs from {first} on line {first_line}; a file has one pay date"
-                    ),
-                }),
-                Some(_) => {}
-            }
+            row_errors.push(problem);
         }
         match valid {
             Some(valid) if row_errors.is_empty() => {
@@ -636,6 +685,22 @@ fn parse_rows(
         send(ToWriter::Rows(buffer))?;
     }
     Ok(parsed)
+}
+
+/// Keeps the first pay date of a file and refuses another one.
+fn one_pay_date(first: &mut Option<(Date, u64)>, date: Date, line: u64) -> Option<FieldError> {
+    match *first {
+        None => {
+            *first = Some((date, line));
+            None
+        }
+        Some((first, first_line)) => (first != date).then(|| FieldError {
+            column: Some("pay_date".to_string()),
+            message: format!(
+                "{date} differs from {first} on line {first_line}; a file has one pay date"
+            ),
+        }),
+    }
 }
 
 /// Adds one valid payout to the records' hash: its fields as payrun understands them, in a

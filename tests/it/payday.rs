@@ -583,6 +583,32 @@ async fn a_resaved_file_is_not_paid_twice_and_a_repeat_waits_for_approval() {
         allowed.stdout
     );
     assert_eq!(batch(&env.work.status_json(), 3)["status"], "ready");
+
+    // Re-saved after its pay date passed, a dated file is still named as the batch it is,
+    // not refused for its pay date.
+    let dated = "reference,amount,funding_source,pay_date\nD-1,9.00,fd000000-0000-4000-8000-000000000007,2026-12-04\n";
+    let e = env.work.file("e.csv", dated);
+    assert_eq!(
+        at(&env, WEDNESDAY, &["ingest", e.to_str().unwrap()])
+            .await
+            .code,
+        0
+    );
+    let resaved = env.work.file("e2.csv", dated.replace('\n', "\r\n"));
+    let later = at(
+        &env,
+        "2026-12-07T10:00:00Z",
+        &["ingest", resaved.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(later.code, 0, "{later:?}");
+    assert!(
+        later
+            .stdout
+            .contains("the same payouts for pay date 2026-12-04 are already batch 4"),
+        "{}",
+        later.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
