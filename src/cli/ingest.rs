@@ -45,6 +45,14 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                 for problem in &rejected {
                     eprintln!("{problem}");
                 }
+                if let (Some(flag), Some(own)) = (args.payday.pay_date, schedule.pay_date)
+                    && flag != own
+                {
+                    eprintln!(
+                        "payrun: note: {} names its pay date {own} in its pay_date column, which wins over --pay-date {flag}",
+                        path.display()
+                    );
+                }
                 let partial = if n_rejected_rows > 0 {
                     format!(
                         " ({} left out and recorded)",
