@@ -213,12 +213,14 @@ struct FileToIngest<'a> {
     outside_pay_date: Option<(Date, &'static str)>,
 }
 
+type CsvReader = csv::Reader<BufReader<File>>;
+
 /// Opens the file and reads its header: the reader, the layout and the file's size, or `None`
 /// with the problems in `errors` when the file is not a payout file.
 fn read_header(
     path: &Path,
     errors: &mut ErrorList<'_>,
-) -> std::io::Result<Option<(csv::Reader<BufReader<File>>, row::Layout, u64)>> {
+) -> std::io::Result<Option<(CsvReader, row::Layout, u64)>> {
     let mut file = File::open(path)?;
     let file_size = file.metadata()?.len();
     let whole_file = |message: String| FieldError {
@@ -257,7 +259,7 @@ fn read_header(
 fn ingest_rows(
     ledger: &mut Ledger,
     batch: &NewBatch<'_>,
-    reader: &mut csv::Reader<BufReader<File>>,
+    reader: &mut CsvReader,
     file: &FileToIngest<'_>,
     options: &IngestOptions,
     now: OffsetDateTime,
