@@ -30,6 +30,10 @@ pub struct FileConfig {
     pub webhooks: WebhooksSection,
     #[serde(default)]
     pub tracking: TrackingSection,
+    #[serde(default)]
+    pub payday: PaydaySection,
+    #[serde(default)]
+    pub repeat_guard: RepeatGuardSection,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -85,6 +89,34 @@ pub struct WebhooksSection {
 pub struct TrackingSection {
     /// How long processed transfers stay watched for late returns (default 5 banking days).
     pub returns_window_days: Option<u32>,
+}
+
+/// Pay dates and send windows (README, "Payday").
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaydaySection {
+    /// Banking days between the send day and the pay date (default 2, standard ACH).
+    pub lead_banking_days: Option<u32>,
+    /// The send day's cut-off time of day, `HH:MM` (default: the end of the day).
+    pub cutoff: Option<String>,
+    /// The fixed UTC offset the send day and cut-off are read in, e.g. `-05:00` (default UTC).
+    pub utc_offset: Option<String>,
+    /// Extra days the bank is closed, `YYYY-MM-DD`, beyond weekends and the Fed's holidays.
+    #[serde(default)]
+    pub closures: Vec<String>,
+    /// The pay date of files that name none: `"next friday"` or `"3 banking days"`.
+    pub default_pay_date: Option<String>,
+}
+
+/// The repeat guard: a file that largely repeats a recent batch waits for approval.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatGuardSection {
+    /// How far back batches are compared, in days (default 31).
+    pub window_days: Option<u32>,
+    /// The share of repeated payouts that holds a batch, in percent (default 80; 101 turns
+    /// the guard off).
+    pub min_overlap_percent: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -190,11 +190,14 @@ fn demo_cycle(sim: &SimHandle, dirs: &InboxDirs) -> Cycle {
             },
             max_errors_shown: 50,
             awaiting_approval: false,
+            pay_dates: crate::ingest::PayDateRules::default(),
+            repeat_guard: crate::ingest::RepeatGuard::default(),
         },
         send,
         track,
         settle_deadline: None,
         reports: dirs.reports.clone(),
+        clock: crate::clock::Clock::wall(),
     }
 }
 

@@ -38,7 +38,8 @@ pub fn payout_csv_total_cents(n_rows: u64) -> i64 {
 }
 
 /// The options tests and benchmarks ingest generated files with: strict, all or nothing, the
-/// default $10,000.00 limit, no approval gate.
+/// default $10,000.00 limit, no approval gate, no pay date, and no repeat guard (generated
+/// files reuse references from file to file).
 pub fn ingest_options() -> crate::ingest::IngestOptions {
     crate::ingest::IngestOptions {
         allow_partial: false,
@@ -47,6 +48,11 @@ pub fn ingest_options() -> crate::ingest::IngestOptions {
         },
         max_errors_shown: 10,
         awaiting_approval: false,
+        pay_dates: crate::ingest::PayDateRules::default(),
+        repeat_guard: crate::ingest::RepeatGuard {
+            allow_repeat: true,
+            ..crate::ingest::RepeatGuard::default()
+        },
     }
 }
 

@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::config::InboxDirs;
 use crate::dwolla::Client;
 use crate::inbox::{self, FileResult};
 use crate::ingest::IngestOptions;
-use crate::ledger::{self, BatchSelection, Ledger, Spool};
+use crate::ledger::{self, BatchSelection, LateBatch, Ledger, Spool, WaitingBatch};
 use crate::sender::{self, SendConfig, SendReport, with_ledger};
 use crate::tracking::{self, TrackConfig, TrackOptions, TrackReport};
 
@@ -31,6 +31,8 @@ pub struct Cycle {
     pub settle_deadline: Option<Duration>,
     /// Where reports go (the inbox's `reports/`, or beside the ledger).
     pub reports: PathBuf,
+    /// "Now" for pay dates and send windows (`PAYRUN_NOW` can inject it).
+    pub clock: Clock,
 }
 
 /// What one cycle did.
@@ -38,6 +40,10 @@ pub struct Cycle {
 pub struct CycleSummary {
     pub files: Vec<(PathBuf, FileResult)>,
     pub awaiting_approval: Vec<i64>,
+    /// Batches left waiting (send window, hold, repeat guard), said in a line each.
+    pub waiting: Vec<WaitingBatch>,
+    /// Batches sent this cycle after their send window closed.
+    pub sent_late: Vec<LateBatch>,
     pub send: Option<SendReport>,
     pub track: Option<TrackReport>,
     /// The reports written this cycle (the overall one first).
@@ -78,15 +84,19 @@ impl CycleSummary {
             });
         }
         for batch in &self.awaiting_approval {
-            lines.push(format!(
-                "batch {batch} waits for approval: payrun approve {batch}"
-            ));
+            if !self.waiting.iter().any(|w| w.id == *batch) {
+                lines.push(format!(
+                    "batch {batch} waits for approval: payrun approve {batch}"
+                ));
+            }
         }
+        lines.extend(self.waiting.iter().map(ToString::to_string));
         if let Some(report) = &self.send
             && (report.n_claimed > 0 || report.left.total() > 0)
         {
             lines.push(report.summary());
         }
+        lines.extend(self.sent_late.iter().map(ToString::to_string));
         if let Some(track) = &self.track {
             let moved: Vec<String> = track
                 .tally
@@ -145,20 +155,21 @@ async fn ingest_and_send(
     stopping: &watch::Receiver<bool>,
     summary: &mut CycleSummary,
 ) -> anyhow::Result<()> {
+    let clock = cycle.clock;
     if let Some(dirs) = &cycle.dirs {
         inbox::create_dirs(dirs)?;
         for path in inbox::ready_files(dirs, cycle.stable_for, SystemTime::now())? {
             if *stopping.borrow() {
                 break;
             }
-            let (dirs, options, taken) = (dirs.clone(), cycle.ingest, path.clone());
+            let (dirs, options, taken) = (dirs.clone(), cycle.ingest.clone(), path.clone());
             let result = with_ledger(ledger, move |ledger| {
                 Ok(inbox::take_file(
                     ledger,
                     &dirs,
                     &taken,
                     &options,
-                    OffsetDateTime::now_utc(),
+                    clock.now(),
                 ))
             })
             .await??;
@@ -166,19 +177,26 @@ async fn ingest_and_send(
             summary.files.push((path, result));
         }
     }
-    summary.awaiting_approval =
-        with_ledger(ledger, |ledger| ledger.batches_awaiting_approval()).await?;
+    let now = ledger::timestamp(clock.now());
+    summary.awaiting_approval = with_ledger(ledger, move |ledger| {
+        ledger.open_send_windows(&now)?;
+        ledger.batches_awaiting_approval()
+    })
+    .await?;
+    summary.waiting = with_ledger(ledger, |ledger| ledger.waiting_batches()).await?;
     if *stopping.borrow() {
         return Ok(());
     }
-    match sender::send_shared(
+    let sent = sender::send_shared(
         ledger.clone(),
         client.clone(),
         cycle.send.clone(),
         stopping.clone(),
     )
-    .await
-    {
+    .await;
+    let now = ledger::timestamp(clock.now());
+    summary.sent_late = with_ledger(ledger, move |ledger| ledger.note_sent_batches(&now)).await?;
+    match sent {
         Ok(report) => summary.send = Some(report),
         Err(error) if is_dwolla_error(&error) => summary.unreachable = Some(format!("{error:#}")),
         Err(error) => return Err(error),

@@ -4,9 +4,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::ingest::{self, FileError, IngestOptions, IngestOutcome};
-use crate::ledger::{DestinationTotal, Ledger, PayoutLine};
+use crate::ingest::{FileError, IngestOptions, IngestOutcome};
+use crate::ledger::{DestinationTotal, Ledger, PayoutLine, RepeatOverlap};
 use crate::money::Cents;
+use crate::payday::Schedule;
 
 #[derive(Debug)]
 pub enum Plan {
@@ -29,6 +30,10 @@ pub struct ValidPlan {
     pub largest: Vec<PayoutLine>,
     /// The previous batch in the real ledger: its id and total.
     pub previous: Option<(i64, Cents)>,
+    /// Its pay date and send window.
+    pub schedule: Schedule,
+    /// How much it repeats a recent batch of the real ledger, and whether that holds it.
+    pub repeats: Option<(RepeatOverlap, bool)>,
 }
 
 /// Plans `path` against `ledger` (the real one, read only; `None` when there is none yet).
@@ -36,37 +41,83 @@ pub fn plan_file(
     path: &Path,
     options: &IngestOptions,
     ledger: Option<&Ledger>,
+    now: time::OffsetDateTime,
 ) -> anyhow::Result<Plan> {
-    if let Some(ledger) = ledger {
-        let sha256 = ingest::file_sha256(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        if let Some(existing) = ledger.batch_by_sha256(&sha256)? {
-            return Ok(Plan::AlreadyIngested {
-                batch_id: existing.id,
-            });
-        }
-    }
     let mut scratch = Ledger::open_scratch()?;
-    let outcome =
-        ingest::ingest_file(&mut scratch, path, options, time::OffsetDateTime::now_utc())?;
+    let outcome = crate::ingest::ingest_file(&mut scratch, path, options, now)?;
     Ok(match outcome {
         IngestOutcome::Accepted {
             batch_id,
             n_payouts,
             total,
+            schedule,
             ..
-        } => Plan::Valid(ValidPlan {
-            n_payouts,
-            total,
-            destinations: scratch.destination_totals(batch_id)?,
-            largest: scratch.largest_payouts(batch_id, 5)?,
-            previous: ledger.map(Ledger::latest_batch).transpose()?.flatten(),
-        }),
+        } => {
+            let pay_date = schedule.pay_date.map(|date| date.to_string());
+            let mut repeats = None;
+            if let Some(ledger) = ledger {
+                if let Some((records, _)) = scratch.batch_identity(batch_id)?
+                    && let Some(existing) =
+                        ledger.batch_by_identity(&records, pay_date.as_deref())?
+                {
+                    return Ok(Plan::AlreadyIngested {
+                        batch_id: existing.id,
+                    });
+                }
+                let guard = options.repeat_guard;
+                let since = now - time::Duration::days(i64::from(guard.window_days));
+                let since = crate::ledger::timestamp(since);
+                repeats = ledger
+                    .repeat_overlap_of(&scratch, batch_id, &since, pay_date.as_deref())?
+                    .map(|overlap| {
+                        let holds = !guard.allow_repeat
+                            && overlap.n_repeated * 100
+                                >= u64::from(guard.min_overlap_percent) * overlap.n_payouts.max(1);
+                        (overlap, holds)
+                    });
+            }
+            Plan::Valid(ValidPlan {
+                n_payouts,
+                total,
+                destinations: scratch.destination_totals(batch_id)?,
+                largest: scratch.largest_payouts(batch_id, 5)?,
+                previous: ledger.map(Ledger::latest_batch).transpose()?.flatten(),
+                schedule,
+                repeats,
+            })
+        }
         IngestOutcome::Invalid { errors, n_errors } => Plan::Invalid { errors, n_errors },
         IngestOutcome::AlreadyIngested(existing) => Plan::AlreadyIngested {
             batch_id: existing.id,
         },
     })
+}
+
+/// The pay date, when the batch would go, and how much it repeats a recent batch.
+fn render_schedule(out: &mut String, plan: &ValidPlan) {
+    if let Some((overlap, holds)) = &plan.repeats {
+        let consequence = if *holds {
+            "ingest would hold it for approval (--allow-repeat lets a deliberate repeat through)"
+        } else {
+            "below the repeat guard's threshold, or allowed"
+        };
+        let _ = writeln!(out, "  repeats: {overlap}; {consequence}");
+    }
+    let schedule = &plan.schedule;
+    let Some(pay_date) = schedule.pay_date else {
+        let _ = writeln!(out, "  no pay date: sent as soon as a run sends");
+        return;
+    };
+    let when = match schedule.send_after {
+        _ if schedule.send_late => "sent as soon as possible, late".to_string(),
+        Some(after) => format!("sent from {}", crate::ledger::timestamp(after)),
+        None => "sent as soon as a run sends".to_string(),
+    };
+    let by = schedule
+        .send_by
+        .map(|by| format!(", on time until {}", crate::ledger::timestamp(by)))
+        .unwrap_or_default();
+    let _ = writeln!(out, "  pay date {pay_date}: {when}{by}");
 }
 
 /// The plan as text for a person.
@@ -100,6 +151,7 @@ fn render_valid(out: &mut String, name: &str, plan: &ValidPlan) {
         "{name}: valid, {} payouts, total {} USD",
         plan.n_payouts, plan.total
     );
+    render_schedule(out, plan);
     if let Some(previous) = plan.previous {
         render_change(out, plan.total, previous);
     }

@@ -19,14 +19,18 @@ pub struct IngestArgs {
     /// How many problems to print per file; all are counted.
     #[arg(long, default_value_t = 50)]
     pub max_errors: usize,
+    #[command(flatten)]
+    pub payday: super::payday::PaydayArgs,
 }
 
 pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
-    let options = args.rules.options(args.max_errors)?;
+    let mut options = args.rules.options(args.max_errors)?;
+    args.payday.apply(&mut options);
+    let clock = super::payday::clock()?;
     let mut ledger = Ledger::open_writer(ledger_path)?;
     let mut status = exit::OK;
     for path in &args.files {
-        let now = time::OffsetDateTime::now_utc();
+        let now = clock.now();
         let outcome = ingest::ingest_file(&mut ledger, path, &options, now)?;
         match outcome {
             IngestOutcome::Accepted {
@@ -35,9 +39,19 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                 total,
                 rejected,
                 n_rejected_rows,
+                schedule,
+                repeats,
             } => {
                 for problem in &rejected {
                     eprintln!("{problem}");
+                }
+                if let (Some(flag), Some(own)) = (args.payday.pay_date, schedule.pay_date)
+                    && flag != own
+                {
+                    eprintln!(
+                        "payrun: note: {} names its pay date {own} in its pay_date column, which wins over --pay-date {flag}",
+                        path.display()
+                    );
                 }
                 let partial = if n_rejected_rows > 0 {
                     format!(
@@ -47,24 +61,35 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                 } else {
                     String::new()
                 };
-                let approval = if options.awaiting_approval {
-                    format!("; it waits for `payrun approve {batch_id}`")
-                } else {
-                    String::new()
+                let approval = match &repeats {
+                    Some(overlap) => format!(
+                        "; held by the repeat guard: {overlap}; it waits for `payrun approve {batch_id}` (or ingest with --allow-repeat)"
+                    ),
+                    None if options.awaiting_approval => {
+                        format!("; it waits for `payrun approve {batch_id}`")
+                    }
+                    None => String::new(),
                 };
                 println!(
-                    "accepted {}: batch {batch_id}, {n_payouts} payouts, total {total} USD{partial}{approval}",
-                    path.display()
+                    "accepted {}: batch {batch_id}, {n_payouts} payouts, total {total} USD{partial}{}{approval}",
+                    path.display(),
+                    describe_schedule(&schedule, now)
                 );
                 tracing::info!(batch_id, n_payouts, total_cents = total.get(), file = %path.display(), "batch ingested");
             }
             IngestOutcome::AlreadyIngested(existing) => {
+                let pay_date = existing
+                    .pay_date
+                    .as_ref()
+                    .map(|date| format!(" for pay date {date}"))
+                    .unwrap_or_default();
                 println!(
-                    "skipped {}: the same content is already batch {} ({}, received {}); nothing added",
+                    "skipped {}: the same payouts{pay_date} are already batch {} ({}, received {}, {}); nothing added",
                     path.display(),
                     existing.id,
                     existing.file_name,
-                    existing.received_at
+                    existing.received_at,
+                    existing.status
                 );
             }
             IngestOutcome::Invalid { errors, n_errors } => {
@@ -88,6 +113,19 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(status)
+}
+
+/// "; pay date 2026-12-04, sent from 2026-12-02 00:00 UTC", or nothing without a pay date.
+fn describe_schedule(schedule: &crate::payday::Schedule, now: time::OffsetDateTime) -> String {
+    let Some(pay_date) = schedule.pay_date else {
+        return String::new();
+    };
+    let when = match schedule.send_after {
+        _ if schedule.send_late => "sent as soon as possible, late (--send-late)".to_string(),
+        Some(after) if after > now => format!("sent from {}", crate::ledger::timestamp(after)),
+        _ => "sent now (its send window is open)".to_string(),
+    };
+    format!("; pay date {pay_date}, {when}")
 }
 
 /// "1 problem", "3 problems".

@@ -8,13 +8,16 @@
 //! `tests/it/layering.rs` keeps that true). No business rule lives here.
 
 mod approve;
+mod cancel;
 mod client_tokens;
 mod config;
 mod connect;
 mod demo;
 mod failure;
+mod hold;
 mod ingest;
 mod outcome;
+mod payday;
 mod payees;
 mod plan;
 mod reconcile;
@@ -88,6 +91,12 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Let a batch that waits for approval be sent.
     Approve(approve::ApproveArgs),
+    /// Stop a batch from being sent until it is released.
+    Hold(hold::HoldArgs),
+    /// Let a held batch be sent again.
+    Release(hold::ReleaseArgs),
+    /// Cancel a batch's pending payouts (or some of them, by reference), with a reason.
+    Cancel(cancel::CancelArgs),
     /// What ingesting a file would do, touching nothing.
     Plan(plan::PlanArgs),
     /// The effective configuration.
@@ -168,6 +177,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&ledger, &args),
         Command::Watch(args) => watch::run(&ledger, &args),
         Command::Approve(args) => approve::run(&ledger, &args),
+        Command::Hold(args) => hold::run_hold(&ledger, &args),
+        Command::Release(args) => hold::run_release(&ledger, &args),
+        Command::Cancel(args) => cancel::run(&ledger, &args),
         Command::Plan(args) => plan::run(&ledger, &args),
         Command::Config(config::ConfigCommand::Check(args)) => config::run_check(&ledger, &args),
         Command::Sim(args) => sim::run(args).map(|()| exit::OK),

@@ -14,16 +14,20 @@ pub struct PlanArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub rules: IngestRules,
+    #[command(flatten)]
+    pub payday: super::payday::PaydayArgs,
 }
 
 pub(super) fn run(ledger_path: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
-    let options = args.rules.options(50)?;
+    let mut options = args.rules.options(50)?;
+    args.payday.apply(&mut options);
+    let now = super::payday::clock()?.now();
     let ledger = if ledger_path.exists() {
         Some(Ledger::open_reader(ledger_path)?)
     } else {
         None
     };
-    let plan = crate::plan::plan_file(&args.file, &options, ledger.as_ref())?;
+    let plan = crate::plan::plan_file(&args.file, &options, ledger.as_ref(), now)?;
     print!("{}", crate::plan::render(&args.file, &plan));
     Ok(match plan {
         crate::plan::Plan::Invalid { .. } => exit::INVALID_INPUT,

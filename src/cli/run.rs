@@ -25,6 +25,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub rules: IngestRules,
     #[command(flatten)]
+    pub payday: super::payday::PaydayArgs,
+    #[command(flatten)]
     pub sending: SendingArgs,
 }
 
@@ -57,6 +59,7 @@ pub(super) fn cycle(
         // The inbox writes every problem into the file's .errors.txt.
         ingest: rules.options(10_000)?,
         send: sending.send_config(None)?,
+        clock: super::payday::clock()?,
     })
 }
 
@@ -70,13 +73,14 @@ pub(super) fn run(ledger_path: &Path, args: &RunArgs) -> anyhow::Result<u8> {
             status: exit::USAGE,
             message: format!("--deadline: {err}"),
         })?;
-    let cycle = cycle(
+    let mut cycle = cycle(
         ledger_path,
         &args.inbox,
         &args.rules,
         &args.sending,
         deadline,
     )?;
+    args.payday.apply(&mut cycle.ingest);
     let client = args.sending.dwolla.client()?;
     let ledger = Ledger::open_writer(ledger_path)?;
     let (_ledger, summary) = runtime()?.block_on(async {

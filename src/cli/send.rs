@@ -25,14 +25,30 @@ pub struct SendArgs {
 pub(super) fn run(ledger_path: &Path, args: &SendArgs) -> anyhow::Result<u8> {
     let client = args.sending.dwolla.client()?;
     let config = args.sending.send_config(args.batch)?;
-    let ledger = Ledger::open_writer(ledger_path)?;
+    let clock = super::payday::clock()?;
+    let mut ledger = Ledger::open_writer(ledger_path)?;
+    ledger.open_send_windows(&crate::ledger::timestamp(clock.now()))?;
     let report = runtime()?.block_on(async {
         let stopping = stop_signal();
         crate::sender::send(ledger, client.clone(), config, stopping).await
     })?;
+    // The sender has let go of the ledger; a writer that took it since notes the sent dates.
+    let late = match Ledger::open_writer(ledger_path) {
+        Ok(mut ledger) => ledger.note_sent_batches(&crate::ledger::timestamp(clock.now()))?,
+        Err(error) => {
+            tracing::warn!("sent dates are noted by the next run: {error}");
+            Vec::new()
+        }
+    };
     if args.json {
+        for line in &late {
+            eprintln!("{line}");
+        }
         println!("{}", json_account(&report, &client));
     } else {
+        for line in &late {
+            println!("{line}");
+        }
         println!("{}", report.summary());
     }
     if let Some(reason) = &report.unauthorized {

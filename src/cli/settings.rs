@@ -41,6 +41,8 @@ impl IngestRules {
             limits: Limits { max_amount },
             max_errors_shown,
             awaiting_approval: self.require_approval || file.require_approval.unwrap_or(false),
+            pay_dates: super::payday::pay_date_rules(file)?,
+            repeat_guard: super::payday::repeat_guard(file),
         })
     }
 }

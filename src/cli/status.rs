@@ -41,20 +41,25 @@ pub(super) fn run(ledger_path: &Path, args: &StatusArgs) -> anyhow::Result<u8> {
     }
     println!();
     println!(
-        "{:>5}  {:<24} {:<18} {:>7} {:>14}  file",
-        "batch", "received", "status", "rows", "total (USD)"
+        "{:>5}  {:<24} {:<18} {:>7} {:>14}  {:<10}  {:<36}  file",
+        "batch", "received", "status", "rows", "total (USD)", "pay date", "goes"
     );
     for batch in &summary.batches {
         let total = Cents::new(batch.total_cents).unwrap_or(Cents::ZERO);
         println!(
-            "{:>5}  {:<24} {:<18} {:>7} {:>14}  {}",
+            "{:>5}  {:<24} {:<18} {:>7} {:>14}  {:<10}  {:<36}  {}",
             batch.id,
             batch.received_at,
             batch.status,
             batch.row_count,
             total.to_string(),
+            batch.pay_date.as_deref().unwrap_or("-"),
+            super::payday::when_it_goes(batch),
             batch.file_name
         );
+    }
+    for waiting in ledger.waiting_batches()? {
+        println!("{waiting}");
     }
     Ok(exit::OK)
 }

@@ -16,17 +16,21 @@ use std::sync::mpsc;
 
 use foldhash::fast::RandomState as FastHasher;
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
-use crate::ledger::{self, ExistingBatch, Ledger, LedgerError, NewBatch, NewPayout, RowBuffer};
+use crate::ledger::{
+    self, BatchIdentity, BatchSchedule, ExistingBatch, Ledger, LedgerError, NewBatch, NewPayout,
+    RepeatOverlap, RowBuffer,
+};
 use crate::money::Cents;
+use crate::payday::{DefaultPayDate, Schedule, SendPolicy};
 use row::{FieldError, Layout, Limits};
 
 /// After this many lines the duplicate check sizes its table for the whole file.
 const ROWS_BEFORE_ESTIMATE: u64 = 1000;
 
 /// How strict an ingest is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct IngestOptions {
     /// Accept the valid rows of a file that has invalid ones, recording the rest as rejected.
     pub allow_partial: bool,
@@ -35,6 +39,55 @@ pub struct IngestOptions {
     pub max_errors_shown: usize,
     /// New batches wait for `payrun approve` before anything is sent.
     pub awaiting_approval: bool,
+    /// Where a batch's pay date comes from and how it is checked.
+    pub pay_dates: PayDateRules,
+    pub repeat_guard: RepeatGuard,
+}
+
+/// The pay date of a batch: the file's `pay_date` column, else `flag` (`--pay-date`), else the
+/// inbox's default; none means "send as soon as possible".
+#[derive(Debug, Clone, Default)]
+pub struct PayDateRules {
+    pub policy: SendPolicy,
+    pub flag: Option<Date>,
+    pub default: Option<DefaultPayDate>,
+    /// `--send-late`: accept a pay date that cannot be met and send as soon as possible.
+    pub send_late: bool,
+}
+
+impl PayDateRules {
+    /// The pay date of a file without a `pay_date` column, and where it came from.
+    fn outside_the_file(&self, now: OffsetDateTime) -> Option<(Date, &'static str)> {
+        match (self.flag, self.default) {
+            (Some(date), _) => Some((date, "--pay-date")),
+            (None, Some(default)) => Some((
+                default.pay_date(now, &self.policy),
+                "[payday] default_pay_date",
+            )),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A file whose payouts largely repeat a recent batch waits for approval.
+#[derive(Debug, Clone, Copy)]
+pub struct RepeatGuard {
+    /// How far back earlier batches are compared, in days.
+    pub window_days: u32,
+    /// The share of repeated payouts (reference, amount, destination) that holds a batch.
+    pub min_overlap_percent: u32,
+    /// `--allow-repeat`: a deliberate repeat goes through.
+    pub allow_repeat: bool,
+}
+
+impl Default for RepeatGuard {
+    fn default() -> RepeatGuard {
+        RepeatGuard {
+            window_days: 31,
+            min_overlap_percent: 80,
+            allow_repeat: false,
+        }
+    }
 }
 
 /// A problem found in a file, displayed like a compiler's: `payroll.csv:17: amount: ...`.
@@ -61,6 +114,9 @@ pub enum IngestOutcome {
         /// Rows refused under `--allow-partial` (the first few problems, and how many rows).
         rejected: Vec<FileError>,
         n_rejected_rows: u64,
+        schedule: Schedule,
+        /// The repeat guard held the batch for approval: the batch it repeats and how much.
+        repeats: Option<RepeatOverlap>,
     },
     /// The same content is already in the ledger; nothing was added.
     AlreadyIngested(ExistingBatch),
@@ -82,7 +138,7 @@ pub enum IngestError {
     Ledger(#[from] LedgerError),
 }
 
-/// The hex SHA-256 of a file's bytes: its identity for "never twice".
+/// The hex SHA-256 of a file's bytes, kept beside the records' hash, which is the identity.
 pub fn file_sha256(path: &Path) -> std::io::Result<String> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
@@ -111,48 +167,16 @@ pub fn ingest_file(
     };
     let display_name = path.display().to_string();
     let sha256 = file_sha256(path).map_err(read_error)?;
-    if let Some(existing) = ledger.batch_by_sha256(&sha256)? {
+    let mut errors = ErrorList::new(&display_name, options.max_errors_shown);
+    let Some((mut reader, mut layout, file_size)) =
+        read_header(path, &mut errors).map_err(read_error)?
+    else {
+        return Ok(errors.into_invalid());
+    };
+    let outside_pay_date = options.pay_dates.outside_the_file(now);
+    if let Some(existing) = same_bytes_and_pay_date(ledger, &sha256, &layout, outside_pay_date)? {
         return Ok(IngestOutcome::AlreadyIngested(existing));
     }
-    let mut errors = ErrorList::new(&display_name, options.max_errors_shown);
-    let mut file = File::open(path).map_err(read_error)?;
-    let file_size = file.metadata().map_err(read_error)?.len();
-    if let Some(problem) = sniff_not_csv(&mut file).map_err(read_error)? {
-        errors.push(
-            1,
-            FieldError {
-                column: None,
-                message: problem,
-            },
-        );
-        return Ok(errors.into_invalid());
-    }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
-    let mut record = csv::ByteRecord::new();
-    let csv_error = |err: csv::Error| read_error(std::io::Error::other(err));
-    if !reader.read_byte_record(&mut record).map_err(csv_error)? {
-        errors.push(
-            1,
-            FieldError {
-                column: None,
-                message: "the file is empty".to_string(),
-            },
-        );
-        return Ok(errors.into_invalid());
-    }
-    let header_line = record.position().map_or(1, |p| p.line());
-    let mut layout = match row::parse_header(&record.iter().collect::<Vec<_>>()) {
-        Ok(layout) => layout,
-        Err(problems) => {
-            for problem in problems {
-                errors.push(header_line, problem);
-            }
-            return Ok(errors.into_invalid());
-        }
-    };
     if layout.names_payees() {
         // The payee directory, once per file, never a query per row.
         layout.set_payee_funding_sources(ledger.payee_funding_sources()?);
@@ -172,31 +196,99 @@ pub fn ingest_file(
         received_at: &received_at,
         awaiting_approval: options.awaiting_approval,
     };
+    let file = FileToIngest {
+        path,
+        layout: &layout,
+        file_size,
+        outside_pay_date,
+    };
+    ingest_rows(ledger, &batch, &mut reader, &file, options, now, errors)
+}
+
+/// What the parsing side of an ingest knows about the file.
+struct FileToIngest<'a> {
+    path: &'a Path,
+    layout: &'a row::Layout,
+    file_size: u64,
+    outside_pay_date: Option<(Date, &'static str)>,
+}
+
+type CsvReader = csv::Reader<BufReader<File>>;
+
+/// Opens the file and reads its header: the reader, the layout and the file's size, or `None`
+/// with the problems in `errors` when the file is not a payout file.
+fn read_header(
+    path: &Path,
+    errors: &mut ErrorList<'_>,
+) -> std::io::Result<Option<(CsvReader, row::Layout, u64)>> {
+    let mut file = File::open(path)?;
+    let file_size = file.metadata()?.len();
+    let whole_file = |message: String| FieldError {
+        column: None,
+        message,
+    };
+    if let Some(problem) = sniff_not_csv(&mut file)? {
+        errors.push(1, whole_file(problem));
+        return Ok(None);
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 16, file));
+    let mut record = csv::ByteRecord::new();
+    if !reader
+        .read_byte_record(&mut record)
+        .map_err(std::io::Error::other)?
+    {
+        errors.push(1, whole_file("the file is empty".to_string()));
+        return Ok(None);
+    }
+    let header_line = record.position().map_or(1, |p| p.line());
+    match row::parse_header(&record.iter().collect::<Vec<_>>()) {
+        Ok(layout) => Ok(Some((reader, layout, file_size))),
+        Err(problems) => {
+            for problem in problems {
+                errors.push(header_line, problem);
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Parses the rows on this thread while a second one writes them, then commits or rolls back.
+fn ingest_rows(
+    ledger: &mut Ledger,
+    batch: &NewBatch<'_>,
+    reader: &mut CsvReader,
+    file: &FileToIngest<'_>,
+    options: &IngestOptions,
+    now: OffsetDateTime,
+    mut errors: ErrorList<'_>,
+) -> Result<IngestOutcome, IngestError> {
+    let read_error = |source| IngestError::Read {
+        path: file.path.to_path_buf(),
+        source,
+    };
     std::thread::scope(|scope| {
         let (to_writer, inbox) = mpsc::sync_channel::<ToWriter>(4);
         let (recycle, recycled) = mpsc::channel::<RowBuffer>();
-        let writer = scope.spawn(|| write_batch(ledger, &batch, inbox, recycle));
+        let writer = scope.spawn(|| write_batch(ledger, batch, inbox, recycle));
         let parsed = parse_rows(
-            &mut reader,
-            &layout,
+            reader,
+            file.layout,
             options,
-            file_size,
-            &batch_key,
+            file.file_size,
+            batch.batch_key,
             &mut errors,
             &to_writer,
             &recycled,
         );
-        let finish = match &parsed {
-            Ok(rows) if rows.is_acceptable(options) => Some(ToWriter::Commit {
-                n_payouts: rows.n_payouts,
-                total: rows.total,
-                n_rejected: rows.n_bad_rows,
-            }),
-            _ => None,
-        };
-        if let Some(finish) = finish {
+        if let Ok(rows) = &parsed
+            && rows.is_acceptable(options)
+        {
+            let finish = finish(rows, file.outside_pay_date, options, now);
             // A closed channel means the writer failed; its error comes back from join.
-            let _ = to_writer.send(finish);
+            let _ = to_writer.send(ToWriter::Commit(Box::new(finish)));
         }
         drop(to_writer);
         let written = writer.join().expect("the ledger writer thread panicked");
@@ -211,16 +303,26 @@ pub fn ingest_file(
             Err(ParseError::Read(source)) => return Err(read_error(source)),
             Err(ParseError::Ledger(error)) => return Err(IngestError::Ledger(error)),
         };
-        let batch_id = written?;
-        match batch_id {
-            Some(batch_id) => Ok(IngestOutcome::Accepted {
+        match written? {
+            Written::Committed {
+                batch_id,
+                schedule,
+                repeats,
+            } => Ok(IngestOutcome::Accepted {
                 batch_id,
                 n_payouts: rows.n_payouts,
                 total: rows.total,
                 rejected: errors.shown,
                 n_rejected_rows: rows.n_bad_rows,
+                schedule,
+                repeats,
             }),
-            None if rows.n_payouts == 0 && rows.n_bad_rows == 0 => {
+            Written::SamePayroll(existing) => Ok(IngestOutcome::AlreadyIngested(existing)),
+            Written::PayDateRefused(line, problem) => {
+                errors.push(line, problem);
+                Ok(errors.into_invalid())
+            }
+            Written::Nothing if rows.n_payouts == 0 && rows.n_bad_rows == 0 => {
                 errors.push(
                     1,
                     FieldError {
@@ -230,9 +332,84 @@ pub fn ingest_file(
                 );
                 Ok(errors.into_invalid())
             }
-            None => Ok(errors.into_invalid()),
+            Written::Nothing => Ok(errors.into_invalid()),
         }
     })
+}
+
+/// An earlier batch of a byte-identical file for the same pay date: found before parsing. A
+/// file with a `pay_date` column carries its date in its bytes; otherwise the date from
+/// outside the file must match too, since the same rows for another pay date are another
+/// payroll.
+fn same_bytes_and_pay_date(
+    ledger: &Ledger,
+    sha256: &str,
+    layout: &row::Layout,
+    outside_pay_date: Option<(Date, &'static str)>,
+) -> Result<Option<ExistingBatch>, LedgerError> {
+    let wanted = outside_pay_date.map(|(date, _)| date.to_string());
+    Ok(ledger
+        .batches_by_sha256(sha256)?
+        .into_iter()
+        .find(|existing| layout.has_pay_date() || existing.pay_date == wanted))
+}
+
+/// The batch's schedule, or the line and problem that refuses its pay date.
+fn scheduled(
+    rows: &ParsedRows,
+    outside_pay_date: Option<(Date, &'static str)>,
+    options: &IngestOptions,
+    now: OffsetDateTime,
+) -> Result<Schedule, (u64, FieldError)> {
+    let rules = &options.pay_dates;
+    let (pay_date, line, column) = match (rows.pay_date, outside_pay_date) {
+        (Some((date, line)), _) => (Some(date), line, Some("pay_date".to_string())),
+        (None, Some((date, source))) => (Some(date), 1, Some(source.to_string())),
+        (None, None) => (None, 1, None),
+    };
+    crate::payday::schedule(pay_date, now, &rules.policy, rules.send_late).map_err(|problem| {
+        (
+            line,
+            FieldError {
+                column,
+                message: problem.to_string(),
+            },
+        )
+    })
+}
+
+fn stored_schedule(schedule: &Schedule) -> BatchSchedule {
+    BatchSchedule {
+        pay_date: schedule.pay_date.map(|date| date.to_string()),
+        send_after: schedule.send_after.map(ledger::timestamp),
+        send_by: schedule.send_by.map(ledger::timestamp),
+        send_late: schedule.send_late,
+    }
+}
+
+/// The repeat guard's window start and threshold, or `None` when `--allow-repeat` is given.
+fn repeat_guard_since(options: &IngestOptions, now: OffsetDateTime) -> Option<(String, u32)> {
+    let guard = options.repeat_guard;
+    (!guard.allow_repeat).then(|| {
+        let since = now - time::Duration::days(i64::from(guard.window_days));
+        (ledger::timestamp(since), guard.min_overlap_percent)
+    })
+}
+
+/// What the ledger writer did with a file.
+#[derive(Debug)]
+enum Written {
+    Committed {
+        batch_id: i64,
+        schedule: Schedule,
+        repeats: Option<RepeatOverlap>,
+    },
+    /// The same records for the same pay date are already a batch; nothing was added.
+    SamePayroll(ExistingBatch),
+    /// The pay date cannot be met (and `--send-late` was not given): rolled back.
+    PayDateRefused(u64, FieldError),
+    /// Rolled back: the file is invalid.
+    Nothing,
 }
 
 /// What the parsing thread sends the ledger writer, in order.
@@ -249,11 +426,52 @@ enum ToWriter {
         reply: mpsc::SyncSender<Result<Option<String>, LedgerError>>,
     },
     /// Everything is sent and valid enough to keep. Without it the transaction rolls back.
-    Commit {
-        n_payouts: u64,
-        total: Cents,
-        n_rejected: u64,
-    },
+    Commit(Box<Finish>),
+}
+
+/// What the writer needs to finish a batch whose rows are all written.
+struct Finish {
+    n_payouts: u64,
+    total: Cents,
+    n_rejected: u64,
+    identity: BatchIdentity,
+    /// The schedule, or the line and problem that refuse its pay date; checked after the
+    /// identity, so that a re-sent file whose pay date has passed is named as the batch it is.
+    schedule: Result<Schedule, (u64, FieldError)>,
+    /// The repeat guard's window start and threshold (percent), unless allowed.
+    repeat_guard: Option<(String, u32)>,
+}
+
+fn finish(
+    rows: &ParsedRows,
+    outside_pay_date: Option<(Date, &'static str)>,
+    options: &IngestOptions,
+    now: OffsetDateTime,
+) -> Finish {
+    let schedule = scheduled(rows, outside_pay_date, options, now);
+    let pay_date = match (rows.pay_date, outside_pay_date) {
+        (Some((date, _)), _) | (None, Some((date, _))) => Some(date.to_string()),
+        (None, None) => None,
+    };
+    let stored = match &schedule {
+        Ok(schedule) => stored_schedule(schedule),
+        Err(_) => BatchSchedule {
+            pay_date,
+            ..BatchSchedule::default()
+        },
+    };
+    Finish {
+        n_payouts: rows.n_payouts,
+        total: rows.total,
+        n_rejected: rows.n_bad_rows,
+        identity: BatchIdentity {
+            records_sha256: hex::encode(rows.records.clone().finalize()),
+            schedule: stored,
+            approval_reason: None,
+        },
+        schedule,
+        repeat_guard: repeat_guard_since(options, now),
+    }
 }
 
 /// Rows per buffer handed to the writer: large enough that the hand-over costs nothing.
@@ -265,11 +483,11 @@ fn write_batch(
     batch: &NewBatch<'_>,
     inbox: mpsc::Receiver<ToWriter>,
     recycle: mpsc::Sender<RowBuffer>,
-) -> Result<Option<i64>, LedgerError> {
+) -> Result<Written, LedgerError> {
     let tx = ledger.begin_ingest(batch)?;
-    let counts = {
+    let finish = {
         let mut payouts = tx.payout_inserter()?;
-        let mut counts = None;
+        let mut finish = None;
         for message in &inbox {
             match message {
                 ToWriter::Rows(mut rows) => {
@@ -281,23 +499,47 @@ fn write_batch(
                 ToWriter::ReferenceAt { line, reply } => {
                     let _ = reply.send(tx.reference_at_line(line));
                 }
-                ToWriter::Commit {
-                    n_payouts,
-                    total,
-                    n_rejected,
-                } => {
-                    counts = Some((n_payouts, total, n_rejected));
+                ToWriter::Commit(message) => {
+                    finish = Some(message);
                     break;
                 }
             }
         }
-        counts
+        finish
     };
-    match counts {
-        Some((n_payouts, total, n_rejected)) => tx.commit(n_payouts, total, n_rejected).map(Some),
-        // Dropping the transaction rolls back every row written.
-        None => Ok(None),
+    // Dropping the transaction rolls back every row written.
+    match finish {
+        Some(finish) => finish_batch(tx, *finish),
+        None => Ok(Written::Nothing),
     }
+}
+
+/// The end of an ingest whose rows are written: the same payroll again, a pay date refused,
+/// or the commit, with the repeat guard's verdict.
+fn finish_batch(tx: ledger::IngestTx<'_>, finish: Finish) -> Result<Written, LedgerError> {
+    let mut identity = finish.identity;
+    let pay_date = identity.schedule.pay_date.clone();
+    if let Some(existing) = tx.batch_with_identity(&identity.records_sha256, pay_date.as_deref())? {
+        return Ok(Written::SamePayroll(existing));
+    }
+    let schedule = match finish.schedule {
+        Ok(schedule) => schedule,
+        Err((line, problem)) => return Ok(Written::PayDateRefused(line, problem)),
+    };
+    let mut repeats = None;
+    if let Some((since, min_percent)) = finish.repeat_guard
+        && let Some(overlap) = tx.repeat_overlap(&since, pay_date.as_deref())?
+        && overlap.n_repeated * 100 >= u64::from(min_percent) * overlap.n_payouts.max(1)
+    {
+        identity.approval_reason = Some(format!("repeat guard: {overlap}"));
+        repeats = Some(overlap);
+    }
+    let batch_id = tx.commit(finish.n_payouts, finish.total, finish.n_rejected, &identity)?;
+    Ok(Written::Committed {
+        batch_id,
+        schedule,
+        repeats,
+    })
 }
 
 enum ParseError {
@@ -312,6 +554,10 @@ struct ParsedRows {
     n_payouts: u64,
     total: Cents,
     n_bad_rows: u64,
+    /// The hash of the valid records, normalised ([`hash_record`]).
+    records: Sha256,
+    /// The `pay_date` column's date and the first line that gave it.
+    pay_date: Option<(Date, u64)>,
 }
 
 impl ParsedRows {
@@ -342,6 +588,8 @@ fn parse_rows(
         n_payouts: 0,
         total: Cents::ZERO,
         n_bad_rows: 0,
+        records: Sha256::new(),
+        pay_date: None,
     };
     while reader
         .read_byte_record(&mut record)
@@ -385,8 +633,14 @@ fn parse_rows(
                 });
             }
         }
+        if let Some(date) = valid.as_ref().and_then(|valid| valid.pay_date)
+            && let Some(problem) = one_pay_date(&mut parsed.pay_date, date, line)
+        {
+            row_errors.push(problem);
+        }
         match valid {
             Some(valid) if row_errors.is_empty() => {
+                hash_record(&mut parsed.records, &valid);
                 write_json_object(&mut metadata_json, valid.metadata.as_slice());
                 buffer.push(
                     batch_key,
@@ -433,6 +687,53 @@ fn parse_rows(
         send(ToWriter::Rows(buffer))?;
     }
     Ok(parsed)
+}
+
+/// Keeps the first pay date of a file and refuses another one.
+fn one_pay_date(first: &mut Option<(Date, u64)>, date: Date, line: u64) -> Option<FieldError> {
+    match *first {
+        None => {
+            *first = Some((date, line));
+            None
+        }
+        Some((first, first_line)) => (first != date).then(|| FieldError {
+            column: Some("pay_date".to_string()),
+            message: format!(
+                "{date} differs from {first} on line {first_line}; a file has one pay date"
+            ),
+        }),
+    }
+}
+
+/// Adds one valid payout to the records' hash: its fields as payrun understands them, in a
+/// fixed order, each ended by a separator that no valid field contains (a control
+/// character), so that line endings, a BOM, spaces around fields, header case and column order
+/// do not change the hash; metadata pairs are taken in key order.
+fn hash_record(hasher: &mut Sha256, row: &row::ValidRow<'_>) {
+    const FIELD: &[u8] = b"\x1f";
+    for field in [
+        Some(row.reference),
+        Some(row.destination.as_ref()),
+        row.name,
+        row.email,
+        row.memo,
+    ] {
+        hasher.update(field.unwrap_or("").as_bytes());
+        hasher.update(FIELD);
+    }
+    hasher.update(row.amount.get().to_le_bytes());
+    let mut metadata: [(&str, &str); row::MAX_METADATA_COLUMNS] = Default::default();
+    let pairs = row.metadata.as_slice();
+    metadata[..pairs.len()].copy_from_slice(pairs);
+    let metadata = &mut metadata[..pairs.len()];
+    metadata.sort_unstable();
+    for (key, value) in metadata.iter() {
+        hasher.update(key.as_bytes());
+        hasher.update(b"\x1d");
+        hasher.update(value.as_bytes());
+        hasher.update(FIELD);
+    }
+    hasher.update(b"\x1e");
 }
 
 /// `{"key":"value",...}` into a reused buffer, or nothing for no pairs.

@@ -18,7 +18,7 @@ const MAX_METADATA_LEN: usize = 254;
 const MAX_REFERENCE_LEN: usize = 254;
 const MAX_TEXT_LEN: usize = 255;
 /// The most columns a valid header can have: each named column once, and the metadata ones.
-const MAX_COLUMNS: usize = 8 + MAX_METADATA_COLUMNS;
+const MAX_COLUMNS: usize = 9 + MAX_METADATA_COLUMNS;
 
 /// A column a payout file may have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub enum Column {
     Name,
     Email,
     Memo,
+    /// The payroll's pay date (YYYY-MM-DD): one date for the whole file, on every row.
+    PayDate,
     Metadata(String),
 }
 
@@ -47,6 +49,7 @@ impl Column {
             Column::Name => "name".into(),
             Column::Email => "email".into(),
             Column::Memo => "memo".into(),
+            Column::PayDate => "pay_date".into(),
             Column::Metadata(key) => format!("metadata.{key}"),
         }
     }
@@ -202,6 +205,7 @@ fn column_from_name(name: &str) -> Result<Column, String> {
         "name" => Column::Name,
         "email" => Column::Email,
         "memo" => Column::Memo,
+        "pay_date" => Column::PayDate,
         "" => return Err("a column has an empty name".to_string()),
         _ => {
             if lower.starts_with("metadata.") {
@@ -220,7 +224,7 @@ fn column_from_name(name: &str) -> Result<Column, String> {
                 Column::Metadata(key.to_string())
             } else {
                 return Err(format!(
-                    "unknown column {name:?}; the columns are reference, amount, funding_source or payee, currency, name, email, memo and metadata.<key>"
+                    "unknown column {name:?}; the columns are reference, amount, funding_source or payee, currency, name, email, memo, pay_date and metadata.<key>"
                 ));
             }
         }
@@ -246,6 +250,8 @@ pub struct ValidRow<'r> {
     pub email: Option<&'r str>,
     pub memo: Option<&'r str>,
     pub metadata: MetadataPairs<'r>,
+    /// The `pay_date` column's date, when the file has one.
+    pub pay_date: Option<time::Date>,
 }
 
 /// The non-empty `metadata.<key>` fields of a row, in column order.
@@ -270,6 +276,11 @@ impl<'r> MetadataPairs<'r> {
 }
 
 impl Layout {
+    /// Whether the file names its pay date in a `pay_date` column.
+    pub fn has_pay_date(&self) -> bool {
+        self.columns.contains(&Column::PayDate)
+    }
+
     /// Whether rows name payees, so that the caller must load the payee directory.
     pub fn names_payees(&self) -> bool {
         matches!(self.destination, Destination::Payee { .. })
@@ -437,6 +448,7 @@ impl Layout {
         let mut email = None;
         let mut memo = None;
         let mut metadata = MetadataPairs::default();
+        let mut pay_date = None;
         for (column, text) in self.columns.iter().zip(&texts) {
             let text = *text;
             let optional = (!text.is_empty()).then_some(text);
@@ -479,6 +491,14 @@ impl Layout {
                         metadata.push((key.as_str(), text));
                     }
                 }
+                Column::PayDate if text.is_empty() => errors.push(field_error(
+                    column,
+                    "is empty; a file with a pay_date column names its pay date on every row",
+                )),
+                Column::PayDate => match crate::payday::parse_date(text) {
+                    Ok(date) => pay_date = Some(date),
+                    Err(message) => errors.push(field_error(column, message)),
+                },
                 Column::Reference | Column::Amount | Column::FundingSource | Column::Payee => {}
             }
         }
@@ -492,6 +512,7 @@ impl Layout {
                 email,
                 memo,
                 metadata,
+                pay_date,
             }),
             _ => Err(errors),
         }

@@ -147,3 +147,8 @@ impl Ledger {
             .map_err(|e| self.error(e))
     }
 }
+
+/// The claim's condition on a batch (`b`) beyond its approval: its send window has been seen
+/// open and it is not held. The sender's claim query (`pending_after`) joins it in, so that a
+/// run leaves a waiting or held batch untouched.
+pub(super) const SENDABLE_BATCH: &str = "b.send_open_at IS NOT NULL AND b.held_at IS NULL";

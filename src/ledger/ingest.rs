@@ -43,6 +43,31 @@ pub struct ExistingBatch {
     pub id: i64,
     pub file_name: String,
     pub received_at: String,
+    pub pay_date: Option<String>,
+    pub status: String,
+}
+
+const EXISTING_COLUMNS: &str = "id, file_name, received_at, pay_date, status";
+
+fn existing_batch(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExistingBatch> {
+    Ok(ExistingBatch {
+        id: row.get(0)?,
+        file_name: row.get(1)?,
+        received_at: row.get(2)?,
+        pay_date: row.get(3)?,
+        status: row.get(4)?,
+    })
+}
+
+/// What is known about a batch once all of its rows are read: its identity, its timing, and
+/// whether the repeat guard holds it.
+#[derive(Debug, Clone, Default)]
+pub struct BatchIdentity {
+    /// SHA-256 of the parsed, normalised records.
+    pub records_sha256: String,
+    pub schedule: super::BatchSchedule,
+    /// Why it waits for approval although `awaiting_approval` was not asked for.
+    pub approval_reason: Option<String>,
 }
 
 /// An ingest in progress. Dropping it without [`IngestTx::commit`] rolls everything back.
@@ -184,20 +209,42 @@ pub fn parse_correlation_id(text: &str) -> Option<(&str, u64)> {
 }
 
 impl Ledger {
-    /// The batch that already holds a file with this content, if any.
-    pub fn batch_by_sha256(&self, sha256: &str) -> Result<Option<ExistingBatch>> {
+    /// The batches whose file had exactly these bytes (one per pay date at most).
+    pub fn batches_by_sha256(&self, sha256: &str) -> Result<Vec<ExistingBatch>> {
+        let sql =
+            format!("SELECT {EXISTING_COLUMNS} FROM batches WHERE file_sha256 = ?1 ORDER BY id");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([sha256], existing_batch)
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.error(e))
+    }
+
+    /// A batch's records hash and pay date, for comparing a planned batch with this ledger.
+    pub fn batch_identity(&self, batch_id: i64) -> Result<Option<(String, Option<String>)>> {
         self.conn
             .query_row(
-                "SELECT id, file_name, received_at FROM batches WHERE file_sha256 = ?1",
-                [sha256],
-                |row| {
-                    Ok(ExistingBatch {
-                        id: row.get(0)?,
-                        file_name: row.get(1)?,
-                        received_at: row.get(2)?,
-                    })
-                },
+                "SELECT records_sha256, pay_date FROM batches WHERE id = ?1 AND records_sha256 IS NOT NULL",
+                [batch_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// The batch holding these records for this pay date: the same payroll.
+    pub fn batch_by_identity(
+        &self,
+        records_sha256: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<ExistingBatch>> {
+        let sql = format!(
+            "SELECT {EXISTING_COLUMNS} FROM batches
+             WHERE records_sha256 = ?1 AND coalesce(pay_date, '') = coalesce(?2, '')"
+        );
+        self.conn
+            .query_row(&sql, params![records_sha256, pay_date], existing_batch)
             .optional()
             .map_err(|e| self.error(e))
     }
@@ -278,13 +325,71 @@ impl IngestTx<'_> {
             .map_err(|e| super::sqlite_error(self.ledger_path, e))
     }
 
-    /// Writes the batch's counts and makes the whole file visible at once.
-    pub fn commit(self, n_payouts: u64, total: Cents, n_rejected: u64) -> Result<i64> {
+    /// The batch that already holds the same records for the same pay date: the same
+    /// payroll, however its file was saved.
+    pub fn batch_with_identity(
+        &self,
+        records_sha256: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<ExistingBatch>> {
+        let sql = format!(
+            "SELECT {EXISTING_COLUMNS} FROM batches
+             WHERE records_sha256 = ?1 AND coalesce(pay_date, '') = coalesce(?2, '') AND id != ?3"
+        );
+        self.tx
+            .query_row(
+                &sql,
+                params![records_sha256, pay_date, self.batch_id],
+                existing_batch,
+            )
+            .optional()
+            .map_err(|e| super::sqlite_error(self.ledger_path, e))
+    }
+
+    /// The earlier batch (received at or after `since`, for the same pay date or where either
+    /// has none) whose payouts this batch repeats most, if any.
+    pub fn repeat_overlap(
+        &self,
+        since: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<super::RepeatOverlap>> {
         let err = |e| super::sqlite_error(self.ledger_path, e);
+        let candidates = super::repeat::candidates(&self.tx, since, pay_date, Some(self.batch_id))
+            .map_err(err)?;
+        super::repeat::largest_overlap(&self.tx, &self.tx, self.batch_id, candidates).map_err(err)
+    }
+
+    /// Writes the batch's counts, identity and schedule and makes the whole file visible at
+    /// once. Its send window is open at once when it has no pay date or its window has come.
+    pub fn commit(
+        self,
+        n_payouts: u64,
+        total: Cents,
+        n_rejected: u64,
+        identity: &BatchIdentity,
+    ) -> Result<i64> {
+        let err = |e| super::sqlite_error(self.ledger_path, e);
+        let schedule = &identity.schedule;
         self.tx
             .execute(
-                "UPDATE batches SET row_count = ?1, total_cents = ?2, rejected_rows = ?3 WHERE id = ?4",
-                params![n_payouts as i64, total.get(), n_rejected as i64, self.batch_id],
+                "UPDATE batches SET row_count = ?1, total_cents = ?2, rejected_rows = ?3,
+                     records_sha256 = ?5, pay_date = ?6, send_after = ?7, send_by = ?8,
+                     send_late = ?9, approval_reason = ?10,
+                     status = CASE WHEN ?10 IS NULL THEN status ELSE 'awaiting_approval' END,
+                     send_open_at = CASE WHEN ?7 IS NULL OR ?7 <= received_at THEN received_at END
+                 WHERE id = ?4",
+                params![
+                    n_payouts as i64,
+                    total.get(),
+                    n_rejected as i64,
+                    self.batch_id,
+                    identity.records_sha256,
+                    schedule.pay_date,
+                    schedule.send_after,
+                    schedule.send_by,
+                    schedule.send_late,
+                    identity.approval_reason,
+                ],
             )
             .map_err(err)?;
         self.tx.commit().map_err(err)?;

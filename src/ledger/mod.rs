@@ -7,7 +7,9 @@
 mod batches;
 mod ingest;
 mod lock;
+mod payday;
 mod payees;
+mod repeat;
 mod report;
 mod send;
 mod summary;
@@ -24,11 +26,13 @@ use time::format_description::well_known::Rfc3339;
 
 pub use batches::{Approval, DestinationTotal, PayoutLine};
 pub use ingest::{
-    ExistingBatch, IngestTx, NewBatch, NewPayout, RowBuffer, batch_and_line, correlation_id,
-    new_batch_key, parse_correlation_id, payout_id,
+    BatchIdentity, ExistingBatch, IngestTx, NewBatch, NewPayout, RowBuffer, batch_and_line,
+    correlation_id, new_batch_key, parse_correlation_id, payout_id,
 };
 pub use lock::{LockError, WriterLock, lock_path_for};
+pub use payday::{BatchSchedule, CancelReport, HoldChange, LateBatch, WaitingBatch};
 pub use payees::{NewPayee, Payee};
+pub use repeat::{RepeatCandidate, RepeatOverlap};
 pub use report::{BatchSelection, PayoutRecord, ReadSnapshot, ReconcilePayout, ReportBatch, text};
 pub use send::{DuePayout, RecordedOutcome, SendOutcome, Unsent};
 pub use summary::{BatchRow, StateTotal, Summary};
@@ -46,6 +50,7 @@ const MIGRATION_FILES: &[&str] = &[
     include_str!("../../migrations/0002_tracking.sql"),
     include_str!("../../migrations/0003_payees.sql"),
     include_str!("../../migrations/0004_payouts_state_check.sql"),
+    include_str!("../../migrations/0005_payday.sql"),
 ];
 
 /// Each migration checks foreign keys before it commits: they are off while it runs (see
@@ -363,6 +368,77 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(indexes, ["payouts_in_doubt", "payouts_tracked"]);
+    }
+
+    /// Version 5 rebuilds batches: every batch keeps its rows, is sendable as before (its
+    /// window open since it was received), takes its first send as its sent date, and the
+    /// raw file hash may repeat (the same file for another pay date).
+    #[test]
+    fn upgrading_a_version_4_ledger_keeps_batches_sendable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payrun.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "foreign_keys", false).unwrap();
+            Migrations::new(MIGRATION_FILES[..4].iter().map(|sql| M::up(sql)).collect())
+                .to_latest(&mut conn)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO batches (id, batch_key, file_name, file_sha256, row_count, total_cents, received_at, status)
+                 VALUES (1, 'a1b2c3d4e5f6', 'payroll.csv', 'sha', 1, 100, '2026-11-20T10:00:00.000Z', 'ready'),
+                        (2, 'b1b2c3d4e5f6', 'later.csv', 'sha2', 1, 100, '2026-11-21T10:00:00.000Z', 'awaiting_approval');
+                 INSERT INTO payouts (id, batch_id, line, reference, destination, amount_cents, currency,
+                     correlation_id, idempotency_key, state, created_at, updated_at, first_attempt_at)
+                 VALUES ((1 << 32) | 2, 1, 2, 'E-1', 'fs-1', 100, 'USD', 'pr-a1b2c3d4e5f6-2', 'key-1',
+                         'processed', 't0', 't1', '2026-11-20T10:05:00.000Z'),
+                        ((2 << 32) | 2, 2, 2, 'E-1', 'fs-1', 100, 'USD', 'pr-b1b2c3d4e5f6-2', 'key-2',
+                         'pending', 't0', 't0', NULL);",
+            )
+            .unwrap();
+        }
+        let ledger = Ledger::open_writer(&path).unwrap();
+        let rows: Vec<(i64, String, Option<String>, Option<String>)> = ledger
+            .conn
+            .prepare("SELECT id, status, send_open_at, sent_at FROM batches ORDER BY id")
+            .unwrap()
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    1,
+                    "ready".to_string(),
+                    Some("2026-11-20T10:00:00.000Z".to_string()),
+                    Some("2026-11-20T10:05:00.000Z".to_string())
+                ),
+                (
+                    2,
+                    "awaiting_approval".to_string(),
+                    Some("2026-11-21T10:00:00.000Z".to_string()),
+                    None
+                ),
+            ]
+        );
+        ledger
+            .conn
+            .execute_batch(
+                "INSERT INTO batches (id, batch_key, file_name, file_sha256, row_count, total_cents, received_at, status, records_sha256, pay_date)
+                 VALUES (3, 'c1b2c3d4e5f6', 'payroll.csv', 'sha', 1, 100, 't', 'ready', 'r', '2026-12-04');",
+            )
+            .unwrap();
+        let same_payroll = ledger.conn.execute_batch(
+            "INSERT INTO batches (id, batch_key, file_name, file_sha256, row_count, total_cents, received_at, status, records_sha256, pay_date)
+             VALUES (4, 'd1b2c3d4e5f6', 'copy.csv', 'other', 1, 100, 't', 'ready', 'r', '2026-12-04');",
+        );
+        assert!(
+            same_payroll.is_err(),
+            "the same records for the same pay date"
+        );
     }
 
     #[test]

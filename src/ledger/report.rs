@@ -35,6 +35,12 @@ pub struct ReportBatch {
     pub total_cents: i64,
     /// Rows refused under `--allow-partial`, not part of `row_count` or `total_cents`.
     pub rejected_rows: u64,
+    pub pay_date: Option<String>,
+    /// When a run first committed payouts of it for sending.
+    pub sent_at: Option<String>,
+    /// Accepted with `--send-late`, or sent after its send window closed.
+    pub late: bool,
+    pub held_at: Option<String>,
 }
 
 /// One payout, borrowed from the current SQLite row: valid only inside the callback.
@@ -63,6 +69,8 @@ pub struct PayoutRecord<'a> {
     pub correlation_id: &'a [u8],
     pub created_at: &'a [u8],
     pub updated_at: &'a [u8],
+    /// For a cancelled payout: the reason and the operator, from its history.
+    pub cancel_reason: Option<&'a [u8]>,
 }
 
 /// A text column of a [`PayoutRecord`] as a `str` (any invalid byte shown as U+FFFD).
@@ -104,7 +112,11 @@ const SENT_STATES: &str = "('submitted', 'processed', 'failed', 'returned')";
 const PAYOUT_COLUMNS: &str =
     "batch_id, line, amount_cents, attempts, state, reference, name, destination,
      currency, transfer_url, transfer_status, failure_code, failure_description,
-     failure_explanation, failure_path, idempotency_key, correlation_id, created_at, updated_at";
+     failure_explanation, failure_path, idempotency_key, correlation_id, created_at, updated_at,
+     CASE WHEN state = 'cancelled' THEN (
+         SELECT h.reason || ' (cancelled by ' || replace(h.source, 'operator:', '') || ')'
+         FROM payout_history h WHERE h.payout_id = payouts.id AND h.new_state = 'cancelled'
+         ORDER BY h.id DESC LIMIT 1) END";
 
 /// The first and last possible payout id of a batch.
 fn id_range(batch_id: i64) -> (i64, i64) {
@@ -129,7 +141,8 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, file_name, received_at, status, row_count, total_cents, rejected_rows
+                "SELECT id, file_name, received_at, status, row_count, total_cents, rejected_rows,
+                        pay_date, sent_at, send_late OR coalesce(sent_at > send_by, 0), held_at
                  FROM batches
                  WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR received_at >= ?2)
                  ORDER BY id",
@@ -145,6 +158,10 @@ impl Ledger {
                     row_count: row.get::<_, i64>(4)? as u64,
                     total_cents: row.get(5)?,
                     rejected_rows: row.get::<_, i64>(6)? as u64,
+                    pay_date: row.get(7)?,
+                    sent_at: row.get(8)?,
+                    late: row.get(9)?,
+                    held_at: row.get(10)?,
                 })
             })
             .map_err(|e| self.error(e))?;
@@ -289,5 +306,6 @@ fn payout_record<'r>(row: &'r Row<'_>) -> rusqlite::Result<PayoutRecord<'r>> {
         correlation_id: text(16)?,
         created_at: text(17)?,
         updated_at: text(18)?,
+        cancel_reason: optional(19)?,
     })
 }

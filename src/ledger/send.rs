@@ -3,6 +3,7 @@
 
 use rusqlite::{Row, params};
 
+use super::batches::SENDABLE_BATCH;
 use super::transitions::{ApplyError, Provenance, apply};
 use super::{Ledger, LedgerError, Result};
 use crate::money::Cents;
@@ -76,8 +77,9 @@ impl Unsent {
     }
 }
 
-/// The condition on batch `b` for its pending payouts to be claimed: one definition for the
-/// claim and for the count of what a run left.
+/// With [`SENDABLE_BATCH`] (its send window open, not held), the condition on batch `b` for
+/// its pending payouts to be claimed: one definition for the claim and for the count of what a
+/// run left, so that a batch waiting for its pay date is never counted as left unsent.
 const CLAIMABLE_BATCH: &str = "b.status = 'ready'";
 
 const DUE_COLUMNS: &str =
@@ -128,7 +130,7 @@ impl Ledger {
     pub fn unsent(&self, batch: Option<i64>) -> Result<Unsent> {
         let sql = format!(
             "SELECT COUNT(*) FILTER (WHERE p.state = 'submitting'),
-                    COUNT(*) FILTER (WHERE p.state = 'pending' AND {CLAIMABLE_BATCH})
+                    COUNT(*) FILTER (WHERE p.state = 'pending' AND {CLAIMABLE_BATCH} AND {SENDABLE_BATCH})
              FROM payouts p JOIN batches b ON b.id = p.batch_id
              WHERE p.state IN ('submitting', 'pending') AND (?1 IS NULL OR p.batch_id = ?1)"
         );
@@ -151,7 +153,7 @@ impl Ledger {
     ) -> Result<Vec<DuePayout>> {
         let sql = format!(
             "SELECT {DUE_COLUMNS} FROM payouts p JOIN batches b ON b.id = p.batch_id
-             WHERE p.id > ?1 AND p.state = 'pending' AND {CLAIMABLE_BATCH} AND (?2 IS NULL OR p.batch_id = ?2)
+             WHERE p.id > ?1 AND p.state = 'pending' AND {CLAIMABLE_BATCH} AND {SENDABLE_BATCH} AND (?2 IS NULL OR p.batch_id = ?2)
              ORDER BY p.id LIMIT ?3"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.error(e))?;

@@ -21,6 +21,16 @@ pub struct BatchRow {
     pub row_count: u64,
     pub total_cents: i64,
     pub rejected_rows: u64,
+    pub pay_date: Option<String>,
+    pub send_after: Option<String>,
+    pub send_by: Option<String>,
+    pub send_late: bool,
+    /// Set once its send window was seen open; until then runs leave it waiting.
+    pub send_open_at: Option<String>,
+    pub sent_at: Option<String>,
+    pub held_at: Option<String>,
+    pub held_by: Option<String>,
+    pub approval_reason: Option<String>,
 }
 
 /// Every state appears, zero or not, so that scripts can read any key without checking.
@@ -68,7 +78,9 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, file_name, file_sha256, received_at, status, row_count, total_cents, rejected_rows
+                "SELECT id, file_name, file_sha256, received_at, status, row_count, total_cents, rejected_rows,
+                        pay_date, send_after, send_by, send_late, send_open_at, sent_at, held_at, held_by,
+                        approval_reason
                  FROM batches ORDER BY id",
             )
             .map_err(|e| self.error(e))?;
@@ -83,6 +95,15 @@ impl Ledger {
                     row_count: row.get::<_, i64>(5)? as u64,
                     total_cents: row.get(6)?,
                     rejected_rows: row.get::<_, i64>(7)? as u64,
+                    pay_date: row.get(8)?,
+                    send_after: row.get(9)?,
+                    send_by: row.get(10)?,
+                    send_late: row.get(11)?,
+                    send_open_at: row.get(12)?,
+                    sent_at: row.get(13)?,
+                    held_at: row.get(14)?,
+                    held_by: row.get(15)?,
+                    approval_reason: row.get(16)?,
                 })
             })
             .map_err(|e| self.error(e))?

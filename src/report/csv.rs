@@ -15,7 +15,7 @@ use crate::payout::PayoutState;
 
 /// The columns, in order. The first eighteen are the stable contract; later additions go at
 /// the end.
-pub const COLUMNS: [&str; 21] = [
+pub const COLUMNS: [&str; 25] = [
     "batch_id",
     "file",
     "line",
@@ -37,6 +37,10 @@ pub const COLUMNS: [&str; 21] = [
     "transfer_status",
     "failure_explanation",
     "failure_path",
+    "pay_date",
+    "sent_at",
+    "late",
+    "cancel_reason",
 ];
 
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -130,7 +134,7 @@ pub const CHUNKS_IN_FLIGHT: usize = 4;
 struct EncoderStopped;
 
 /// Text columns copied per row, in the order of [`Chunk::record`].
-const TEXT_FIELDS: usize = 14;
+const TEXT_FIELDS: usize = 15;
 
 /// Copied rows: their text in one reused buffer, so the hot path does not allocate.
 #[derive(Default)]
@@ -167,6 +171,7 @@ impl Chunk {
             Some(payout.correlation_id),
             Some(payout.created_at),
             Some(payout.updated_at),
+            payout.cancel_reason,
         ];
         let mut spans = [None; TEXT_FIELDS];
         for (span, field) in spans.iter_mut().zip(fields) {
@@ -212,6 +217,7 @@ impl Chunk {
             correlation_id: required(11),
             created_at: required(12),
             updated_at: required(13),
+            cancel_reason: field(14),
         }
     }
 
@@ -233,15 +239,16 @@ fn encode(
         .buffer_capacity(1 << 16)
         .from_writer(out);
     writer.write_record(COLUMNS)?;
-    let batches: Vec<(String, String, String)> = summary
+    let batches: Vec<BatchFields> = summary
         .batches
         .iter()
-        .map(|batch| {
-            (
-                batch.id.to_string(),
-                neutralise(&batch.file_name).into_owned(),
-                batch.status.clone(),
-            )
+        .map(|batch| BatchFields {
+            id: batch.id.to_string(),
+            file: neutralise(&batch.file_name).into_owned(),
+            status: batch.status.clone(),
+            pay_date: batch.pay_date.clone().unwrap_or_default(),
+            sent_at: batch.sent_at.clone().unwrap_or_default(),
+            late: if batch.late { "yes" } else { "" },
         })
         .collect();
     let mut numbers = Numbers::default();
@@ -249,8 +256,12 @@ fn encode(
         for row in &chunk.rows {
             let payout = chunk.record(row);
             summary.add(row.batch_index, &payout);
-            let (batch_id, file, status) = &batches[row.batch_index];
-            write_row(&mut writer, &mut numbers, batch_id, file, status, &payout)?;
+            write_row(
+                &mut writer,
+                &mut numbers,
+                &batches[row.batch_index],
+                &payout,
+            )?;
         }
         chunk.clear();
         let _ = recycle.try_send(chunk);
@@ -259,14 +270,23 @@ fn encode(
     Ok(summary.finish())
 }
 
+/// The columns every payout of a batch shares, formatted once.
+struct BatchFields {
+    id: String,
+    file: String,
+    status: String,
+    pay_date: String,
+    sent_at: String,
+    late: &'static str,
+}
+
 fn write_row<W: Write>(
     writer: &mut ::csv::Writer<W>,
     numbers: &mut Numbers,
-    batch_id: &str,
-    file: &str,
-    batch_status: &str,
+    batch: &BatchFields,
     payout: &PayoutRecord<'_>,
 ) -> anyhow::Result<()> {
+    let batch_status = batch.status.as_str();
     fn text(value: Option<&[u8]>) -> Cow<'_, [u8]> {
         neutralise_bytes(value.unwrap_or_default())
     }
@@ -280,9 +300,9 @@ fn write_row<W: Write>(
     let (line, amount, attempts) =
         numbers.format(payout.line, payout.amount_cents, payout.attempts);
     // One statement, so the neutralised temporaries live until the record is written.
-    writer.write_record::<[&[u8]; 21], &[u8]>([
-        batch_id.as_bytes(),
-        file.as_bytes(),
+    writer.write_record::<[&[u8]; 25], &[u8]>([
+        batch.id.as_bytes(),
+        batch.file.as_bytes(),
         line,
         &text(Some(payout.reference)),
         &text(payout.name),
@@ -302,6 +322,10 @@ fn write_row<W: Write>(
         &text(payout.transfer_status),
         &text(payout.failure_explanation),
         &text(payout.failure_path),
+        batch.pay_date.as_bytes(),
+        batch.sent_at.as_bytes(),
+        batch.late.as_bytes(),
+        &text(payout.cancel_reason),
     ])?;
     Ok(())
 }

@@ -95,6 +95,7 @@ pub fn write_html(ledger: &Ledger, summary: &Summary, out: &mut dyn Write) -> an
     reasons(&mut page, summary);
     states_table(&mut page, &summary.overall);
     batches_table(&mut page, summary);
+    cancellations(&mut page, summary);
     out.write_all(page.as_bytes())?;
     page.clear();
     exception_rows(ledger, summary, out)?;
@@ -210,6 +211,15 @@ fn tie_out(page: &mut String, summary: &Summary) {
             dollars(tie.sum_over_states_cents),
             plural(tie.payouts_over_states, "payout"),
         );
+        if tie.cancelled_payouts > 0 {
+            let _ = writeln!(
+                page,
+                "<p class=\"note\">Of the input, {} ({}) were cancelled before sending and are not paid; {} is paid or still to be paid.</p>",
+                dollars(tie.cancelled_total_cents),
+                plural(tie.cancelled_payouts, "payout"),
+                dollars(tie.payable_total_cents),
+            );
+        }
     } else {
         let batches = broken
             .iter()
@@ -231,6 +241,43 @@ fn tie_out(page: &mut String, summary: &Summary) {
             },
         );
     }
+}
+
+/// The batch's sent date, marked when it was late (or "held" / "not yet").
+fn sent_cell(batch: &super::summary::BatchSummary) -> String {
+    match &batch.sent_at {
+        Some(sent) if batch.late => format!(
+            "{} <strong style=\"color:#b42318\">late</strong>",
+            escape(&when(sent))
+        ),
+        Some(sent) => escape(&when(sent)),
+        None if batch.held => "held".to_string(),
+        None if batch.late => "not yet (late)".to_string(),
+        None => "not yet".to_string(),
+    }
+}
+
+/// Cancelled payouts, per batch and reason.
+fn cancellations(page: &mut String, summary: &Summary) {
+    let rows: Vec<_> = summary
+        .batches
+        .iter()
+        .flat_map(|batch| batch.cancellations.iter().map(move |c| (batch.batch_id, c)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    page.push_str("<h2>Cancelled before sending</h2>\n<table>\n<tr><th class=\"num\">Batch</th><th>Reason</th><th class=\"num\">Payouts</th><th class=\"num\">Amount</th></tr>\n");
+    for (batch_id, cancellation) in rows {
+        let _ = writeln!(
+            page,
+            "<tr><td class=\"num\">{batch_id}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            escape(&cancellation.reason),
+            cancellation.count,
+            dollars(cancellation.total_cents),
+        );
+    }
+    page.push_str("</table>\n");
 }
 
 /// A horizontal bar per state, lengths proportional to amounts.
@@ -344,7 +391,7 @@ fn batches_table(page: &mut String, summary: &Summary) {
         page.push_str("<p class=\"note\">No batch matches this selection.</p>\n");
         return;
     }
-    page.push_str("<table>\n<tr><th>Batch</th><th>File</th><th>Received</th><th>Status</th><th class=\"num\">Payouts</th><th class=\"num\">Input total</th><th class=\"num\">Paid</th><th class=\"num\">Needs attention</th><th>Ties out</th></tr>\n");
+    page.push_str("<table>\n<tr><th>Batch</th><th>File</th><th>Received</th><th>Pay date</th><th>Sent</th><th>Status</th><th class=\"num\">Payouts</th><th class=\"num\">Input total</th><th class=\"num\">Paid</th><th class=\"num\">Needs attention</th><th>Ties out</th></tr>\n");
     for batch in &summary.batches {
         let totals = &batch.totals;
         let paid = totals
@@ -370,10 +417,12 @@ fn batches_table(page: &mut String, summary: &Summary) {
         };
         let _ = writeln!(
             page,
-            "<tr><td class=\"num\">{}</td><td>{}{rejected_rows}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{ties}</td></tr>",
+            "<tr><td class=\"num\">{}</td><td>{}{rejected_rows}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{ties}</td></tr>",
             batch.batch_id,
             escape(&batch.file),
             escape(&when(&batch.received_at)),
+            escape(batch.pay_date.as_deref().unwrap_or("none")),
+            sent_cell(batch),
             escape(&batch.status.replace('_', " ")),
             totals.tie_out.input_payouts,
             dollars(totals.tie_out.input_total_cents),

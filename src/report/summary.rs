@@ -52,8 +52,26 @@ pub struct BatchSummary {
     pub status: String,
     /// Rows of the file refused at ingest (`--allow-partial`); not payouts, not in the totals.
     pub rejected_rows: u64,
+    /// The pay date (YYYY-MM-DD), or none: sent as soon as possible.
+    pub pay_date: Option<String>,
+    /// When a run first committed its payouts for sending.
+    pub sent_at: Option<String>,
+    /// Sent after its send window closed (or accepted with `--send-late`): it may settle after
+    /// the pay date.
+    pub late: bool,
+    pub held: bool,
+    /// Cancelled payouts grouped by reason (which names the operator).
+    pub cancellations: Vec<Cancellation>,
     #[serde(flatten)]
     pub totals: Totals,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cancellation {
+    pub reason: String,
+    pub count: u64,
+    pub total: String,
+    pub total_cents: i64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -92,6 +110,13 @@ pub struct TieOut {
     pub difference: String,
     pub difference_cents: i64,
     pub ties_out: bool,
+    /// Of the input, cancelled before sending: never paid, still part of the sum over states.
+    pub cancelled_payouts: u64,
+    pub cancelled_total: String,
+    pub cancelled_total_cents: i64,
+    /// The input less the cancelled: what is paid or still to be paid.
+    pub payable_total: String,
+    pub payable_total_cents: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -147,6 +172,8 @@ pub struct SummaryBuilder {
     last_change: Vec<Option<String>>,
     /// Exceptions by (rank in [`REPORT_ORDER`], failure code).
     reasons: BTreeMap<(usize, Option<String>), ReasonTotal>,
+    /// Cancelled payouts by (batch index, reason): count and cents.
+    cancellations: BTreeMap<(usize, String), (u64, i64)>,
 }
 
 #[derive(Debug)]
@@ -170,6 +197,7 @@ impl SummaryBuilder {
             last_change: vec![None; batches.len()],
             batches,
             reasons: BTreeMap::new(),
+            cancellations: BTreeMap::new(),
         }
     }
 
@@ -188,6 +216,15 @@ impl SummaryBuilder {
             .is_none_or(|last| payout.updated_at > last.as_bytes())
         {
             *last = Some(text(payout.updated_at).into_owned());
+        }
+        if payout.state == PayoutState::Cancelled {
+            let reason = payout.cancel_reason.map_or_else(
+                || "no reason recorded".to_string(),
+                |r| text(r).into_owned(),
+            );
+            let entry = self.cancellations.entry((batch_index, reason)).or_default();
+            entry.0 += 1;
+            entry.1 += payout.amount_cents;
         }
         if payout.state.needs_attention() {
             let rank = REPORT_ORDER
@@ -222,8 +259,12 @@ impl SummaryBuilder {
         let (mut input_payouts, mut input_cents) = (0u64, 0i64);
         let mut as_of: Option<String> = None;
         let mut summaries = Vec::with_capacity(self.batches.len());
-        for ((batch, counts), last_change) in
-            self.batches.iter().zip(&self.counts).zip(self.last_change)
+        for (index, ((batch, counts), last_change)) in self
+            .batches
+            .iter()
+            .zip(&self.counts)
+            .zip(self.last_change)
+            .enumerate()
         {
             let counts: BTreeMap<PayoutState, (u64, i64)> = PayoutState::ALL
                 .iter()
@@ -241,7 +282,17 @@ impl SummaryBuilder {
             if Some(&changed) > as_of.as_ref() {
                 as_of = Some(changed);
             }
-            summaries.push(batch_summary(batch, &counts));
+            let cancellations = self
+                .cancellations
+                .range((index, String::new())..(index + 1, String::new()))
+                .map(|((_, reason), (count, cents))| Cancellation {
+                    reason: reason.clone(),
+                    count: *count,
+                    total: decimal(*cents),
+                    total_cents: *cents,
+                })
+                .collect();
+            summaries.push(batch_summary(batch, &counts, cancellations));
         }
         let exceptions = self
             .reasons
@@ -280,13 +331,22 @@ fn keep_smallest(kept: &mut Option<String>, candidate: Option<Cow<'_, str>>) {
     }
 }
 
-fn batch_summary(batch: &ReportBatch, counts: &BTreeMap<PayoutState, (u64, i64)>) -> BatchSummary {
+fn batch_summary(
+    batch: &ReportBatch,
+    counts: &BTreeMap<PayoutState, (u64, i64)>,
+    cancellations: Vec<Cancellation>,
+) -> BatchSummary {
     BatchSummary {
         batch_id: batch.id,
         file: batch.file_name.clone(),
         received_at: batch.received_at.clone(),
         status: batch.status.clone(),
         rejected_rows: batch.rejected_rows,
+        pay_date: batch.pay_date.clone(),
+        sent_at: batch.sent_at.clone(),
+        late: batch.late,
+        held: batch.held_at.is_some(),
+        cancellations,
         totals: totals(counts, batch.row_count, batch.total_cents),
     }
 }
@@ -316,6 +376,10 @@ fn totals(
         (count + s.count, cents + s.total_cents)
     });
     let difference = sum_cents - input_cents;
+    let (cancelled_payouts, cancelled_cents) = counts
+        .get(&PayoutState::Cancelled)
+        .copied()
+        .unwrap_or_default();
     Totals {
         payouts,
         total: decimal(sum_cents),
@@ -334,6 +398,11 @@ fn totals(
             difference: decimal(difference),
             difference_cents: difference,
             ties_out: difference == 0 && payouts == input_payouts,
+            cancelled_payouts,
+            cancelled_total: decimal(cancelled_cents),
+            cancelled_total_cents: cancelled_cents,
+            payable_total: decimal(input_cents - cancelled_cents),
+            payable_total_cents: input_cents - cancelled_cents,
         },
     }
 }

@@ -6,6 +6,7 @@ mod dwolla;
 mod ingest;
 mod layering;
 mod onboard;
+mod payday;
 mod report;
 mod send;
 mod sim;
