@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use payrun::sim::SimConfig;
 use serde_json::Value;
 
-use crate::support::SendEnv;
 use crate::support::Run;
+use crate::support::SendEnv;
 
 /// `payrun ARGS` at the injected instant `now`, pointed at the environment's simulator.
 fn payrun_at(env: &SendEnv, now: &str, args: &[&str]) -> Command {

@@ -328,11 +328,20 @@ async fn ten_sigkills_under_the_ordinary_fault_mix_then_one_run_pays_every_payou
         "the kills left payouts in doubt: {states:?}"
     );
 
-    let child = env.send_command("100", "8").spawn().unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap().status)
+    let mut last = env.send_command("100", "8");
+    last.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let output = tokio::task::spawn_blocking(move || last.output().unwrap())
         .await
         .unwrap();
-    assert!(status.success(), "the last run exits 0: {status:?}");
+    assert!(
+        output.status.success(),
+        "the last run exits 0: {:?}\n{}\n{}\n{:?}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        env.states()
+    );
     assert_eq!(
         env.states(),
         HashMap::from([("submitted".to_string(), 3000)])
