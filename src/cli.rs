@@ -409,7 +409,7 @@ pub fn main() -> ExitCode {
                 exit::code(failure.status)
             }
             Err(err) => {
-                eprintln!("payrun: error: {err:#}");
+                eprintln!("payrun: error: {}", exit::describe(&err));
                 exit::code(exit_status_of(&err))
             }
         },
@@ -723,19 +723,31 @@ fn run_config_check(ledger_path: &Path, args: &ConfigCheckArgs) -> anyhow::Resul
     let shown = |value: Option<String>| value.unwrap_or_else(|| "not set".to_string());
     println!(
         "configuration file   {}",
-        file_path.map_or("none".to_string(), |p| p.display().to_string())
+        file_path.map_or("none".to_string(), |p| crate::names::shown(p))
     );
-    println!("ledger               {}", ledger_path.display());
+    println!("ledger               {}", crate::names::shown(ledger_path));
     println!("require_approval     {}", options.awaiting_approval);
     println!("max_amount           {}", options.limits.max_amount);
     println!("allow_partial        {}", options.allow_partial);
     match &dirs {
         Some(dirs) => {
-            println!("inbox                {}", dirs.inbox.display());
-            println!("  processing         {}", dirs.processing.display());
-            println!("  archive            {}", dirs.archive.display());
-            println!("  rejected           {}", dirs.rejected.display());
-            println!("  reports            {}", dirs.reports.display());
+            println!("inbox                {}", crate::names::shown(&dirs.inbox));
+            println!(
+                "  processing         {}",
+                crate::names::shown(&dirs.processing)
+            );
+            println!(
+                "  archive            {}",
+                crate::names::shown(&dirs.archive)
+            );
+            println!(
+                "  rejected           {}",
+                crate::names::shown(&dirs.rejected)
+            );
+            println!(
+                "  reports            {}",
+                crate::names::shown(&dirs.reports)
+            );
         }
         None => println!("inbox                not set"),
     }
@@ -812,16 +824,16 @@ fn run_ingest(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                 };
                 println!(
                     "accepted {}: batch {batch_id}, {n_payouts} payouts, total {total} USD{partial}{approval}",
-                    path.display()
+                    crate::names::shown(path)
                 );
-                tracing::info!(batch_id, n_payouts, total_cents = total.get(), file = %path.display(), "batch ingested");
+                tracing::info!(batch_id, n_payouts, total_cents = total.get(), file = %crate::names::shown(path), "batch ingested");
             }
             IngestOutcome::AlreadyIngested(existing) => {
                 println!(
                     "skipped {}: the same content is already batch {} ({}, received {}); nothing added",
-                    path.display(),
+                    crate::names::shown(path),
                     existing.id,
-                    existing.file_name,
+                    crate::names::escape(&existing.file_name),
                     existing.received_at
                 );
             }
@@ -832,13 +844,13 @@ fn run_ingest(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                 if n_errors > errors.len() as u64 {
                     eprintln!(
                         "{}: ... and {}",
-                        path.display(),
+                        crate::names::shown(path),
                         plural(n_errors - errors.len() as u64, "more problem")
                     );
                 }
                 println!(
                     "rejected {}: {}; nothing was ingested",
-                    path.display(),
+                    crate::names::shown(path),
                     plural(n_errors, "problem")
                 );
                 status = exit::INVALID_INPUT;
@@ -885,7 +897,7 @@ fn run_status(ledger_path: &Path, args: &StatusArgs) -> anyhow::Result<u8> {
             batch.status,
             batch.row_count,
             total.to_string(),
-            batch.file_name
+            crate::names::escape(&batch.file_name)
         );
     }
     Ok(exit::OK)

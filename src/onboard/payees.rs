@@ -264,8 +264,8 @@ fn reject(display_name: &str, errors: &[FileError], max_shown: usize) -> u8 {
     }
     if errors.len() > max_shown {
         eprintln!(
-            "{display_name}: ... and {} more problems",
-            errors.len() - max_shown
+            "{display_name}: ... and {}",
+            crate::names::plural((errors.len() - max_shown) as u64, "more problem")
         );
     }
     println!(

@@ -86,7 +86,7 @@ pub fn run_report(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
     {
         return Err(Failure {
             status: exit::USAGE,
-            message: format!("no batch {batch} in {}", ledger_path.display()),
+            message: format!("no batch {batch} in {}", crate::names::shown(ledger_path)),
         }
         .into());
     }
@@ -120,7 +120,9 @@ pub fn report_exit_status(summary: &Summary, fail_on_exceptions: bool) -> u8 {
 
 fn describe(summary: &Summary, out: Option<&Path>) -> String {
     let overall = &summary.overall;
-    let place = out.map_or(String::new(), |path| format!("wrote {}: ", path.display()));
+    let place = out.map_or(String::new(), |path| {
+        format!("wrote {}: ", crate::names::shown(path))
+    });
     let tie = if summary.ties_out() {
         "ties out to the input files".to_string()
     } else {
@@ -177,7 +179,7 @@ pub fn run_reconcile(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result
             .chain()
             .any(|cause| cause.downcast_ref::<crate::dwolla::DwollaError>().is_some());
         if unreachable {
-            Failure::unavailable(format!("{err:#}")).into()
+            Failure::unavailable(crate::exit::describe(&err)).into()
         } else {
             err
         }
@@ -188,10 +190,9 @@ pub fn run_reconcile(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result
         .filter(|(_, n)| **n > 0)
         .map(|(kind, n)| format!("{n} {kind}"))
         .collect();
-    let place = args
-        .out
-        .as_deref()
-        .map_or(String::new(), |path| format!("wrote {}: ", path.display()));
+    let place = args.out.as_deref().map_or(String::new(), |path| {
+        format!("wrote {}: ", crate::names::shown(path))
+    });
     eprintln!(
         "payrun: {place}{} transfers at Dwolla ({} checked), {} sent payouts checked: {}",
         summary.transfers_listed,

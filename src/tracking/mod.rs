@@ -465,7 +465,7 @@ pub fn run_track(ledger_path: &Path, args: &TrackArgs) -> anyhow::Result<u8> {
             } else {
                 exit::INTERNAL
             },
-            message: format!("{err:#}"),
+            message: crate::exit::describe(&err),
         }
     })?;
     print_report(&ledger, &report);
