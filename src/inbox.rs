@@ -40,7 +40,7 @@ pub enum FileResult {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
-    #[error("{action} {}: {source}", .path.display())]
+    #[error("{action} {}: {source}", crate::names::shown(.path))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -213,8 +213,8 @@ fn write_errors(
     }
     if n_errors > errors.len() as u64 {
         text.push_str(&format!(
-            "... and {} more problems\n",
-            n_errors - errors.len() as u64
+            "... and {}\n",
+            crate::names::plural(n_errors - errors.len() as u64, "more problem")
         ));
     }
     let temporary = path.with_extension("tmp");

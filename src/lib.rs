@@ -12,6 +12,7 @@
 //! - `ledger`: all SQL, the migrations and the single-writer lock;
 //! - `ingest`: CSV payout files into the ledger, validated, all or nothing;
 //! - `secret`: a string type that never prints;
+//! - `names`: file names as printed and logged, control characters escaped;
 //! - `signature`: webhook HMAC signing and verification;
 //! - `config`: the configuration file and its layering under environment and flags;
 //! - `dwolla`: the Dwolla Connect API client;
@@ -39,6 +40,7 @@ pub mod inbox;
 pub mod ingest;
 pub mod ledger;
 pub mod money;
+pub mod names;
 pub mod onboard;
 pub mod operate;
 pub mod payday;

@@ -75,7 +75,7 @@ impl CycleSummary {
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for (path, result) in &self.files {
-            let name = path.display();
+            let name = crate::names::shown(path);
             lines.push(match result {
                 FileResult::Accepted {
                     archived,
@@ -84,20 +84,21 @@ impl CycleSummary {
                     total,
                 } => format!(
                     "{name}: batch {batch_id}, {n_payouts} payouts, {total} USD; archived as {}",
-                    archived.display()
+                    crate::names::shown(archived)
                 ),
                 FileResult::AlreadyIngested { archived, batch_id } => format!(
                     "{name}: same content as batch {batch_id}, not paid again; archived as {}",
-                    archived.display()
+                    crate::names::shown(archived)
                 ),
                 FileResult::Rejected {
                     moved_to,
                     errors_file,
                     n_errors,
                 } => format!(
-                    "{name}: rejected ({n_errors} problems), moved to {}; see {}",
-                    moved_to.display(),
-                    errors_file.display()
+                    "{name}: rejected ({}), moved to {}; see {}",
+                    crate::names::plural(*n_errors, "problem"),
+                    crate::names::shown(moved_to),
+                    crate::names::shown(errors_file)
                 ),
             });
         }
@@ -136,7 +137,7 @@ impl CycleSummary {
             }
         }
         if let Some(report) = self.reports.first() {
-            lines.push(format!("report: {}", report.display()));
+            lines.push(format!("report: {}", crate::names::shown(report)));
         }
         if let Some(reason) = &self.unreachable {
             lines.push(format!("Dwolla could not be used: {reason}"));
@@ -193,7 +194,7 @@ async fn ingest_and_send(
                 ))
             })
             .await??;
-            tracing::debug!(file = %path.display(), ?result, "inbox file taken");
+            tracing::debug!(file = %crate::names::shown(&path), ?result, "inbox file taken");
             summary.files.push((path, result));
         }
     }
@@ -211,7 +212,9 @@ async fn ingest_and_send(
     .await
     {
         Ok(report) => summary.send = Some(report),
-        Err(error) if is_dwolla_error(&error) => summary.unreachable = Some(format!("{error:#}")),
+        Err(error) if is_dwolla_error(&error) => {
+            summary.unreachable = Some(crate::exit::describe(&error))
+        }
         Err(error) => return Err(error),
     }
     Ok(())
@@ -261,7 +264,7 @@ async fn track_and_report(
                 summary.track = Some(report);
             }
             Err(error) if is_dwolla_error(&error) => {
-                summary.unreachable = Some(format!("{error:#}"))
+                summary.unreachable = Some(crate::exit::describe(&error))
             }
             Err(error) => return Err(error),
         }
@@ -317,7 +320,7 @@ pub async fn watch(
         }
     })?;
     watcher.watch(&dirs.inbox, notify::RecursiveMode::NonRecursive)?;
-    tracing::info!(inbox = %dirs.inbox.display(), "watching the inbox");
+    tracing::info!(inbox = %crate::names::shown(&dirs.inbox), "watching the inbox");
     loop {
         let (returned, summary) = run_cycle(ledger, &client, &cycle, &stopping).await;
         ledger = returned;

@@ -39,7 +39,7 @@ pub fn plan_file(
 ) -> anyhow::Result<Plan> {
     if let Some(ledger) = ledger {
         let sha256 = ingest::file_sha256(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", crate::names::shown(path)))?;
         if let Some(existing) = ledger.batch_by_sha256(&sha256)? {
             return Ok(Plan::AlreadyIngested {
                 batch_id: existing.id,
@@ -72,7 +72,7 @@ pub fn plan_file(
 /// The plan as text for a person.
 pub fn render(path: &Path, plan: &Plan) -> String {
     let mut out = String::new();
-    let name = path.display();
+    let name = crate::names::shown(path);
     match plan {
         Plan::AlreadyIngested { batch_id } => {
             let _ = writeln!(
@@ -83,7 +83,8 @@ pub fn render(path: &Path, plan: &Plan) -> String {
         Plan::Invalid { errors, n_errors } => {
             let _ = writeln!(
                 out,
-                "{name} is invalid ({n_errors} problems); ingest would reject it whole:"
+                "{name} is invalid ({}); ingest would reject it whole:",
+                crate::names::plural(*n_errors, "problem")
             );
             for error in errors {
                 let _ = writeln!(out, "  {error}");

@@ -48,19 +48,31 @@ pub(super) fn run_check(ledger_path: &Path, args: &ConfigCheckArgs) -> anyhow::R
     let shown = |value: Option<String>| value.unwrap_or_else(|| "not set".to_string());
     println!(
         "configuration file   {}",
-        file_path.map_or("none".to_string(), |p| p.display().to_string())
+        file_path.map_or("none".to_string(), |p| crate::names::shown(p))
     );
-    println!("ledger               {}", ledger_path.display());
+    println!("ledger               {}", crate::names::shown(ledger_path));
     println!("require_approval     {}", options.awaiting_approval);
     println!("max_amount           {}", options.limits.max_amount);
     println!("allow_partial        {}", options.allow_partial);
     match &dirs {
         Some(dirs) => {
-            println!("inbox                {}", dirs.inbox.display());
-            println!("  processing         {}", dirs.processing.display());
-            println!("  archive            {}", dirs.archive.display());
-            println!("  rejected           {}", dirs.rejected.display());
-            println!("  reports            {}", dirs.reports.display());
+            println!("inbox                {}", crate::names::shown(&dirs.inbox));
+            println!(
+                "  processing         {}",
+                crate::names::shown(&dirs.processing)
+            );
+            println!(
+                "  archive            {}",
+                crate::names::shown(&dirs.archive)
+            );
+            println!(
+                "  rejected           {}",
+                crate::names::shown(&dirs.rejected)
+            );
+            println!(
+                "  reports            {}",
+                crate::names::shown(&dirs.reports)
+            );
         }
         None => println!("inbox                not set"),
     }

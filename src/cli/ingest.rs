@@ -42,7 +42,7 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                 let partial = if n_rejected_rows > 0 {
                     format!(
                         " ({} left out and recorded)",
-                        plural(n_rejected_rows, "invalid row")
+                        crate::names::plural(n_rejected_rows, "invalid row")
                     )
                 } else {
                     String::new()
@@ -54,16 +54,16 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                 };
                 println!(
                     "accepted {}: batch {batch_id}, {n_payouts} payouts, total {total} USD{partial}{approval}",
-                    path.display()
+                    crate::names::shown(path)
                 );
-                tracing::info!(batch_id, n_payouts, total_cents = total.get(), file = %path.display(), "batch ingested");
+                tracing::info!(batch_id, n_payouts, total_cents = total.get(), file = %crate::names::shown(path), "batch ingested");
             }
             IngestOutcome::AlreadyIngested(existing) => {
                 println!(
                     "skipped {}: the same content is already batch {} ({}, received {}); nothing added",
-                    path.display(),
+                    crate::names::shown(path),
                     existing.id,
-                    existing.file_name,
+                    crate::names::escape(&existing.file_name),
                     existing.received_at
                 );
             }
@@ -74,27 +74,18 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                 if n_errors > errors.len() as u64 {
                     eprintln!(
                         "{}: ... and {}",
-                        path.display(),
-                        plural(n_errors - errors.len() as u64, "more problem")
+                        crate::names::shown(path),
+                        crate::names::plural(n_errors - errors.len() as u64, "more problem")
                     );
                 }
                 println!(
                     "rejected {}: {}; nothing was ingested",
-                    path.display(),
-                    plural(n_errors, "problem")
+                    crate::names::shown(path),
+                    crate::names::plural(n_errors, "problem")
                 );
                 status = exit::INVALID_INPUT;
             }
         }
     }
     Ok(status)
-}
-
-/// "1 problem", "3 problems".
-fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }

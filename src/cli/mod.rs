@@ -190,7 +190,7 @@ pub fn main() -> ExitCode {
                 exit::code(failure.status)
             }
             Err(err) => {
-                eprintln!("payrun: error: {err:#}");
+                eprintln!("payrun: error: {}", exit::describe(&err));
                 exit::code(exit_status_of(&err))
             }
         },

@@ -52,7 +52,7 @@ pub(super) fn run(ledger_path: &Path, command: &PayeesCommand) -> anyhow::Result
 }
 
 fn run_import(ledger_path: &Path, args: &PayeesImportArgs) -> anyhow::Result<u8> {
-    let display_name = args.file.display().to_string();
+    let display_name = crate::names::shown(&args.file);
     let rows = match read_payee_file(&args.file).map_err(|err| Failure {
         status: exit::INVALID_INPUT,
         message: format!("cannot read {display_name}: {err}"),
@@ -144,14 +144,13 @@ fn reject(display_name: &str, errors: &[FileError], max_shown: usize) -> u8 {
     }
     if errors.len() > max_shown {
         eprintln!(
-            "{display_name}: ... and {} more problems",
-            errors.len() - max_shown
+            "{display_name}: ... and {}",
+            crate::names::plural((errors.len() - max_shown) as u64, "more problem")
         );
     }
     println!(
-        "rejected {display_name}: {} problem{}; nothing was imported",
-        errors.len(),
-        if errors.len() == 1 { "" } else { "s" }
+        "rejected {display_name}: {}; nothing was imported",
+        crate::names::plural(errors.len() as u64, "problem")
     );
     exit::INVALID_INPUT
 }

@@ -78,7 +78,7 @@ pub(super) fn run(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result<u8
             .chain()
             .any(|cause| cause.downcast_ref::<crate::dwolla::DwollaError>().is_some());
         if unreachable {
-            Failure::unavailable(format!("{err:#}")).into()
+            Failure::unavailable(crate::exit::describe(&err)).into()
         } else {
             err
         }
@@ -89,10 +89,9 @@ pub(super) fn run(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result<u8
         .filter(|(_, n)| **n > 0)
         .map(|(kind, n)| format!("{n} {kind}"))
         .collect();
-    let place = args
-        .out
-        .as_deref()
-        .map_or(String::new(), |path| format!("wrote {}: ", path.display()));
+    let place = args.out.as_deref().map_or(String::new(), |path| {
+        format!("wrote {}: ", crate::names::shown(path))
+    });
     eprintln!(
         "payrun: {place}{} transfers at Dwolla ({} checked), {} sent payouts checked: {}",
         summary.transfers_listed,

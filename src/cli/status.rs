@@ -53,7 +53,7 @@ pub(super) fn run(ledger_path: &Path, args: &StatusArgs) -> anyhow::Result<u8> {
             batch.status,
             batch.row_count,
             total.to_string(),
-            batch.file_name
+            crate::names::escape(&batch.file_name)
         );
     }
     Ok(exit::OK)

@@ -88,7 +88,7 @@ pub(super) fn run(ledger_path: &Path, args: &TrackArgs) -> anyhow::Result<u8> {
             } else {
                 exit::INTERNAL
             },
-            message: format!("{err:#}"),
+            message: crate::exit::describe(&err),
         }
     })?;
     print_report(&ledger, &report);

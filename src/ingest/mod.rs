@@ -73,7 +73,7 @@ pub enum IngestOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}: {source}", crate::names::shown(.path))]
     Read {
         path: std::path::PathBuf,
         source: std::io::Error,
@@ -109,7 +109,7 @@ pub fn ingest_file(
         path: path.to_path_buf(),
         source,
     };
-    let display_name = path.display().to_string();
+    let display_name = crate::names::shown(path);
     let sha256 = file_sha256(path).map_err(read_error)?;
     if let Some(existing) = ledger.batch_by_sha256(&sha256)? {
         return Ok(IngestOutcome::AlreadyIngested(existing));

@@ -292,7 +292,10 @@ impl Secrets {
     fn reload(&self) {
         match stored_secrets(&self.spool_path) {
             Ok(stored) => *self.stored.write().expect("not poisoned") = stored,
-            Err(err) => tracing::warn!("cannot reread the webhook secrets: {err:#}"),
+            Err(err) => tracing::warn!(
+                "cannot reread the webhook secrets: {}",
+                crate::exit::describe(&err)
+            ),
         }
         *self.last_reload.lock().expect("not poisoned") = Instant::now();
     }
@@ -439,7 +442,10 @@ async fn run_applier(
                 }
             }
             Ok(Opportunity::NoLedger | Opportunity::NothingPending) => {}
-            Err(err) => tracing::warn!("cannot apply webhook events now: {err:#}"),
+            Err(err) => tracing::warn!(
+                "cannot apply webhook events now: {}",
+                crate::exit::describe(&err)
+            ),
         }
         tokio::select! {
             _ = tokio::time::sleep(config.every) => {}

@@ -3,6 +3,7 @@
 
 mod drop_in;
 mod dwolla;
+mod first_use;
 mod ingest;
 mod layering;
 mod onboard;
