@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::runtime::{runtime, stop_signal};
 use super::{DwollaArgs, Failure};
+use crate::config::FileConfig;
 use crate::drop_in::{ClientTokenConfig, router};
 use crate::exit;
 
@@ -24,10 +25,10 @@ pub struct ServeArgs {
     pub dwolla: DwollaArgs,
 }
 
-pub(super) fn run(command: &ClientTokensCommand) -> anyhow::Result<u8> {
+pub(super) fn run(file: &FileConfig, command: &ClientTokensCommand) -> anyhow::Result<u8> {
     let ClientTokensCommand::Serve(args) = command;
     let config = ClientTokenConfig::from_env().map_err(|err| Failure::config(err.to_string()))?;
-    let client = args.dwolla.client()?;
+    let client = args.dwolla.client(file)?;
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::IngestRules;
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ingest::{self, IngestOutcome};
 use crate::ledger::Ledger;
@@ -21,8 +22,8 @@ pub struct IngestArgs {
     pub max_errors: usize,
 }
 
-pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
-    let options = args.rules.options(args.max_errors)?;
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &IngestArgs) -> anyhow::Result<u8> {
+    let options = args.rules.options(file, args.max_errors)?;
     let mut ledger = Ledger::open_writer(ledger_path)?;
     let mut status = exit::OK;
     for path in &args.files {

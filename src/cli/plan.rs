@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::IngestRules;
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::Ledger;
 
@@ -16,8 +17,8 @@ pub struct PlanArgs {
     pub rules: IngestRules,
 }
 
-pub(super) fn run(ledger_path: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
-    let options = args.rules.options(50)?;
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &PlanArgs) -> anyhow::Result<u8> {
+    let options = args.rules.options(file, 50)?;
     let ledger = if ledger_path.exists() {
         Some(Ledger::open_reader(ledger_path)?)
     } else {

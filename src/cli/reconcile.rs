@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::report::parse_since;
 use super::runtime::runtime;
 use super::{DwollaArgs, Failure};
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::Ledger;
 use crate::report::reconcile::{DiscrepancyWriter, ReconcileOptions, ReconcileSummary, reconcile};
@@ -40,8 +41,12 @@ pub struct ReconcileArgs {
     pub dwolla: DwollaArgs,
 }
 
-pub(super) fn run(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result<u8> {
-    let client = args.dwolla.client()?;
+pub(super) fn run(
+    ledger_path: &Path,
+    file: &FileConfig,
+    args: &ReconcileArgs,
+) -> anyhow::Result<u8> {
+    let client = args.dwolla.client(file)?;
     let ledger = Ledger::open_reader(ledger_path)?;
     let options = ReconcileOptions { since: args.since };
     let format = args

@@ -6,8 +6,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::runtime::{runtime, stop_signal};
-use super::settings::file_config;
+use super::settings::track_config;
 use super::{Failure, InboxArgs, IngestRules, SendingArgs};
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::Ledger;
 
@@ -31,12 +32,13 @@ pub struct RunArgs {
 /// The cycle settings shared by `run` and `watch`.
 pub(super) fn cycle(
     ledger_path: &Path,
+    file: &FileConfig,
     inbox: &InboxArgs,
     rules: &IngestRules,
     sending: &SendingArgs,
     settle_deadline: Option<Duration>,
 ) -> Result<crate::operate::Cycle, Failure> {
-    let dirs = inbox.dirs();
+    let dirs = inbox.dirs(file);
     let reports = match &dirs {
         Some(dirs) => dirs.reports.clone(),
         None => ledger_path
@@ -44,23 +46,19 @@ pub(super) fn cycle(
             .unwrap_or(Path::new("."))
             .join("reports"),
     };
-    let mut track = crate::tracking::TrackConfig::standard();
-    if let Some(days) = file_config().tracking.returns_window_days {
-        track.returns_window_banking_days = days;
-    }
     Ok(crate::operate::Cycle {
         dirs,
-        track,
+        track: track_config(file),
         settle_deadline,
         reports,
-        stable_for: inbox.stable_for(),
+        stable_for: inbox.stable_for(file),
         // The inbox writes every problem into the file's .errors.txt.
-        ingest: rules.options(10_000)?,
-        send: sending.send_config(None)?,
+        ingest: rules.options(file, 10_000)?,
+        send: sending.send_config(file, None)?,
     })
 }
 
-pub(super) fn run(ledger_path: &Path, args: &RunArgs) -> anyhow::Result<u8> {
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &RunArgs) -> anyhow::Result<u8> {
     let deadline = args
         .deadline
         .as_deref()
@@ -72,12 +70,13 @@ pub(super) fn run(ledger_path: &Path, args: &RunArgs) -> anyhow::Result<u8> {
         })?;
     let cycle = cycle(
         ledger_path,
+        file,
         &args.inbox,
         &args.rules,
         &args.sending,
         deadline,
     )?;
-    let client = args.sending.dwolla.client()?;
+    let client = args.sending.dwolla.client(file)?;
     let ledger = Ledger::open_writer(ledger_path)?;
     let (_ledger, summary) = runtime()?.block_on(async {
         let stopping = stop_signal();

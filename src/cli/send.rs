@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::SendingArgs;
 use super::runtime::{runtime, stop_signal};
+use crate::config::FileConfig;
 use crate::ledger::Ledger;
 
 #[derive(Debug, Args)]
@@ -17,9 +18,9 @@ pub struct SendArgs {
     pub sending: SendingArgs,
 }
 
-pub(super) fn run(ledger_path: &Path, args: &SendArgs) -> anyhow::Result<u8> {
-    let client = args.sending.dwolla.client()?;
-    let config = args.sending.send_config(args.batch)?;
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &SendArgs) -> anyhow::Result<u8> {
+    let client = args.sending.dwolla.client(file)?;
+    let config = args.sending.send_config(file, args.batch)?;
     let ledger = Ledger::open_writer(ledger_path)?;
     let report = runtime()?.block_on(async {
         let stopping = stop_signal();

@@ -9,6 +9,7 @@ mod layering;
 mod onboard;
 mod report;
 mod send;
+mod settings;
 mod sim;
 mod support;
 mod track;
