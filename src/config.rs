@@ -78,6 +78,12 @@ pub struct WebhooksSection {
     /// Where `watch` (and `serve`) listen for Dwolla's webhooks, e.g. `127.0.0.1:8080`.
     pub listen: Option<String>,
     pub secret: Option<String>,
+    /// Seconds a client may take to send a request's headers (default 5).
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds a client may take to send a request's body once its headers are in (default 10).
+    pub body_timeout_seconds: Option<u64>,
+    /// Connections served at once (default 256); more wait until one closes.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -94,7 +94,7 @@ async fn run_with(
         ServeConfig {
             ledger_path: ledger_path.clone(),
             env_secret: Some(webhook_secret.clone()),
-            max_body_bytes: webhooks::DEFAULT_MAX_BODY_BYTES,
+            limits: crate::listener::ConnectionLimits::standard(webhooks::DEFAULT_MAX_BODY_BYTES),
             // This process holds the ledger; tracking applies the spooled events.
             applier: None,
             extra_routes: None,

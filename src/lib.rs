@@ -23,6 +23,8 @@
 //! - `report`: reports finance signs off (CSV, JSON, HTML) and reconciliation against Dwolla;
 //! - `tracking`: following sent transfers to their end (polls, spooled webhook events);
 //! - `webhooks`: `serve`, the webhook receiver, and webhook subscriptions;
+//! - `listener`: the accept loop of every public HTTP endpoint, with header and body deadlines
+//!   and a connection cap;
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
 //!   ledger or sender.
 
@@ -39,6 +41,7 @@ pub mod fixtures;
 pub mod inbox;
 pub mod ingest;
 pub mod ledger;
+pub mod listener;
 pub mod money;
 pub mod names;
 pub mod onboard;

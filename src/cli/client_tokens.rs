@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use clap::{Args, Subcommand};
 
 use super::runtime::{runtime, stop_signal};
-use super::{DwollaArgs, Failure};
+use super::{DwollaArgs, Failure, ListenerArgs};
 use crate::config::FileConfig;
 use crate::drop_in::{ClientTokenConfig, router};
 use crate::exit;
@@ -21,6 +21,8 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub connections: ListenerArgs,
     #[command(flatten)]
     pub dwolla: DwollaArgs,
 }
@@ -38,12 +40,10 @@ pub(super) fn run(file: &FileConfig, command: &ClientTokensCommand) -> anyhow::R
             })?;
         let address = listener.local_addr()?;
         println!("serving POST http://{address}/client-tokens");
-        let mut stopping = stop_signal();
-        axum::serve(listener, router(config, client))
-            .with_graceful_shutdown(async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            })
-            .await?;
+        let limits = args
+            .connections
+            .limits(file, crate::webhooks::DEFAULT_MAX_BODY_BYTES);
+        crate::listener::serve(listener, router(config, client), limits, stop_signal()).await;
         Ok(exit::OK)
     })
 }

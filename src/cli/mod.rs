@@ -41,7 +41,7 @@ use crate::telemetry::{self, LogFormat};
 
 pub use failure::Failure;
 use failure::exit_status_of;
-pub use settings::{DwollaArgs, InboxArgs, IngestRules, SendingArgs};
+pub use settings::{DwollaArgs, InboxArgs, IngestRules, ListenerArgs, SendingArgs};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -8,9 +8,9 @@ use clap::Args;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use super::DwollaArgs;
 use super::runtime::{runtime, stop_signal};
 use super::settings::{track_config, webhook_secret};
+use super::{DwollaArgs, ListenerArgs};
 use crate::config::FileConfig;
 use crate::tracking;
 use crate::webhooks::{
@@ -36,6 +36,8 @@ pub struct ServeArgs {
     /// Only store events; `payrun track` (or another writer) applies them.
     #[arg(long)]
     pub store_only: bool,
+    #[command(flatten)]
+    pub connections: ListenerArgs,
     #[command(flatten)]
     pub dwolla: DwollaArgs,
 }
@@ -80,7 +82,7 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &ServeArgs) -> an
     let config = ServeConfig {
         ledger_path: ledger_path.to_path_buf(),
         env_secret,
-        max_body_bytes: args.max_body_bytes,
+        limits: args.connections.limits(file, args.max_body_bytes),
         applier,
         extra_routes,
     };

@@ -11,6 +11,7 @@ use clap::Args;
 use super::Failure;
 use crate::config::{self, FileConfig, InboxDirs};
 use crate::ingest::{IngestOptions, row::Limits};
+use crate::listener::{self, ConnectionLimits};
 use crate::money::Cents;
 
 /// The flags that decide what a valid file is.
@@ -149,6 +150,54 @@ impl InboxArgs {
                 .or(file.inbox.stable_seconds)
                 .unwrap_or(2),
         )
+    }
+}
+
+/// What a slow client may hold on an HTTP endpoint payrun serves (`crate::listener`).
+#[derive(Debug, Args)]
+pub struct ListenerArgs {
+    /// Close a connection whose request headers are not all in after this long [default:
+    /// webhooks.header_timeout_seconds in the configuration file, else 5s].
+    #[arg(long, value_parser = positive_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Answer 408 and close the connection when a request's body is not all in this long after
+    /// its headers [default: webhooks.body_timeout_seconds, else 10s].
+    #[arg(long, value_parser = positive_duration)]
+    pub body_timeout: Option<Duration>,
+    /// Connections served at once; more wait until one closes [default:
+    /// webhooks.max_connections, else 256].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+}
+
+impl ListenerArgs {
+    pub(super) fn limits(&self, file: &FileConfig, max_body_bytes: usize) -> ConnectionLimits {
+        let section = &file.webhooks;
+        let seconds = |value: Option<u64>| value.map(|s| Duration::from_secs(s.max(1)));
+        ConnectionLimits {
+            header_timeout: self
+                .header_timeout
+                .or(seconds(section.header_timeout_seconds))
+                .unwrap_or(listener::DEFAULT_HEADER_TIMEOUT),
+            body_timeout: self
+                .body_timeout
+                .or(seconds(section.body_timeout_seconds))
+                .unwrap_or(listener::DEFAULT_BODY_TIMEOUT),
+            max_connections: self
+                .max_connections
+                .map(|n| n as usize)
+                .or(section.max_connections)
+                .unwrap_or(listener::DEFAULT_MAX_CONNECTIONS)
+                .max(1),
+            max_body_bytes,
+        }
+    }
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match crate::tracking::schedule::parse_duration(text)? {
+        Duration::ZERO => Err("must be more than 0".to_string()),
+        duration => Ok(duration),
     }
 }
 

@@ -10,7 +10,7 @@ use clap::Args;
 use super::run::cycle;
 use super::runtime::{runtime, stop_signal};
 use super::settings::webhook_secret;
-use super::{Failure, InboxArgs, IngestRules, SendingArgs};
+use super::{Failure, InboxArgs, IngestRules, ListenerArgs, SendingArgs};
 use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::Ledger;
@@ -26,6 +26,8 @@ pub struct WatchArgs {
     /// configuration file, else none].
     #[arg(long)]
     pub listen: Option<String>,
+    #[command(flatten)]
+    pub connections: ListenerArgs,
     #[command(flatten)]
     pub rules: IngestRules,
     #[command(flatten)]
@@ -61,11 +63,15 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &WatchArgs) -> an
         let receiver = match listen {
             Some(listen) => {
                 let secret = webhook_secret(file);
+                let limits = args
+                    .connections
+                    .limits(file, crate::webhooks::DEFAULT_MAX_BODY_BYTES);
                 Some(
                     crate::webhooks::serve_beside(
                         ledger_path,
                         &listen,
                         secret,
+                        limits,
                         &client,
                         stopping.clone(),
                     )

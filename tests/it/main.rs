@@ -11,6 +11,7 @@ mod report;
 mod send;
 mod settings;
 mod sim;
+mod slow_clients;
 mod support;
 mod track;
 mod unattended;
