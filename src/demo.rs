@@ -124,6 +124,7 @@ async fn run_with(
     let cycle = Cycle {
         dirs: Some(dirs.clone()),
         stable_for: Duration::ZERO,
+        wait_for_settling: true,
         ingest: IngestOptions {
             allow_partial: false,
             limits: Limits {

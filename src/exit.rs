@@ -8,10 +8,11 @@ pub const OK: u8 = 0;
 pub const INTERNAL: u8 = 1;
 /// A bad flag or argument (clap's own status).
 pub const USAGE: u8 = 2;
-/// The run finished, but some payouts need a person: rejected, failed, returned or needs_review,
-/// or reconcile found discrepancies.
+/// The run finished, but some payouts need a person: rejected, failed, returned or needs_review;
+/// a batch waits for approval (`run`); or reconcile found discrepancies.
 pub const ATTENTION: u8 = 3;
-/// An input file is invalid and was rejected (sysexits EX_DATAERR).
+/// An input file is invalid and was rejected, or an inbox entry is not a regular file
+/// (sysexits EX_DATAERR).
 pub const INVALID_INPUT: u8 = 65;
 /// Dwolla (or the configured API) could not be reached or refused our credentials
 /// (sysexits EX_UNAVAILABLE).

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -25,6 +25,9 @@ use crate::tracking::{self, TrackConfig, TrackOptions, TrackReport};
 pub struct Cycle {
     pub dirs: Option<InboxDirs>,
     pub stable_for: Duration,
+    /// Wait (at most `stable_for`) for inbox files still settling and take them in this cycle,
+    /// as one `run` from cron must; `watch` leaves them for its next cycle instead.
+    pub wait_for_settling: bool,
     pub ingest: IngestOptions,
     pub send: SendConfig,
     pub track: TrackConfig,
@@ -38,6 +41,8 @@ pub struct Cycle {
 #[derive(Debug, Default)]
 pub struct CycleSummary {
     pub files: Vec<(PathBuf, FileResult)>,
+    /// Inbox files left for a later cycle because they were still changing.
+    pub left: Vec<inbox::Settling>,
     pub awaiting_approval: Vec<i64>,
     pub send: Option<SendReport>,
     pub track: Option<TrackReport>,
@@ -48,13 +53,15 @@ pub struct CycleSummary {
 }
 
 impl CycleSummary {
-    /// The documented exit status: Dwolla unreachable, then invalid input, then payouts that
-    /// need a person, else clean.
+    /// The documented exit status: Dwolla unreachable, then invalid input, then payouts or
+    /// batches that need a person (a batch waiting for approval is one), else clean.
     pub fn exit_status(&self) -> u8 {
-        let rejected_file = self
-            .files
-            .iter()
-            .any(|(_, result)| matches!(result, FileResult::Rejected { .. }));
+        let rejected_file = self.files.iter().any(|(_, result)| {
+            matches!(
+                result,
+                FileResult::Rejected { .. } | FileResult::NotAFile { .. }
+            )
+        });
         let send_status = self.send.as_ref().map_or(exit::OK, sender::exit_status);
         let track_status = self.track.as_ref().map_or(exit::OK, tracking::exit_status);
         if self.unreachable.is_some()
@@ -64,7 +71,10 @@ impl CycleSummary {
             exit::UNAVAILABLE
         } else if rejected_file {
             exit::INVALID_INPUT
-        } else if send_status == exit::ATTENTION || track_status == exit::ATTENTION {
+        } else if send_status == exit::ATTENTION
+            || track_status == exit::ATTENTION
+            || !self.awaiting_approval.is_empty()
+        {
             exit::ATTENTION
         } else {
             exit::OK
@@ -73,51 +83,36 @@ impl CycleSummary {
 
     /// Lines for a person (stdout of `run`, logs of `watch`).
     pub fn lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        for (path, result) in &self.files {
-            let name = crate::names::shown(path);
-            lines.push(match result {
-                FileResult::Accepted {
-                    archived,
-                    batch_id,
-                    n_payouts,
-                    total,
-                } => format!(
-                    "{name}: batch {batch_id}, {n_payouts} payouts, {total} USD; archived as {}",
-                    crate::names::shown(archived)
-                ),
-                FileResult::AlreadyIngested { archived, batch_id } => format!(
-                    "{name}: same content as batch {batch_id}, not paid again; archived as {}",
-                    crate::names::shown(archived)
-                ),
-                FileResult::Rejected {
-                    moved_to,
-                    errors_file,
-                    n_errors,
-                } => format!(
-                    "{name}: rejected ({}), moved to {}; see {}",
-                    crate::names::plural(*n_errors, "problem"),
-                    crate::names::shown(moved_to),
-                    crate::names::shown(errors_file)
-                ),
-            });
+        let mut lines: Vec<String> = self
+            .files
+            .iter()
+            .map(|(path, result)| file_line(path, result))
+            .collect();
+        for settling in &self.left {
+            lines.push(left_line(settling));
         }
         for batch in &self.awaiting_approval {
             lines.push(format!(
-                "batch {batch} waits for approval: payrun approve {batch}"
+                "batch {batch} waits for approval; nothing of it is sent until a person runs `payrun approve {batch}`"
             ));
         }
+        lines.extend(self.progress_lines());
+        lines
+    }
+
+    fn progress_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
         if let Some(report) = &self.send
             && report.n_claimed > 0
         {
             lines.push(format!(
-                    "sent {} payouts: {} created, {} rejected, {} need review, {} left for the next run",
-                    report.n_claimed,
-                    report.n_created + report.n_found,
-                    report.n_refused,
-                    report.n_needs_review,
-                    report.n_deferred
-                ));
+                "sent {} payouts: {} created, {} rejected, {} need review, {} left for the next run",
+                report.n_claimed,
+                report.n_created + report.n_found,
+                report.n_refused,
+                report.n_needs_review,
+                report.n_deferred
+            ));
         }
         if let Some(track) = &self.track {
             let moved: Vec<String> = track
@@ -143,6 +138,53 @@ impl CycleSummary {
             lines.push(format!("Dwolla could not be used: {reason}"));
         }
         lines
+    }
+}
+
+fn left_line(settling: &inbox::Settling) -> String {
+    format!(
+        "{}: left in the inbox for the next run: it changed {:.1}s ago and is taken once unchanged for {:.1}s more",
+        crate::names::shown(&settling.path),
+        settling.changed_ago.as_secs_f64(),
+        settling.remaining.as_secs_f64()
+    )
+}
+
+fn file_line(path: &std::path::Path, result: &FileResult) -> String {
+    let name = crate::names::shown(path);
+    match result {
+        FileResult::Accepted {
+            archived,
+            batch_id,
+            n_payouts,
+            total,
+        } => format!(
+            "{name}: batch {batch_id}, {n_payouts} payouts, {total} USD; archived as {}",
+            crate::names::shown(archived)
+        ),
+        FileResult::AlreadyIngested { archived, batch_id } => format!(
+            "{name}: same content as batch {batch_id}, not paid again; archived as {}",
+            crate::names::shown(archived)
+        ),
+        FileResult::Rejected {
+            moved_to,
+            errors_file,
+            n_errors,
+        } => format!(
+            "{name}: rejected ({}), moved to {}; see {}",
+            crate::names::plural(*n_errors, "problem"),
+            crate::names::shown(moved_to),
+            crate::names::shown(errors_file)
+        ),
+        FileResult::NotAFile {
+            kind,
+            moved_to,
+            errors_file,
+        } => format!(
+            "{name}: not taken: it is {kind}, and payrun takes only regular files; moved to {}; see {}",
+            crate::names::shown(moved_to),
+            crate::names::shown(errors_file)
+        ),
     }
 }
 
@@ -178,25 +220,7 @@ async fn ingest_and_send(
     summary: &mut CycleSummary,
 ) -> anyhow::Result<()> {
     if let Some(dirs) = &cycle.dirs {
-        inbox::create_dirs(dirs)?;
-        for path in inbox::ready_files(dirs, cycle.stable_for, SystemTime::now())? {
-            if *stopping.borrow() {
-                break;
-            }
-            let (dirs, options, taken) = (dirs.clone(), cycle.ingest, path.clone());
-            let result = with_ledger(ledger, move |ledger| {
-                Ok(inbox::take_file(
-                    ledger,
-                    &dirs,
-                    &taken,
-                    &options,
-                    OffsetDateTime::now_utc(),
-                ))
-            })
-            .await??;
-            tracing::debug!(file = %crate::names::shown(&path), ?result, "inbox file taken");
-            summary.files.push((path, result));
-        }
+        take_inbox(ledger, dirs, cycle, stopping, summary).await?;
     }
     summary.awaiting_approval =
         with_ledger(ledger, |ledger| ledger.batches_awaiting_approval()).await?;
@@ -218,6 +242,65 @@ async fn ingest_and_send(
         Err(error) => return Err(error),
     }
     Ok(())
+}
+
+/// Takes every ready file of the inbox and moves aside what is not a file. With
+/// `wait_for_settling`, files still changing are waited for (at most `stable_for` from the
+/// start) and taken in this cycle; whatever is still changing then is named in the summary.
+async fn take_inbox(
+    ledger: &Arc<Mutex<Ledger>>,
+    dirs: &InboxDirs,
+    cycle: &Cycle,
+    stopping: &watch::Receiver<bool>,
+    summary: &mut CycleSummary,
+) -> anyhow::Result<()> {
+    inbox::create_dirs(dirs)?;
+    let waiting_ends = Instant::now() + cycle.stable_for;
+    loop {
+        let scan = inbox::scan(dirs, cycle.stable_for, SystemTime::now())?;
+        for (path, kind) in scan.not_files {
+            let result = inbox::reject_entry(dirs, &path, kind, OffsetDateTime::now_utc())?;
+            tracing::warn!(entry = %crate::names::shown(&path), kind, "inbox entry is not a regular file; moved to rejected/");
+            summary.files.push((path, result));
+        }
+        for path in scan.ready {
+            if *stopping.borrow() {
+                return Ok(());
+            }
+            let (dirs, options, taken) = (dirs.clone(), cycle.ingest, path.clone());
+            let result = with_ledger(ledger, move |ledger| {
+                Ok(inbox::take_file(
+                    ledger,
+                    &dirs,
+                    &taken,
+                    &options,
+                    OffsetDateTime::now_utc(),
+                ))
+            })
+            .await??;
+            tracing::debug!(file = %crate::names::shown(&path), ?result, "inbox file taken");
+            summary.files.push((path, result));
+        }
+        let now = Instant::now();
+        let soonest = scan.settling.iter().map(|s| s.remaining).min();
+        let wait = match soonest {
+            Some(remaining) if cycle.wait_for_settling && now < waiting_ends => {
+                remaining.min(waiting_ends - now)
+            }
+            _ => {
+                for settling in &scan.settling {
+                    tracing::info!(file = %crate::names::shown(&settling.path), changed_ago = ?settling.changed_ago, "inbox file still changing; left for the next cycle");
+                }
+                summary.left = scan.settling;
+                return Ok(());
+            }
+        };
+        let mut stopping = stopping.clone();
+        tokio::select! {
+            () = tokio::time::sleep(wait + Duration::from_millis(20)) => {}
+            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+        }
+    }
 }
 
 fn is_dwolla_error(error: &anyhow::Error) -> bool {

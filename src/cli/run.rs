@@ -37,6 +37,7 @@ pub(super) fn cycle(
     rules: &IngestRules,
     sending: &SendingArgs,
     settle_deadline: Option<Duration>,
+    wait_for_settling: bool,
 ) -> Result<crate::operate::Cycle, Failure> {
     let dirs = inbox.dirs(file);
     let reports = match &dirs {
@@ -52,6 +53,7 @@ pub(super) fn cycle(
         settle_deadline,
         reports,
         stable_for: inbox.stable_for(file),
+        wait_for_settling,
         // The inbox writes every problem into the file's .errors.txt.
         ingest: rules.options(file, 10_000)?,
         send: sending.send_config(file, None)?,
@@ -75,6 +77,7 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &RunArgs) -> anyh
         &args.rules,
         &args.sending,
         deadline,
+        true,
     )?;
     let client = args.sending.dwolla.client(file)?;
     let ledger = Ledger::open_writer(ledger_path)?;

@@ -42,6 +42,7 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &WatchArgs) -> an
         &args.rules,
         &args.sending,
         None,
+        false,
     )?;
     if cycle.dirs.is_none() {
         return Err(Failure::config(
