@@ -106,8 +106,8 @@ impl CycleSummary {
             && report.n_claimed > 0
         {
             lines.push(format!(
-                "sent {} payouts: {} created, {} rejected, {} need review, {} left for the next run",
-                report.n_claimed,
+                "sent {}: {} created, {} rejected, {} need review, {} left for the next run",
+                crate::names::plural(report.n_claimed, "payout"),
                 report.n_created + report.n_found,
                 report.n_refused,
                 report.n_needs_review,
@@ -126,8 +126,8 @@ impl CycleSummary {
             }
             if track.counts.n_unsettled > 0 {
                 lines.push(format!(
-                    "{} transfers not settled yet; the next run follows them",
-                    track.counts.n_unsettled
+                    "{} not settled yet; the next run follows them",
+                    crate::names::plural(track.counts.n_unsettled, "transfer")
                 ));
             }
         }
@@ -159,7 +159,8 @@ fn file_line(path: &std::path::Path, result: &FileResult) -> String {
             n_payouts,
             total,
         } => format!(
-            "{name}: batch {batch_id}, {n_payouts} payouts, {total} USD; archived as {}",
+            "{name}: batch {batch_id}, {}, {total} USD; archived as {}",
+            crate::names::plural(*n_payouts, "payout"),
             crate::names::shown(archived)
         ),
         FileResult::AlreadyIngested { archived, batch_id } => format!(

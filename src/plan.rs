@@ -93,8 +93,9 @@ pub fn render(path: &Path, plan: &Plan) -> String {
         Plan::Valid(plan) => {
             let _ = writeln!(
                 out,
-                "{name}: valid, {} payouts, total {} USD",
-                plan.n_payouts, plan.total
+                "{name}: valid, {}, total {} USD",
+                crate::names::plural(plan.n_payouts, "payout"),
+                plan.total
             );
             if let Some((previous_id, previous_total)) = plan.previous {
                 let change = plan.total.get() - previous_total.get();

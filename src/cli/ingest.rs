@@ -54,8 +54,9 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &IngestArgs) -> a
                     String::new()
                 };
                 println!(
-                    "accepted {}: batch {batch_id}, {n_payouts} payouts, total {total} USD{partial}{approval}",
-                    crate::names::shown(path)
+                    "accepted {}: batch {batch_id}, {}, total {total} USD{partial}{approval}",
+                    crate::names::shown(path),
+                    crate::names::plural(n_payouts, "payout")
                 );
                 tracing::info!(batch_id, n_payouts, total_cents = total.get(), file = %crate::names::shown(path), "batch ingested");
             }

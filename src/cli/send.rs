@@ -27,8 +27,8 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &SendArgs) -> any
         crate::sender::send(ledger, client, config, stopping).await
     })?;
     println!(
-        "sent {} payouts: {} created, {} rejected, {} need review, {} left for the next run{}",
-        report.n_claimed,
+        "sent {}: {} created, {} rejected, {} need review, {} left for the next run{}",
+        crate::names::plural(report.n_claimed, "payout"),
         report.n_created + report.n_found,
         report.n_refused,
         report.n_needs_review,

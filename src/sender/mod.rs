@@ -181,7 +181,10 @@ async fn preflight(client: &Client, config: &SendConfig) -> anyhow::Result<crate
                 tracing::warn!("Dwolla is not answering yet: {error}");
                 tokio::time::sleep(delay.max(after.unwrap_or_default())).await;
             }
-            _ => return Err(error).context("cannot reach Dwolla (GET /)"),
+            _ => {
+                let request = crate::dwolla::root_request(&error);
+                return Err(error).context(format!("cannot reach Dwolla ({request})"));
+            }
         }
     }
 }

@@ -77,7 +77,7 @@ fn read_only_commands_work_on_a_ledger_the_user_can_only_read() {
     let other = work.file("b.csv", OTHER_PAYOUT);
     let plan = as_nobody(&ledger, &["plan", other.to_str().unwrap()]).unwrap();
     assert_eq!(plan.code, 0, "{}", plan.stderr);
-    assert!(plan.stdout.contains("valid, 1 payouts"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("valid, 1 payout,"), "{}", plan.stdout);
     // reconcile reads the ledger first and then needs Dwolla: it gets past the ledger.
     let reconcile = as_nobody(&ledger, &["reconcile"]).unwrap();
     assert!(
@@ -258,4 +258,41 @@ fn control_characters_in_a_file_name_are_escaped_in_output() {
     let plan = work.run(&["plan", file.to_str().unwrap()]);
     assert_eq!(plan.stdout.lines().count(), 1, "{}", plan.stdout);
     assert!(!plan.stdout.contains('\u{1b}'));
+}
+
+#[test]
+fn plan_errors_and_reports_number_a_row_by_its_line_in_the_file() {
+    let work = Workdir::new();
+    // The memo spans two lines, so C-2 is the second row but on line 4.
+    let rows = "reference,amount,funding_source,memo\n\
+                C-1,1.00,fd000000-0000-4000-8000-000000000003,\"June\nand July\"\n\
+                C-2,3.00,fd000000-0000-4000-8000-000000000004,x\n";
+    let file = work.file("pay.csv", rows);
+    let plan = work.run(&["plan", file.to_str().unwrap()]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let largest = plan
+        .stdout
+        .lines()
+        .find(|l| l.contains("C-2"))
+        .expect("C-2 among the largest payouts");
+    assert!(
+        largest.trim_start().starts_with("line      4 "),
+        "{largest}"
+    );
+
+    let bad = work.file("bad.csv", rows.replace("3.00", "3.005"));
+    let refused = work.run(&["plan", bad.to_str().unwrap()]);
+    assert!(
+        refused.stdout.contains("bad.csv:4: amount"),
+        "{}",
+        refused.stdout
+    );
+
+    assert_eq!(work.run(&["ingest", file.to_str().unwrap()]).code, 0);
+    let report = work.run(&["report", "--format", "csv"]);
+    assert!(
+        report.stdout.contains("\n1,pay.csv,4,C-2,"),
+        "{}",
+        report.stdout
+    );
 }

@@ -194,7 +194,7 @@ fn ingest_and_plan_take_the_files_limits_approval_and_partial_acceptance() {
     let taken = with_file(toml, &["ingest", path]);
     assert_eq!(taken.code, 0, "{taken:?}");
     assert!(
-        taken.stdout.contains("1 payouts") || taken.stdout.contains("1 payout"),
+        taken.stdout.contains("batch 1, 1 payout,"),
         "{}",
         taken.stdout
     );

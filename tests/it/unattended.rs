@@ -186,7 +186,7 @@ async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
     assert!(
         second
             .stdout
-            .contains("contractors.csv: batch 2, 1 payouts"),
+            .contains("contractors.csv: batch 2, 1 payout,"),
         "{}",
         second.stdout
     );
