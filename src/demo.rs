@@ -125,6 +125,7 @@ async fn run_with(
         dirs: Some(dirs.clone()),
         stable_for: Duration::ZERO,
         wait_for_settling: true,
+        follow_up: "followed below as the simulator settles them",
         ingest: IngestOptions {
             allow_partial: false,
             limits: Limits {

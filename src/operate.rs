@@ -28,6 +28,9 @@ pub struct Cycle {
     /// Wait (at most `stable_for`) for inbox files still settling and take them in this cycle,
     /// as one `run` from cron must; `watch` leaves them for its next cycle instead.
     pub wait_for_settling: bool,
+    /// What becomes of transfers not settled at the end of the cycle, as the summary says it:
+    /// "the next run follows them", "the next cycle follows them".
+    pub follow_up: &'static str,
     pub ingest: IngestOptions,
     pub send: SendConfig,
     pub track: TrackConfig,
@@ -50,6 +53,8 @@ pub struct CycleSummary {
     pub reports: Vec<PathBuf>,
     /// Why Dwolla could not be used this cycle.
     pub unreachable: Option<String>,
+    /// See [`Cycle::follow_up`].
+    pub follow_up: &'static str,
 }
 
 impl CycleSummary {
@@ -126,8 +131,9 @@ impl CycleSummary {
             }
             if track.counts.n_unsettled > 0 {
                 lines.push(format!(
-                    "{} not settled yet; the next run follows them",
-                    crate::names::plural(track.counts.n_unsettled, "transfer")
+                    "{} not settled yet; {}",
+                    crate::names::plural(track.counts.n_unsettled, "transfer"),
+                    self.follow_up
                 ));
             }
         }
@@ -197,7 +203,10 @@ pub async fn run_cycle(
     stopping: &watch::Receiver<bool>,
 ) -> (Ledger, anyhow::Result<CycleSummary>) {
     let shared = Arc::new(Mutex::new(ledger));
-    let mut summary = CycleSummary::default();
+    let mut summary = CycleSummary {
+        follow_up: cycle.follow_up,
+        ..CycleSummary::default()
+    };
     let result = ingest_and_send(&shared, client, cycle, stopping, &mut summary).await;
     // Every task that shared the ledger has finished, so this is its only owner again.
     let mut ledger = match Arc::try_unwrap(shared) {

@@ -29,7 +29,13 @@ pub struct RunArgs {
     pub sending: SendingArgs,
 }
 
-/// The cycle settings shared by `run` and `watch`.
+/// How often `run` polls a transfer not yet settled. Without webhooks polling is all a run has,
+/// and the standard 10 minutes would let every other run from a 5-minute crontab skip a transfer
+/// it just sent; a minute is shorter than any sensible cron interval, so each run follows every
+/// unsettled transfer (a list sweep costs one request per 200 of them).
+const RUN_POLLS_UNSETTLED_EVERY: Duration = Duration::from_secs(60);
+
+/// The cycle settings shared by `run` (`once`) and `watch`.
 pub(super) fn cycle(
     ledger_path: &Path,
     file: &FileConfig,
@@ -37,7 +43,7 @@ pub(super) fn cycle(
     rules: &IngestRules,
     sending: &SendingArgs,
     settle_deadline: Option<Duration>,
-    wait_for_settling: bool,
+    once: bool,
 ) -> Result<crate::operate::Cycle, Failure> {
     let dirs = inbox.dirs(file);
     let reports = match &dirs {
@@ -47,13 +53,22 @@ pub(super) fn cycle(
             .unwrap_or(Path::new("."))
             .join("reports"),
     };
+    let mut track = track_config(file);
+    if once {
+        track.poll_unsettled_every = track.poll_unsettled_every.min(RUN_POLLS_UNSETTLED_EVERY);
+    }
     Ok(crate::operate::Cycle {
         dirs,
-        track: track_config(file),
+        track,
         settle_deadline,
         reports,
         stable_for: inbox.stable_for(file),
-        wait_for_settling,
+        wait_for_settling: once,
+        follow_up: if once {
+            "the next run follows them"
+        } else {
+            "the next cycle follows them"
+        },
         // The inbox writes every problem into the file's .errors.txt.
         ingest: rules.options(file, 10_000)?,
         send: sending.send_config(file, None)?,

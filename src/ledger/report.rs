@@ -27,7 +27,8 @@ pub struct ReportBatch {
     pub id: i64,
     pub file_name: String,
     pub received_at: String,
-    /// `ready`, `awaiting_approval` or `cancelled`.
+    /// `ready`, `settled`, `awaiting_approval` or `cancelled` (see
+    /// [`super::summary::SHOWN_BATCH_STATUS`]).
     pub status: String,
     /// Payouts accepted from the file.
     pub row_count: u64,
@@ -63,6 +64,8 @@ pub struct PayoutRecord<'a> {
     pub correlation_id: &'a [u8],
     pub created_at: &'a [u8],
     pub updated_at: &'a [u8],
+    pub email: Option<&'a [u8]>,
+    pub memo: Option<&'a [u8]>,
 }
 
 /// A text column of a [`PayoutRecord`] as a `str` (any invalid byte shown as U+FFFD).
@@ -104,7 +107,8 @@ const SENT_STATES: &str = "('submitted', 'processed', 'failed', 'returned')";
 const PAYOUT_COLUMNS: &str =
     "batch_id, line, amount_cents, attempts, state, reference, name, destination,
      currency, transfer_url, transfer_status, failure_code, failure_description,
-     failure_explanation, failure_path, idempotency_key, correlation_id, created_at, updated_at";
+     failure_explanation, failure_path, idempotency_key, correlation_id, created_at, updated_at,
+     email, memo";
 
 /// The first and last possible payout id of a batch.
 fn id_range(batch_id: i64) -> (i64, i64) {
@@ -128,12 +132,13 @@ impl Ledger {
     pub fn report_batches(&self, selection: &BatchSelection) -> Result<Vec<ReportBatch>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT id, file_name, received_at, status, row_count, total_cents, rejected_rows
+            .prepare_cached(&format!(
+                "SELECT id, file_name, received_at, {}, row_count, total_cents, rejected_rows
                  FROM batches
                  WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR received_at >= ?2)
                  ORDER BY id",
-            )
+                super::summary::SHOWN_BATCH_STATUS
+            ))
             .map_err(|e| self.error(e))?;
         let rows = stmt
             .query_map(params![selection.batch, selection.received_since], |row| {
@@ -289,5 +294,7 @@ fn payout_record<'r>(row: &'r Row<'_>) -> rusqlite::Result<PayoutRecord<'r>> {
         correlation_id: text(16)?,
         created_at: text(17)?,
         updated_at: text(18)?,
+        email: optional(19)?,
+        memo: optional(20)?,
     })
 }

@@ -15,7 +15,7 @@ use crate::payout::PayoutState;
 
 /// The columns, in order. The first eighteen are the stable contract; later additions go at
 /// the end.
-pub const COLUMNS: [&str; 21] = [
+pub const COLUMNS: [&str; 23] = [
     "batch_id",
     "file",
     "line",
@@ -37,6 +37,8 @@ pub const COLUMNS: [&str; 21] = [
     "transfer_status",
     "failure_explanation",
     "failure_path",
+    "email",
+    "memo",
 ];
 
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -130,7 +132,7 @@ pub const CHUNKS_IN_FLIGHT: usize = 4;
 struct EncoderStopped;
 
 /// Text columns copied per row, in the order of [`Chunk::record`].
-const TEXT_FIELDS: usize = 14;
+const TEXT_FIELDS: usize = 16;
 
 /// Copied rows: their text in one reused buffer, so the hot path does not allocate.
 #[derive(Default)]
@@ -167,6 +169,8 @@ impl Chunk {
             Some(payout.correlation_id),
             Some(payout.created_at),
             Some(payout.updated_at),
+            payout.email,
+            payout.memo,
         ];
         let mut spans = [None; TEXT_FIELDS];
         for (span, field) in spans.iter_mut().zip(fields) {
@@ -212,6 +216,8 @@ impl Chunk {
             correlation_id: required(11),
             created_at: required(12),
             updated_at: required(13),
+            email: field(14),
+            memo: field(15),
         }
     }
 
@@ -280,7 +286,7 @@ fn write_row<W: Write>(
     let (line, amount, attempts) =
         numbers.format(payout.line, payout.amount_cents, payout.attempts);
     // One statement, so the neutralised temporaries live until the record is written.
-    writer.write_record::<[&[u8]; 21], &[u8]>([
+    writer.write_record::<[&[u8]; 23], &[u8]>([
         batch_id.as_bytes(),
         file.as_bytes(),
         line,
@@ -302,6 +308,8 @@ fn write_row<W: Write>(
         &text(payout.transfer_status),
         &text(payout.failure_explanation),
         &text(payout.failure_path),
+        &text(payout.email),
+        &text(payout.memo),
     ])?;
     Ok(())
 }

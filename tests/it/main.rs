@@ -1,6 +1,7 @@
 //! payrun's one integration-test binary. Each module drives the real binary or the real library
 //! against the simulator on 127.0.0.1.
 
+mod drift;
 mod drop_in;
 mod dwolla;
 mod first_use;

@@ -155,7 +155,13 @@ async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
         errors.contains("line 3, amount: \"12.345\" has more than 2 decimal places"),
         "{errors}"
     );
-    assert!(rejected.iter().any(|n| n.ends_with("-broken.csv")));
+    // A rejected file keeps its name behind the Unix time it was rejected at.
+    assert!(
+        rejected.iter().any(|n| n
+            .split_once('-')
+            .is_some_and(|(stamp, rest)| stamp.parse::<i64>().is_ok() && rest == "broken.csv")),
+        "{rejected:?}"
+    );
     let waiting = names_in(&inbox);
     assert!(
         waiting.contains(&"contractors.csv".to_string()),
@@ -490,6 +496,12 @@ fn the_demo_runs_the_whole_job_and_ties_out() {
     let started = Instant::now();
     let demo = work.run(&["demo", "--dir", dir.to_str().unwrap()]);
     assert_eq!(demo.code, 0, "{demo:?}");
+    // The demo follows its transfers itself; it must not say a later run will.
+    assert!(
+        !demo.stdout.contains("the next run follows them"),
+        "{}",
+        demo.stdout
+    );
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "well under a minute"
