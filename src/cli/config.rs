@@ -100,6 +100,18 @@ pub(super) fn run_check(
         "webhook secret       {}",
         config::mask(webhook_secret.as_ref())
     );
+    let limits = super::ListenerArgs {
+        header_timeout: None,
+        body_timeout: None,
+        max_connections: None,
+    }
+    .limits(file, crate::webhooks::DEFAULT_MAX_BODY_BYTES);
+    println!(
+        "webhook clients      headers within {:?}, body within {:?}, {} at once",
+        limits.header_timeout,
+        limits.body_timeout,
+        crate::names::plural(limits.max_connections as u64, "connection")
+    );
     let client = args.sending.dwolla.client(file)?;
     let root = runtime()?.block_on(client.root());
     match root {

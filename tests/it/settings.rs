@@ -209,3 +209,67 @@ fn ingest_and_plan_take_the_files_limits_approval_and_partial_acceptance() {
         "{status}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_takes_everything_from_the_file_alone() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    let drop = env.work.path().join("drop");
+    std::fs::create_dir_all(&drop).unwrap();
+    std::fs::write(
+        drop.join("pay.csv"),
+        "reference,amount,funding_source\nP-1,2.01,fd000000-0000-4000-8000-000000000001\n",
+    )
+    .unwrap();
+    env.work.file(
+        "payrun.toml",
+        format!(
+            "ledger = \"file.db\"\nrequire_approval = true\n\
+             [inbox]\ndir = \"drop\"\nstable_seconds = 0\nreports = \"out\"\n\
+             [dwolla]\napi_url = \"{}\"\nkey = \"{}\"\nsecret = \"{}\"\nsource_funding_source = \"{}\"\n\
+             [send]\nrate = 50\nmax_attempts = 3\n",
+            env.sim.base_url(),
+            env.sim.key(),
+            env.sim.secret(),
+            env.sim.source_funding_source()
+        ),
+    );
+    // No flag, no environment: only the file says where everything is.
+    let bare = |args: &[&str]| {
+        let mut command = Command::new(crate::support::payrun_bin());
+        command
+            .current_dir(env.work.path())
+            .args(args)
+            .env_remove("PAYRUN_LEDGER")
+            .env_remove("PAYRUN_CONFIG")
+            .env_remove("DWOLLA_API_URL")
+            .env_remove("DWOLLA_ENV")
+            .env_remove("DWOLLA_KEY")
+            .env_remove("DWOLLA_SECRET")
+            .env_remove("PAYRUN_SOURCE_FUNDING_SOURCE")
+            .env_remove("RUST_LOG");
+        crate::support::Run::from(command.output().unwrap())
+    };
+    let held = bare(&["run", "--once"]);
+    assert_eq!(held.code, 3, "the batch waits for approval: {held:?}");
+    assert!(held.stdout.contains("pay.csv: batch 1"), "{}", held.stdout);
+    assert!(env.work.path().join("file.db").exists());
+    assert!(
+        env.work
+            .path()
+            .join("out")
+            .join("payrun-report.csv")
+            .exists()
+    );
+    assert!(env.sim.transfers().is_empty());
+
+    assert_eq!(bare(&["approve", "1"]).code, 0);
+    let sent = bare(&["run", "--once"]);
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert_eq!(env.sim.transfers().len(), 1);
+    let check = bare(&["config", "check"]);
+    assert!(
+        check.stdout.contains("rate                 50/s"),
+        "{}",
+        check.stdout
+    );
+}

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::Workdir;
+use crate::support::{Run, Workdir};
 
 const SECRET: &str = "slow-client-secret-0123";
 /// Far beyond any deadline the tests set: reaching it means the server never let go.
@@ -165,4 +165,43 @@ async fn past_the_connection_cap_a_client_waits_for_a_deadline_to_free_a_slot() 
     let health = patient.get(serve.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     read_until_closed(&mut holder).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limits_can_come_from_the_configuration_file() {
+    let work = Workdir::new();
+    work.file(
+        "payrun.toml",
+        "[webhooks]\nheader_timeout_seconds = 1\nbody_timeout_seconds = 3\nmax_connections = 1\n",
+    );
+    let check = Run::from(
+        work.command(&["config", "check"])
+            .env_remove("PAYRUN_CONFIG")
+            .env("DWOLLA_API_URL", "http://127.0.0.1:9")
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        check.stdout.contains(
+            "webhook clients      headers within 1s, body within 3s, 1 connection at once"
+        ),
+        "{}",
+        check.stdout
+    );
+    let serve = Serve::start(&work, &[]);
+    let mut holder = TcpStream::connect(&serve.addr).await.unwrap();
+    holder
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The file's cap of one: nothing else is answered before the holder is cut off.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert!(impatient.get(serve.url("/healthz")).send().await.is_err());
+    read_until_closed(&mut holder).await;
+    let http = reqwest::Client::builder().timeout(BOUND).build().unwrap();
+    assert_eq!(answered(&http, &serve, "ev-file").await, (200, 200));
 }
