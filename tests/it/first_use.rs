@@ -296,3 +296,24 @@ fn plan_errors_and_reports_number_a_row_by_its_line_in_the_file() {
         report.stdout
     );
 }
+
+#[test]
+fn a_report_into_a_missing_folder_names_the_file_asked_for() {
+    let work = Workdir::new();
+    let file = work.file("one.csv", ONE_PAYOUT);
+    assert_eq!(work.run(&["ingest", file.to_str().unwrap()]).code, 0);
+    let out = work.path().join("missing").join("r.csv");
+    let run = work.run(&["report", "--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let expected = format!(
+        "payrun: error: cannot write {}: the folder {} does not exist",
+        out.display(),
+        out.parent().unwrap().display()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains(".r.csv."),
+        "no temporary name: {}",
+        run.stderr
+    );
+}
