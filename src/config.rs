@@ -95,12 +95,12 @@ pub struct TrackingSection {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
-    #[error("cannot read the configuration file {}: {source}", .path.display())]
+    #[error("cannot read the configuration file {}: {source}", crate::names::shown(.path))]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("configuration file {}: {message}", .path.display())]
+    #[error("configuration file {}: {message}", crate::names::shown(.path))]
     Invalid { path: PathBuf, message: String },
 }
 

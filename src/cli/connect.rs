@@ -656,17 +656,17 @@ pub fn run_exchanges(file: &FileConfig, command: &ExchangesCommand) -> anyhow::R
             let finicity = match &args.finicity {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
+                        .with_context(|| format!("cannot read {}", crate::names::shown(path)))?;
                     let value: Value = serde_json::from_str(&text).map_err(|err| Failure {
                         status: exit::INVALID_INPUT,
-                        message: format!("{}: not JSON: {err}", path.display()),
+                        message: format!("{}: not JSON: {err}", crate::names::shown(path)),
                     })?;
                     if !value.is_object() {
                         return Err(Failure {
                             status: exit::INVALID_INPUT,
                             message: format!(
                                 "{}: Finicity's receipt must be a JSON object",
-                                path.display()
+                                crate::names::shown(path)
                             ),
                         }
                         .into());

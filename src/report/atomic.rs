@@ -22,11 +22,16 @@ pub fn write_atomically<T>(
         let file = out
             .into_inner()
             .map_err(|err| err.into_error())
-            .with_context(|| format!("cannot write {}", temp.display()))?;
+            .with_context(|| format!("cannot write {}", crate::names::shown(&temp)))?;
         file.sync_all()
-            .with_context(|| format!("cannot sync {}", temp.display()))?;
-        std::fs::rename(&temp, path)
-            .with_context(|| format!("cannot rename {} to {}", temp.display(), path.display()))?;
+            .with_context(|| format!("cannot sync {}", crate::names::shown(&temp)))?;
+        std::fs::rename(&temp, path).with_context(|| {
+            format!(
+                "cannot rename {} to {}",
+                crate::names::shown(&temp),
+                crate::names::shown(path)
+            )
+        })?;
         Ok(value)
     })();
     if result.is_err() {
