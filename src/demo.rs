@@ -68,7 +68,7 @@ async fn run_with(
     let dirs = InboxDirs::new(&dir.join("inbox"), &Default::default());
     crate::inbox::create_dirs(&dirs)?;
     std::fs::write(dirs.inbox.join("payroll.csv"), PAYROLL)?;
-    println!("payrun demo in {}", crate::names::shown(&dir));
+    println!("payrun demo in {}", crate::names::shown(dir));
     println!("  simulator (Dwolla Connect) at {}", sim.base_url());
 
     let client = Client::new(DwollaConfig {
