@@ -128,7 +128,9 @@ async fn webhook_convergence(n: u64) {
     let serve_config = ServeConfig {
         ledger_path: ledger_path.clone(),
         env_secret: Some(Secret::new("bench")),
-        max_body_bytes: payrun::webhooks::DEFAULT_MAX_BODY_BYTES,
+        limits: payrun::listener::ConnectionLimits::standard(
+            payrun::webhooks::DEFAULT_MAX_BODY_BYTES,
+        ),
         applier: Some(ApplierConfig {
             client: client.clone(),
             track: TrackConfig::standard(),

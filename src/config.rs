@@ -82,6 +82,12 @@ pub struct WebhooksSection {
     /// Where `watch` (and `serve`) listen for Dwolla's webhooks, e.g. `127.0.0.1:8080`.
     pub listen: Option<String>,
     pub secret: Option<String>,
+    /// Seconds a client may take to send a request's headers (default 5).
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds a client may take to send a request's body once its headers are in (default 10).
+    pub body_timeout_seconds: Option<u64>,
+    /// Connections served at once (default 256); more wait until one closes.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -121,12 +127,12 @@ pub struct RepeatGuardSection {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
-    #[error("cannot read the configuration file {}: {source}", .path.display())]
+    #[error("cannot read the configuration file {}: {source}", crate::names::shown(.path))]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("configuration file {}: {message}", .path.display())]
+    #[error("configuration file {}: {message}", crate::names::shown(.path))]
     Invalid { path: PathBuf, message: String },
 }
 

@@ -45,7 +45,8 @@ pub struct DemoOutcome {
 /// Runs the demo in `dir` (created; reports stay there afterwards).
 pub async fn run(dir: PathBuf) -> anyhow::Result<DemoOutcome> {
     let started = Instant::now();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create {}", crate::names::shown(&dir)))?;
     let settle = Duration::from_secs(1);
     let sim = crate::sim::spawn(SimConfig {
         settle,
@@ -67,7 +68,7 @@ async fn run_with(
     let dirs = InboxDirs::new(&dir.join("inbox"), &Default::default());
     crate::inbox::create_dirs(&dirs)?;
     std::fs::write(dirs.inbox.join("payroll.csv"), PAYROLL)?;
-    println!("payrun demo in {}", dir.display());
+    println!("payrun demo in {}", crate::names::shown(dir));
     println!("  simulator (Dwolla Connect) at {}", sim.base_url());
     let client = sim_client(sim)?;
     let webhooks = Webhooks::start(&client, &ledger_path).await?;
@@ -145,7 +146,9 @@ impl Webhooks {
             ServeConfig {
                 ledger_path: ledger_path.to_path_buf(),
                 env_secret: Some(secret.clone()),
-                max_body_bytes: webhooks::DEFAULT_MAX_BODY_BYTES,
+                limits: crate::listener::ConnectionLimits::standard(
+                    webhooks::DEFAULT_MAX_BODY_BYTES,
+                ),
                 // This process holds the ledger; tracking applies the spooled events.
                 applier: None,
                 extra_routes: None,
@@ -183,6 +186,8 @@ fn demo_cycle(sim: &SimHandle, dirs: &InboxDirs) -> Cycle {
     Cycle {
         dirs: Some(dirs.clone()),
         stable_for: Duration::ZERO,
+        wait_for_settling: true,
+        follow_up: "followed below as the simulator settles them",
         ingest: IngestOptions {
             allow_partial: false,
             limits: Limits {
@@ -306,7 +311,7 @@ pub fn render(outcome: &DemoOutcome) -> String {
     }
     out.push_str("\nReports:\n");
     for path in &outcome.reports {
-        out.push_str(&format!("  {}\n", path.display()));
+        out.push_str(&format!("  {}\n", crate::names::shown(path)));
     }
     out
 }

@@ -8,10 +8,11 @@ pub const OK: u8 = 0;
 pub const INTERNAL: u8 = 1;
 /// A bad flag or argument (clap's own status).
 pub const USAGE: u8 = 2;
-/// The run finished, but some payouts need a person: rejected, failed, returned or needs_review,
-/// or reconcile found discrepancies.
+/// The run finished, but some payouts need a person: rejected, failed, returned or needs_review;
+/// a batch waits for approval (`run`); or reconcile found discrepancies.
 pub const ATTENTION: u8 = 3;
-/// An input file is invalid and was rejected (sysexits EX_DATAERR).
+/// An input file is invalid and was rejected, or an inbox entry is not a regular file
+/// (sysexits EX_DATAERR).
 pub const INVALID_INPUT: u8 = 65;
 /// Dwolla (or the configured API) could not be reached or refused our credentials
 /// (sysexits EX_UNAVAILABLE).
@@ -26,4 +27,46 @@ pub const CONFIG: u8 = 78;
 
 pub fn code(status: u8) -> ExitCode {
     ExitCode::from(status)
+}
+
+/// An error as one line for a person: each cause once. Many errors already quote their
+/// source in their own message ("cannot open x: No such file or directory"), and printing the
+/// chain after it would say the cause twice; a cause whose text is already there is left out.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open the lock file x.lock: {source}")]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_quoted_by_its_error_is_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let quoted = io.to_string();
+        let err = anyhow::Error::new(Quoting { source: io }).context("cannot start");
+        assert_eq!(
+            describe(&err),
+            format!("cannot start: cannot open the lock file x.lock: {quoted}")
+        );
+        let plain = anyhow::anyhow!("disk full").context("cannot write the report");
+        assert_eq!(describe(&plain), "cannot write the report: disk full");
+    }
 }

@@ -36,11 +36,39 @@ pub enum FileResult {
         errors_file: PathBuf,
         n_errors: u64,
     },
+    /// A symbolic link, a folder or another entry that is not a regular file: never read,
+    /// moved to `rejected/` with an errors file that says what it is.
+    NotAFile {
+        kind: &'static str,
+        moved_to: PathBuf,
+        errors_file: PathBuf,
+    },
+}
+
+/// What is in the inbox now.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// Files to take, oldest first (those left in `processing/` first).
+    pub ready: Vec<PathBuf>,
+    /// Files changed too recently to take yet.
+    pub settling: Vec<Settling>,
+    /// Entries that are not regular files, with what they are.
+    pub not_files: Vec<(PathBuf, &'static str)>,
+}
+
+/// A file not taken yet because it may still be being written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settling {
+    pub path: PathBuf,
+    /// How long ago it last changed.
+    pub changed_ago: Duration,
+    /// How long it must stay unchanged before it is taken.
+    pub remaining: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
-    #[error("{action} {}: {source}", .path.display())]
+    #[error("{action} {}: {source}", crate::names::shown(.path))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -92,41 +120,111 @@ pub fn ready_files(
     stable_for: Duration,
     now: SystemTime,
 ) -> Result<Vec<PathBuf>, InboxError> {
-    let mut ready = files_in(&dirs.processing)?;
-    let mut waiting: Vec<(SystemTime, PathBuf)> = Vec::new();
-    for path in files_in(&dirs.inbox)? {
-        let metadata = fs::metadata(&path).map_err(io_error("cannot read", &path))?;
-        let modified = metadata.modified().unwrap_or(now);
-        if now.duration_since(modified).unwrap_or_default() >= stable_for {
-            waiting.push((modified, path));
-        }
-    }
-    waiting.sort();
-    ready.extend(waiting.into_iter().map(|(_, path)| path));
-    Ok(ready)
+    Ok(scan(dirs, stable_for, now)?.ready)
 }
 
-fn files_in(dir: &Path) -> Result<Vec<PathBuf>, InboxError> {
-    let mut files = Vec::new();
+/// The inbox sorted into files ready to take, files still settling, and entries that are not
+/// regular files. payrun's own folders inside the inbox, hidden and temporary names are none
+/// of these.
+pub fn scan(dirs: &InboxDirs, stable_for: Duration, now: SystemTime) -> Result<Scan, InboxError> {
+    let (mut ready, _) = entries_in(&dirs.processing, dirs)?;
+    let (files, not_files) = entries_in(&dirs.inbox, dirs)?;
+    let mut stable: Vec<(SystemTime, PathBuf)> = Vec::new();
+    let mut settling = Vec::new();
+    for path in files {
+        let metadata = fs::metadata(&path).map_err(io_error("cannot read", &path))?;
+        let modified = metadata.modified().unwrap_or(now);
+        let changed_ago = now.duration_since(modified).unwrap_or_default();
+        if changed_ago >= stable_for {
+            stable.push((modified, path));
+        } else {
+            settling.push(Settling {
+                path,
+                changed_ago,
+                remaining: stable_for - changed_ago,
+            });
+        }
+    }
+    stable.sort();
+    ready.extend(stable.into_iter().map(|(_, path)| path));
+    Ok(Scan {
+        ready,
+        settling,
+        not_files,
+    })
+}
+
+/// The regular files of `dir`, and its other entries with what they are.
+#[allow(clippy::type_complexity)]
+fn entries_in(
+    dir: &Path,
+    dirs: &InboxDirs,
+) -> Result<(Vec<PathBuf>, Vec<(PathBuf, &'static str)>), InboxError> {
+    let (mut files, mut others) = (Vec::new(), Vec::new());
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok((files, others)),
         Err(err) => return Err(io_error("cannot list", dir)(err)),
     };
     for entry in entries {
         let entry = entry.map_err(io_error("cannot list", dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry
-            .file_type()
-            .map_err(io_error("cannot read", &entry.path()))?
-            .is_file()
-            && !is_ignored(&name)
-        {
-            files.push(entry.path());
+        let path = entry.path();
+        if is_ignored(&entry.file_name().to_string_lossy()) || is_own_folder(dirs, &path) {
+            continue;
+        }
+        // The entry's own type: a symbolic link is one, whatever it points to.
+        let kind = entry.file_type().map_err(io_error("cannot read", &path))?;
+        if kind.is_file() {
+            files.push(path);
+        } else if kind.is_symlink() {
+            others.push((path, "a symbolic link"));
+        } else if kind.is_dir() {
+            others.push((path, "a folder"));
+        } else {
+            others.push((path, "a special file (a pipe, socket or device)"));
         }
     }
     files.sort();
-    Ok(files)
+    others.sort();
+    Ok((files, others))
+}
+
+fn is_own_folder(dirs: &InboxDirs, path: &Path) -> bool {
+    [
+        &dirs.processing,
+        &dirs.archive,
+        &dirs.rejected,
+        &dirs.reports,
+    ]
+    .iter()
+    .any(|own| own.as_path() == path)
+}
+
+/// Moves an entry that is not a regular file to `rejected/`, with an errors file saying what
+/// it is: payrun never reads through a link or into a folder, and says so rather than skip it.
+pub fn reject_entry(
+    dirs: &InboxDirs,
+    path: &Path,
+    kind: &'static str,
+    now: OffsetDateTime,
+) -> Result<FileResult, InboxError> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "entry".to_string(), |n| n.to_string_lossy().into_owned());
+    let moved_to = free_name(&dirs.rejected, &format!("{}-{name}", now.unix_timestamp()));
+    let errors_file = PathBuf::from(format!("{}.errors.txt", moved_to.display()));
+    let text = format!(
+        "{} was not taken; nothing of it was paid. It is {kind}, and payrun takes only regular \
+         files: drop the payout file itself (not a link to it) into the inbox.\n",
+        crate::names::escape(&name)
+    );
+    write_text(&errors_file, &text)?;
+    fs::rename(path, &moved_to).map_err(io_error("cannot move into rejected/", path))?;
+    Ok(FileResult::NotAFile {
+        kind,
+        moved_to,
+        errors_file,
+    })
 }
 
 /// Takes one ready file through ingest and moves it to where it belongs.
@@ -213,10 +311,15 @@ fn write_errors(
     }
     if n_errors > errors.len() as u64 {
         text.push_str(&format!(
-            "... and {} more problems\n",
-            n_errors - errors.len() as u64
+            "... and {}\n",
+            crate::names::plural(n_errors - errors.len() as u64, "more problem")
         ));
     }
+    write_text(path, &text)
+}
+
+/// Writes `text` to `path` whole or not at all (temporary file, sync, rename).
+fn write_text(path: &Path, text: &str) -> Result<(), InboxError> {
     let temporary = path.with_extension("tmp");
     let mut file = fs::File::create(&temporary).map_err(io_error("cannot write", &temporary))?;
     file.write_all(text.as_bytes())

@@ -16,6 +16,7 @@
 //! - `ledger`: all SQL, the migrations and the single-writer lock;
 //! - `ingest`: CSV payout files into the ledger, validated, all or nothing;
 //! - `secret`: a string type that never prints;
+//! - `names`: file names as printed and logged, control characters escaped;
 //! - `signature`: webhook HMAC signing and verification;
 //! - `config`: the configuration file and its layering under environment and flags;
 //! - `dwolla`: the Dwolla Connect API client, its wire types, throttle and list paging;
@@ -28,6 +29,8 @@
 //! - `webhooks`: `serve`, the webhook receiver, and webhook subscriptions;
 //! - `demo`: `payrun demo`, the whole job end to end against the simulator in process;
 //! - `failure`, `fixtures`: what a failure code means for the next payment; generated files;
+//! - `listener`: the accept loop of every public HTTP endpoint, with header and body deadlines
+//!   and a connection cap;
 //! - `sim`: the local Dwolla Connect simulator, a black box that imports nothing of payrun's
 //!   ledger, sender or tracking (HTTP in `sim::http`, state in `sim::state` and `sim::store`).
 
@@ -44,7 +47,9 @@ pub mod fixtures;
 pub mod inbox;
 pub mod ingest;
 pub mod ledger;
+pub mod listener;
 pub mod money;
+pub mod names;
 pub mod onboard;
 pub mod operate;
 pub mod payday;

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
@@ -24,6 +24,12 @@ use crate::tracking::{self, TrackConfig, TrackOptions, TrackReport};
 pub struct Cycle {
     pub dirs: Option<InboxDirs>,
     pub stable_for: Duration,
+    /// Wait (at most `stable_for`) for inbox files still settling and take them in this cycle,
+    /// as one `run` from cron must; `watch` leaves them for its next cycle instead.
+    pub wait_for_settling: bool,
+    /// What becomes of transfers not settled at the end of the cycle, as the summary says it:
+    /// "the next run follows them", "the next cycle follows them".
+    pub follow_up: &'static str,
     pub ingest: IngestOptions,
     pub send: SendConfig,
     pub track: TrackConfig,
@@ -39,6 +45,8 @@ pub struct Cycle {
 #[derive(Debug, Default)]
 pub struct CycleSummary {
     pub files: Vec<(PathBuf, FileResult)>,
+    /// Inbox files left for a later cycle because they were still changing.
+    pub left: Vec<inbox::Settling>,
     pub awaiting_approval: Vec<i64>,
     /// Batches left waiting (send window, hold, repeat guard), said in a line each.
     pub waiting: Vec<WaitingBatch>,
@@ -50,43 +58,25 @@ pub struct CycleSummary {
     pub reports: Vec<PathBuf>,
     /// Why Dwolla could not be used this cycle.
     pub unreachable: Option<String>,
+    /// See [`Cycle::follow_up`].
+    pub follow_up: &'static str,
 }
 
 impl CycleSummary {
     /// Lines for a person (stdout of `run`, logs of `watch`).
     pub fn lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        for (path, result) in &self.files {
-            let name = path.display();
-            lines.push(match result {
-                FileResult::Accepted {
-                    archived,
-                    batch_id,
-                    n_payouts,
-                    total,
-                } => format!(
-                    "{name}: batch {batch_id}, {n_payouts} payouts, {total} USD; archived as {}",
-                    archived.display()
-                ),
-                FileResult::AlreadyIngested { archived, batch_id } => format!(
-                    "{name}: same content as batch {batch_id}, not paid again; archived as {}",
-                    archived.display()
-                ),
-                FileResult::Rejected {
-                    moved_to,
-                    errors_file,
-                    n_errors,
-                } => format!(
-                    "{name}: rejected ({n_errors} problems), moved to {}; see {}",
-                    moved_to.display(),
-                    errors_file.display()
-                ),
-            });
+        let mut lines: Vec<String> = self
+            .files
+            .iter()
+            .map(|(path, result)| file_line(path, result))
+            .collect();
+        for settling in &self.left {
+            lines.push(left_line(settling));
         }
         for batch in &self.awaiting_approval {
             if !self.waiting.iter().any(|w| w.id == *batch) {
                 lines.push(format!(
-                    "batch {batch} waits for approval: payrun approve {batch}"
+                    "batch {batch} waits for approval; nothing of it is sent until a person runs `payrun approve {batch}`"
                 ));
             }
         }
@@ -109,18 +99,67 @@ impl CycleSummary {
             }
             if track.counts.n_unsettled > 0 {
                 lines.push(format!(
-                    "{} transfers not settled yet; the next run follows them",
-                    track.counts.n_unsettled
+                    "{} not settled yet; {}",
+                    crate::names::plural(track.counts.n_unsettled, "transfer"),
+                    self.follow_up
                 ));
             }
         }
         if let Some(report) = self.reports.first() {
-            lines.push(format!("report: {}", report.display()));
+            lines.push(format!("report: {}", crate::names::shown(report)));
         }
         if let Some(reason) = &self.unreachable {
             lines.push(format!("Dwolla could not be used: {reason}"));
         }
         lines
+    }
+}
+
+fn left_line(settling: &inbox::Settling) -> String {
+    format!(
+        "{}: left in the inbox for the next run: it changed {:.1}s ago and is taken once unchanged for {:.1}s more",
+        crate::names::shown(&settling.path),
+        settling.changed_ago.as_secs_f64(),
+        settling.remaining.as_secs_f64()
+    )
+}
+
+fn file_line(path: &std::path::Path, result: &FileResult) -> String {
+    let name = crate::names::shown(path);
+    match result {
+        FileResult::Accepted {
+            archived,
+            batch_id,
+            n_payouts,
+            total,
+        } => format!(
+            "{name}: batch {batch_id}, {}, {total} USD; archived as {}",
+            crate::names::plural(*n_payouts, "payout"),
+            crate::names::shown(archived)
+        ),
+        FileResult::AlreadyIngested { archived, batch_id } => format!(
+            "{name}: same content as batch {batch_id}, not paid again; archived as {}",
+            crate::names::shown(archived)
+        ),
+        FileResult::Rejected {
+            moved_to,
+            errors_file,
+            n_errors,
+        } => format!(
+            "{name}: rejected ({}), moved to {}; see {}",
+            crate::names::plural(*n_errors, "problem"),
+            crate::names::shown(moved_to),
+            crate::names::shown(errors_file)
+        ),
+        FileResult::NotAFile {
+            kind,
+            moved_to,
+            errors_file,
+        } => format!(
+            "{name}: not taken: it is {kind}, and payrun takes only regular files; moved to {}; see {}",
+            crate::names::shown(moved_to),
+            crate::names::shown(errors_file)
+        ),
     }
 }
 
@@ -132,7 +171,10 @@ pub async fn run_cycle(
     stopping: &watch::Receiver<bool>,
 ) -> (Ledger, anyhow::Result<CycleSummary>) {
     let shared = Arc::new(Mutex::new(ledger));
-    let mut summary = CycleSummary::default();
+    let mut summary = CycleSummary {
+        follow_up: cycle.follow_up,
+        ..CycleSummary::default()
+    };
     let result = ingest_and_send(&shared, client, cycle, stopping, &mut summary).await;
     // Every task that shared the ledger has finished, so this is its only owner again.
     let mut ledger = match Arc::try_unwrap(shared) {
@@ -157,25 +199,7 @@ async fn ingest_and_send(
 ) -> anyhow::Result<()> {
     let clock = cycle.clock;
     if let Some(dirs) = &cycle.dirs {
-        inbox::create_dirs(dirs)?;
-        for path in inbox::ready_files(dirs, cycle.stable_for, SystemTime::now())? {
-            if *stopping.borrow() {
-                break;
-            }
-            let (dirs, options, taken) = (dirs.clone(), cycle.ingest.clone(), path.clone());
-            let result = with_ledger(ledger, move |ledger| {
-                Ok(inbox::take_file(
-                    ledger,
-                    &dirs,
-                    &taken,
-                    &options,
-                    clock.now(),
-                ))
-            })
-            .await??;
-            tracing::debug!(file = %path.display(), ?result, "inbox file taken");
-            summary.files.push((path, result));
-        }
+        take_inbox(ledger, dirs, cycle, stopping, summary).await?;
     }
     let now = ledger::timestamp(clock.now());
     summary.awaiting_approval = with_ledger(ledger, move |ledger| {
@@ -198,10 +222,72 @@ async fn ingest_and_send(
     summary.sent_late = with_ledger(ledger, move |ledger| ledger.note_sent_batches(&now)).await?;
     match sent {
         Ok(report) => summary.send = Some(report),
-        Err(error) if is_dwolla_error(&error) => summary.unreachable = Some(format!("{error:#}")),
+        Err(error) if is_dwolla_error(&error) => {
+            summary.unreachable = Some(crate::exit::describe(&error))
+        }
         Err(error) => return Err(error),
     }
     Ok(())
+}
+
+/// Takes every ready file of the inbox and moves aside what is not a file. With
+/// `wait_for_settling`, files still changing are waited for (at most `stable_for` from the
+/// start) and taken in this cycle; whatever is still changing then is named in the summary.
+async fn take_inbox(
+    ledger: &Arc<Mutex<Ledger>>,
+    dirs: &InboxDirs,
+    cycle: &Cycle,
+    stopping: &watch::Receiver<bool>,
+    summary: &mut CycleSummary,
+) -> anyhow::Result<()> {
+    inbox::create_dirs(dirs)?;
+    let waiting_ends = Instant::now() + cycle.stable_for;
+    loop {
+        let scan = inbox::scan(dirs, cycle.stable_for, SystemTime::now())?;
+        for (path, kind) in scan.not_files {
+            let result = inbox::reject_entry(dirs, &path, kind, cycle.clock.now())?;
+            tracing::warn!(entry = %crate::names::shown(&path), kind, "inbox entry is not a regular file; moved to rejected/");
+            summary.files.push((path, result));
+        }
+        for path in scan.ready {
+            if *stopping.borrow() {
+                return Ok(());
+            }
+            let (dirs, options, taken) = (dirs.clone(), cycle.ingest.clone(), path.clone());
+            let clock = cycle.clock;
+            let result = with_ledger(ledger, move |ledger| {
+                Ok(inbox::take_file(
+                    ledger,
+                    &dirs,
+                    &taken,
+                    &options,
+                    clock.now(),
+                ))
+            })
+            .await??;
+            tracing::debug!(file = %crate::names::shown(&path), ?result, "inbox file taken");
+            summary.files.push((path, result));
+        }
+        let now = Instant::now();
+        let soonest = scan.settling.iter().map(|s| s.remaining).min();
+        let wait = match soonest {
+            Some(remaining) if cycle.wait_for_settling && now < waiting_ends => {
+                remaining.min(waiting_ends - now)
+            }
+            _ => {
+                for settling in &scan.settling {
+                    tracing::info!(file = %crate::names::shown(&settling.path), changed_ago = ?settling.changed_ago, "inbox file still changing; left for the next cycle");
+                }
+                summary.left = scan.settling;
+                return Ok(());
+            }
+        };
+        let mut stopping = stopping.clone();
+        tokio::select! {
+            () = tokio::time::sleep(wait + Duration::from_millis(20)) => {}
+            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+        }
+    }
 }
 
 fn is_dwolla_error(error: &anyhow::Error) -> bool {
@@ -246,7 +332,7 @@ async fn track_and_report(
                 summary.track = Some(report);
             }
             Err(error) if is_dwolla_error(&error) => {
-                summary.unreachable = Some(format!("{error:#}"))
+                summary.unreachable = Some(crate::exit::describe(&error))
             }
             Err(error) => return Err(error),
         }
@@ -302,7 +388,7 @@ pub async fn watch(
         }
     })?;
     watcher.watch(&dirs.inbox, notify::RecursiveMode::NonRecursive)?;
-    tracing::info!(inbox = %dirs.inbox.display(), "watching the inbox");
+    tracing::info!(inbox = %crate::names::shown(&dirs.inbox), "watching the inbox");
     loop {
         let (returned, summary) = run_cycle(ledger, &client, &cycle, &stopping).await;
         ledger = returned;

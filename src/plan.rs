@@ -123,7 +123,7 @@ fn render_schedule(out: &mut String, plan: &ValidPlan) {
 /// The plan as text for a person.
 pub fn render(path: &Path, plan: &Plan) -> String {
     let mut out = String::new();
-    let name = path.display();
+    let name = crate::names::shown(path);
     match plan {
         Plan::AlreadyIngested { batch_id } => {
             let _ = writeln!(
@@ -134,7 +134,8 @@ pub fn render(path: &Path, plan: &Plan) -> String {
         Plan::Invalid { errors, n_errors } => {
             let _ = writeln!(
                 out,
-                "{name} is invalid ({n_errors} problems); ingest would reject it whole:"
+                "{name} is invalid ({}); ingest would reject it whole:",
+                crate::names::plural(*n_errors, "problem")
             );
             for error in errors {
                 let _ = writeln!(out, "  {error}");
@@ -148,8 +149,9 @@ pub fn render(path: &Path, plan: &Plan) -> String {
 fn render_valid(out: &mut String, name: &str, plan: &ValidPlan) {
     let _ = writeln!(
         out,
-        "{name}: valid, {} payouts, total {} USD",
-        plan.n_payouts, plan.total
+        "{name}: valid, {}, total {} USD",
+        crate::names::plural(plan.n_payouts, "payout"),
+        plan.total
     );
     render_schedule(out, plan);
     if let Some(previous) = plan.previous {

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use clap::{Args, Subcommand};
 
 use super::runtime::{runtime, stop_signal};
-use super::{DwollaArgs, Failure};
+use super::{DwollaArgs, Failure, ListenerArgs};
+use crate::config::FileConfig;
 use crate::drop_in::{ClientTokenConfig, router};
 use crate::exit;
 
@@ -21,13 +22,15 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
     #[command(flatten)]
+    pub connections: ListenerArgs,
+    #[command(flatten)]
     pub dwolla: DwollaArgs,
 }
 
-pub(super) fn run(command: &ClientTokensCommand) -> anyhow::Result<u8> {
+pub(super) fn run(file: &FileConfig, command: &ClientTokensCommand) -> anyhow::Result<u8> {
     let ClientTokensCommand::Serve(args) = command;
     let config = ClientTokenConfig::from_env().map_err(|err| Failure::config(err.to_string()))?;
-    let client = args.dwolla.client()?;
+    let client = args.dwolla.client(file)?;
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -37,12 +40,10 @@ pub(super) fn run(command: &ClientTokensCommand) -> anyhow::Result<u8> {
             })?;
         let address = listener.local_addr()?;
         println!("serving POST http://{address}/client-tokens");
-        let mut stopping = stop_signal();
-        axum::serve(listener, router(config, client))
-            .with_graceful_shutdown(async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            })
-            .await?;
+        let limits = args
+            .connections
+            .limits(file, crate::webhooks::DEFAULT_MAX_BODY_BYTES);
+        crate::listener::serve(listener, router(config, client), limits, stop_signal()).await;
         Ok(exit::OK)
     })
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 
 use super::runtime::runtime;
-use super::settings::{FILE_CONFIG, file_config};
+use super::settings::webhook_secret;
 use super::{Failure, InboxArgs, IngestRules, SendingArgs};
 use crate::config;
 use crate::exit;
@@ -23,44 +23,54 @@ pub struct ConfigCheckArgs {
     pub sending: SendingArgs,
 }
 
-pub(super) fn run_check(ledger_path: &Path, args: &ConfigCheckArgs) -> anyhow::Result<u8> {
-    let (file, file_path) = FILE_CONFIG
-        .get()
-        .map(|(f, p)| (f, p.as_ref()))
-        .unwrap_or((file_config(), None));
+pub(super) fn run_check(
+    ledger_path: &Path,
+    file: &config::FileConfig,
+    file_path: Option<&Path>,
+    args: &ConfigCheckArgs,
+) -> anyhow::Result<u8> {
     let lookup = |name: &str| config::env_or_file(file, name);
     let secret = lookup("DWOLLA_SECRET").map(crate::secret::Secret::new);
-    let webhook_secret = std::env::var("PAYRUN_WEBHOOK_SECRET")
-        .ok()
-        .or_else(|| file.webhooks.secret.clone())
-        .map(crate::secret::Secret::new);
+    let webhook_secret = webhook_secret(file);
     let options = IngestRules {
         allow_partial: false,
         max_amount: None,
         require_approval: false,
     }
-    .options(50)?;
+    .options(file, 50)?;
     let dirs = InboxArgs {
         inbox: None,
         stable_seconds: None,
     }
-    .dirs();
+    .dirs(file);
     let shown = |value: Option<String>| value.unwrap_or_else(|| "not set".to_string());
     println!(
         "configuration file   {}",
-        file_path.map_or("none".to_string(), |p| p.display().to_string())
+        file_path.map_or("none".to_string(), crate::names::shown)
     );
-    println!("ledger               {}", ledger_path.display());
+    println!("ledger               {}", crate::names::shown(ledger_path));
     println!("require_approval     {}", options.awaiting_approval);
     println!("max_amount           {}", options.limits.max_amount);
     println!("allow_partial        {}", options.allow_partial);
     match &dirs {
         Some(dirs) => {
-            println!("inbox                {}", dirs.inbox.display());
-            println!("  processing         {}", dirs.processing.display());
-            println!("  archive            {}", dirs.archive.display());
-            println!("  rejected           {}", dirs.rejected.display());
-            println!("  reports            {}", dirs.reports.display());
+            println!("inbox                {}", crate::names::shown(&dirs.inbox));
+            println!(
+                "  processing         {}",
+                crate::names::shown(&dirs.processing)
+            );
+            println!(
+                "  archive            {}",
+                crate::names::shown(&dirs.archive)
+            );
+            println!(
+                "  rejected           {}",
+                crate::names::shown(&dirs.rejected)
+            );
+            println!(
+                "  reports            {}",
+                crate::names::shown(&dirs.reports)
+            );
         }
         None => println!("inbox                not set"),
     }
@@ -77,8 +87,11 @@ pub(super) fn run_check(ledger_path: &Path, args: &ConfigCheckArgs) -> anyhow::R
                 .or_else(|| file.dwolla.source_funding_source.clone())
         )
     );
-    println!("rate                 {}/s", args.sending.dwolla.rate());
-    println!("concurrency          {}", args.sending.dwolla.concurrency());
+    println!("rate                 {}/s", args.sending.dwolla.rate(file));
+    println!(
+        "concurrency          {}",
+        args.sending.dwolla.concurrency(file)
+    );
     println!(
         "webhooks listen      {}",
         shown(file.webhooks.listen.clone())
@@ -87,7 +100,19 @@ pub(super) fn run_check(ledger_path: &Path, args: &ConfigCheckArgs) -> anyhow::R
         "webhook secret       {}",
         config::mask(webhook_secret.as_ref())
     );
-    let client = args.sending.dwolla.client()?;
+    let limits = super::ListenerArgs {
+        header_timeout: None,
+        body_timeout: None,
+        max_connections: None,
+    }
+    .limits(file, crate::webhooks::DEFAULT_MAX_BODY_BYTES);
+    println!(
+        "webhook clients      headers within {:?}, body within {:?}, {} at once",
+        limits.header_timeout,
+        limits.body_timeout,
+        crate::names::plural(limits.max_connections as u64, "connection")
+    );
+    let client = args.sending.dwolla.client(file)?;
     let root = runtime()?.block_on(client.root());
     match root {
         Ok(root) => {

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::runtime::runtime;
 use super::table::{Table, print_fields};
 use super::{DwollaArgs, Failure};
+use crate::config::FileConfig;
 use crate::dwolla::Disposition;
 use crate::dwolla::all_pages;
 use crate::dwolla::wire::{
@@ -297,9 +298,9 @@ fn parse_funding_source_name(text: &str) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------------
 // Running
 
-pub fn run_accounts(command: &AccountsCommand) -> anyhow::Result<u8> {
+pub fn run_accounts(file: &FileConfig, command: &AccountsCommand) -> anyhow::Result<u8> {
     match command {
-        AccountsCommand::Get(args) => with_client(&args.common, |client| async move {
+        AccountsCommand::Get(args) => with_client(file, &args.common, |client| async move {
             let id = match &args.id {
                 Some(id) => id.clone(),
                 None => main_account_id(&client).await?,
@@ -320,9 +321,9 @@ pub fn run_accounts(command: &AccountsCommand) -> anyhow::Result<u8> {
     }
 }
 
-pub fn run_treasury(command: &TreasuryCommand) -> anyhow::Result<u8> {
+pub fn run_treasury(file: &FileConfig, command: &TreasuryCommand) -> anyhow::Result<u8> {
     match command {
-        TreasuryCommand::Partners(args) => with_client(&args.common, |client| async move {
+        TreasuryCommand::Partners(args) => with_client(file, &args.common, |client| async move {
             let partners = match &args.id {
                 Some(id) => vec![
                     client
@@ -343,7 +344,7 @@ pub fn run_treasury(command: &TreasuryCommand) -> anyhow::Result<u8> {
             );
             Ok(exit::OK)
         }),
-        TreasuryCommand::Accounts(args) => with_client(&args.common, |client| async move {
+        TreasuryCommand::Accounts(args) => with_client(file, &args.common, |client| async move {
             let accounts = match &args.id {
                 Some(id) => vec![
                     client
@@ -371,69 +372,77 @@ pub fn run_treasury(command: &TreasuryCommand) -> anyhow::Result<u8> {
             );
             Ok(exit::OK)
         }),
-        TreasuryCommand::Create(args) => with_client(&args.create.common, |client| async move {
-            let partner_id = match looks_like_id(&args.partner) {
-                true => id_of(&args.partner).to_string(),
-                false => {
-                    let partners = list(&client, client.list_treasury_partners().await, None)
-                        .await
-                        .map_err(|e| dwolla_failure("cannot list treasury partners", &e))?;
-                    find_by_name(&partners, &args.partner, |p| (&p.id, &p.name))?
-                }
-            };
-            let context = match (&args.ach_co_id, &args.gateway_company_id) {
-                (Some(ach), _) => TreasuryPartnerContext::AchCoId(ach.clone()),
-                (None, Some(gateway)) => TreasuryPartnerContext::GatewayCompanyId(gateway.clone()),
-                (None, None) => unreachable!("clap requires one of them"),
-            };
-            let body = CreateTreasuryAccount {
-                treasury_partner_url: resource_url(&client, "treasury-partners", &partner_id),
-                name: args.name.clone(),
-                treasury_partner_context: context,
-            };
-            let created = client
-                .create_treasury_account(&body, args.create.idempotency_key.as_deref())
-                .await
-                .map_err(|e| dwolla_failure("Dwolla did not create the treasury account", &e))?;
-            show_created(&args.create.common, "treasury account", &created);
-            Ok(exit::OK)
-        }),
+        TreasuryCommand::Create(args) => {
+            with_client(file, &args.create.common, |client| async move {
+                let partner_id = match looks_like_id(&args.partner) {
+                    true => id_of(&args.partner).to_string(),
+                    false => {
+                        let partners = list(&client, client.list_treasury_partners().await, None)
+                            .await
+                            .map_err(|e| dwolla_failure("cannot list treasury partners", &e))?;
+                        find_by_name(&partners, &args.partner, |p| (&p.id, &p.name))?
+                    }
+                };
+                let context = match (&args.ach_co_id, &args.gateway_company_id) {
+                    (Some(ach), _) => TreasuryPartnerContext::AchCoId(ach.clone()),
+                    (None, Some(gateway)) => {
+                        TreasuryPartnerContext::GatewayCompanyId(gateway.clone())
+                    }
+                    (None, None) => unreachable!("clap requires one of them"),
+                };
+                let body = CreateTreasuryAccount {
+                    treasury_partner_url: resource_url(&client, "treasury-partners", &partner_id),
+                    name: args.name.clone(),
+                    treasury_partner_context: context,
+                };
+                let created = client
+                    .create_treasury_account(&body, args.create.idempotency_key.as_deref())
+                    .await
+                    .map_err(|e| {
+                        dwolla_failure("Dwolla did not create the treasury account", &e)
+                    })?;
+                show_created(&args.create.common, "treasury account", &created);
+                Ok(exit::OK)
+            })
+        }
     }
 }
 
-pub fn run_parties(command: &PartiesCommand) -> anyhow::Result<u8> {
+pub fn run_parties(file: &FileConfig, command: &PartiesCommand) -> anyhow::Result<u8> {
     match command {
-        PartiesCommand::Create(args) => with_client(&args.create.common, |client| async move {
-            let email = args.email.trim().to_string();
-            if !crate::ingest::row::looks_like_email(&email) {
-                return Err(usage(format!("--email: {email:?} is not an email address")));
-            }
-            let body = match (&args.business_name, &args.first_name, &args.last_name) {
-                (Some(business_name), _, _) => CreateExternalParty::Business {
-                    business_name: business_name.trim().to_string(),
-                    email,
-                    correlation_id: args.correlation_id.clone(),
-                },
-                (None, Some(first), Some(last)) => CreateExternalParty::Personal {
-                    first_name: first.trim().to_string(),
-                    last_name: last.trim().to_string(),
-                    email,
-                    correlation_id: args.correlation_id.clone(),
-                },
-                _ => {
-                    return Err(usage(
-                        "give --business-name, or --first-name and --last-name".to_string(),
-                    ));
+        PartiesCommand::Create(args) => {
+            with_client(file, &args.create.common, |client| async move {
+                let email = args.email.trim().to_string();
+                if !crate::ingest::row::looks_like_email(&email) {
+                    return Err(usage(format!("--email: {email:?} is not an email address")));
                 }
-            };
-            let created = client
-                .create_external_party(&body, args.create.idempotency_key.as_deref())
-                .await
-                .map_err(|e| dwolla_failure("Dwolla did not create the external party", &e))?;
-            show_created(&args.create.common, "external party", &created);
-            Ok(exit::OK)
-        }),
-        PartiesCommand::List(args) => with_client(&args.common, |client| async move {
+                let body = match (&args.business_name, &args.first_name, &args.last_name) {
+                    (Some(business_name), _, _) => CreateExternalParty::Business {
+                        business_name: business_name.trim().to_string(),
+                        email,
+                        correlation_id: args.correlation_id.clone(),
+                    },
+                    (None, Some(first), Some(last)) => CreateExternalParty::Personal {
+                        first_name: first.trim().to_string(),
+                        last_name: last.trim().to_string(),
+                        email,
+                        correlation_id: args.correlation_id.clone(),
+                    },
+                    _ => {
+                        return Err(usage(
+                            "give --business-name, or --first-name and --last-name".to_string(),
+                        ));
+                    }
+                };
+                let created = client
+                    .create_external_party(&body, args.create.idempotency_key.as_deref())
+                    .await
+                    .map_err(|e| dwolla_failure("Dwolla did not create the external party", &e))?;
+                show_created(&args.create.common, "external party", &created);
+                Ok(exit::OK)
+            })
+        }
+        PartiesCommand::List(args) => with_client(file, &args.common, |client| async move {
             let parties = list(&client, client.list_external_parties().await, args.max)
                 .await
                 .map_err(|e| dwolla_failure("cannot list external parties", &e))?;
@@ -454,7 +463,7 @@ pub fn run_parties(command: &PartiesCommand) -> anyhow::Result<u8> {
             );
             Ok(exit::OK)
         }),
-        PartiesCommand::Get(args) => with_client(&args.common, |client| async move {
+        PartiesCommand::Get(args) => with_client(file, &args.common, |client| async move {
             let party = client
                 .get_external_party(&args.id)
                 .await
@@ -479,6 +488,7 @@ pub fn run_parties(command: &PartiesCommand) -> anyhow::Result<u8> {
 
 pub fn run_funding_sources(
     ledger_path: &Path,
+    file: &FileConfig,
     command: &FundingSourcesCommand,
 ) -> anyhow::Result<u8> {
     match command {
@@ -488,9 +498,9 @@ pub fn run_funding_sources(
                 .expose()
                 .parse()
                 .map_err(|message| usage(format!("--account-number: {message}")))?;
-            add_funding_source(args, account_number)
+            add_funding_source(file, args, account_number)
         }
-        FundingSourcesCommand::List(args) => with_client(&args.common, |client| async move {
+        FundingSourcesCommand::List(args) => with_client(file, &args.common, |client| async move {
             let first = match &args.party {
                 Some(party) => {
                     client
@@ -517,7 +527,7 @@ pub fn run_funding_sources(
             );
             Ok(exit::OK)
         }),
-        FundingSourcesCommand::Get(args) => with_client(&args.common, |client| async move {
+        FundingSourcesCommand::Get(args) => with_client(file, &args.common, |client| async move {
             let source = client
                 .get_funding_source(&args.id)
                 .await
@@ -527,21 +537,25 @@ pub fn run_funding_sources(
             });
             Ok(exit::OK)
         }),
-        FundingSourcesCommand::Remove(args) => remove_funding_source(ledger_path, args),
+        FundingSourcesCommand::Remove(args) => remove_funding_source(ledger_path, file, args),
     }
 }
 
 /// Removes a funding source at Dwolla and, when there is a ledger, takes it out of the payee
 /// directory in the same command, so that no payout file can name a payee whose bank account
 /// is gone (Dwolla would refuse every transfer to it).
-fn remove_funding_source(ledger_path: &Path, args: &IdArgs) -> anyhow::Result<u8> {
+fn remove_funding_source(
+    ledger_path: &Path,
+    file: &FileConfig,
+    args: &IdArgs,
+) -> anyhow::Result<u8> {
     // Opened before Dwolla is asked: if another payrun is writing, this exits 75 having
     // changed nothing anywhere.
     let ledger = match ledger_path.exists() {
         true => Some(Ledger::open_writer(ledger_path)?),
         false => None,
     };
-    let client = args.common.dwolla.client()?;
+    let client = args.common.dwolla.client(file)?;
     let source = runtime()?
         .block_on(client.remove_funding_source(&args.id))
         .map_err(|e| dwolla_failure("Dwolla did not remove the funding source", &e))?;
@@ -563,10 +577,11 @@ fn remove_funding_source(ledger_path: &Path, args: &IdArgs) -> anyhow::Result<u8
 }
 
 fn add_funding_source(
+    file: &FileConfig,
     args: &FundingSourceAddArgs,
     account_number: AccountNumber,
 ) -> anyhow::Result<u8> {
-    with_client(&args.create.common, |client| async move {
+    with_client(file, &args.create.common, |client| async move {
         let key = args.create.idempotency_key.as_deref();
         let created = match (&args.party, &args.treasury_account) {
             (Some(party), _) => {
@@ -607,17 +622,17 @@ fn add_funding_source(
     })
 }
 
-pub fn run_exchanges(command: &ExchangesCommand) -> anyhow::Result<u8> {
+pub fn run_exchanges(file: &FileConfig, command: &ExchangesCommand) -> anyhow::Result<u8> {
     match command {
-        ExchangesCommand::Partners(args) => exchange_partners(args),
-        ExchangesCommand::Create(args) => create_exchange(args),
-        ExchangesCommand::List(args) => list_exchanges(args),
-        ExchangesCommand::Get(args) => get_exchange(args),
+        ExchangesCommand::Partners(args) => exchange_partners(file, args),
+        ExchangesCommand::Create(args) => create_exchange(file, args),
+        ExchangesCommand::List(args) => list_exchanges(file, args),
+        ExchangesCommand::Get(args) => get_exchange(file, args),
     }
 }
 
-fn exchange_partners(args: &OptionalIdArgs) -> anyhow::Result<u8> {
-    with_client(&args.common, |client| async move {
+fn exchange_partners(file: &FileConfig, args: &OptionalIdArgs) -> anyhow::Result<u8> {
+    with_client(file, &args.common, |client| async move {
         let partners = match &args.id {
             Some(id) => vec![
                 client
@@ -647,22 +662,22 @@ fn exchange_partners(args: &OptionalIdArgs) -> anyhow::Result<u8> {
     })
 }
 
-fn create_exchange(args: &ExchangeCreateArgs) -> anyhow::Result<u8> {
+fn create_exchange(file: &FileConfig, args: &ExchangeCreateArgs) -> anyhow::Result<u8> {
     // Read the receipt before any network call, so a bad file costs nothing.
     let finicity = match &args.finicity {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+                .with_context(|| format!("cannot read {}", crate::names::shown(path)))?;
             let value: Value = serde_json::from_str(&text).map_err(|err| Failure {
                 status: exit::INVALID_INPUT,
-                message: format!("{}: not JSON: {err}", path.display()),
+                message: format!("{}: not JSON: {err}", crate::names::shown(path)),
             })?;
             if !value.is_object() {
                 return Err(Failure {
                     status: exit::INVALID_INPUT,
                     message: format!(
                         "{}: Finicity's receipt must be a JSON object",
-                        path.display()
+                        crate::names::shown(path)
                     ),
                 }
                 .into());
@@ -671,7 +686,7 @@ fn create_exchange(args: &ExchangeCreateArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
-    with_client(&args.create.common, |client| async move {
+    with_client(file, &args.create.common, |client| async move {
         let partner_id = match looks_like_id(&args.partner) {
             true => id_of(&args.partner).to_string(),
             false => {
@@ -708,8 +723,8 @@ fn create_exchange(args: &ExchangeCreateArgs) -> anyhow::Result<u8> {
     })
 }
 
-fn list_exchanges(args: &ExchangeListArgs) -> anyhow::Result<u8> {
-    with_client(&args.common, |client| async move {
+fn list_exchanges(file: &FileConfig, args: &ExchangeListArgs) -> anyhow::Result<u8> {
+    with_client(file, &args.common, |client| async move {
         let first = match &args.party {
             Some(party) => client.list_external_party_exchanges(id_of(party)).await,
             None => client.list_exchanges().await,
@@ -728,8 +743,8 @@ fn list_exchanges(args: &ExchangeListArgs) -> anyhow::Result<u8> {
     })
 }
 
-fn get_exchange(args: &IdArgs) -> anyhow::Result<u8> {
-    with_client(&args.common, |client| async move {
+fn get_exchange(file: &FileConfig, args: &IdArgs) -> anyhow::Result<u8> {
+    with_client(file, &args.common, |client| async move {
         let exchange = client
             .get_exchange(&args.id)
             .await
@@ -747,15 +762,15 @@ fn get_exchange(args: &IdArgs) -> anyhow::Result<u8> {
     })
 }
 
-pub fn run_transfers(command: &TransfersCommand) -> anyhow::Result<u8> {
+pub fn run_transfers(file: &FileConfig, command: &TransfersCommand) -> anyhow::Result<u8> {
     match command {
-        TransfersCommand::Get(args) => get_transfer(args),
-        TransfersCommand::List(args) => list_transfers(args),
+        TransfersCommand::Get(args) => get_transfer(file, args),
+        TransfersCommand::List(args) => list_transfers(file, args),
     }
 }
 
-fn get_transfer(args: &IdArgs) -> anyhow::Result<u8> {
-    with_client(&args.common, |client| async move {
+fn get_transfer(file: &FileConfig, args: &IdArgs) -> anyhow::Result<u8> {
+    with_client(file, &args.common, |client| async move {
         let transfer = client
             .get_transfer(&args.id)
             .await
@@ -800,8 +815,8 @@ fn get_transfer(args: &IdArgs) -> anyhow::Result<u8> {
     })
 }
 
-fn list_transfers(args: &TransferListArgs) -> anyhow::Result<u8> {
-    with_client(&args.common, |client| async move {
+fn list_transfers(file: &FileConfig, args: &TransferListArgs) -> anyhow::Result<u8> {
+    with_client(file, &args.common, |client| async move {
         let query = TransferQuery {
             correlation_id: args.correlation_id.clone(),
             ..TransferQuery::default()
@@ -854,12 +869,12 @@ fn list_transfers(args: &TransferListArgs) -> anyhow::Result<u8> {
 // Shared pieces
 
 /// Builds the client, then runs `body` on a fresh runtime. A failure chooses its exit status.
-fn with_client<'a, F, Fut>(common: &'a CommonArgs, body: F) -> anyhow::Result<u8>
+fn with_client<'a, F, Fut>(file: &FileConfig, common: &'a CommonArgs, body: F) -> anyhow::Result<u8>
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = Result<u8, Failure>> + 'a,
 {
-    let client = common.dwolla.client()?;
+    let client = common.dwolla.client(file)?;
     Ok(runtime()?.block_on(body(client))?)
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::IngestRules;
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ingest::{self, IngestOutcome};
 use crate::ledger::Ledger;
@@ -23,8 +24,8 @@ pub struct IngestArgs {
     pub payday: super::payday::PaydayArgs,
 }
 
-pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
-    let mut options = args.rules.options(args.max_errors)?;
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &IngestArgs) -> anyhow::Result<u8> {
+    let mut options = args.rules.options(file, args.max_errors)?;
     args.payday.apply(&mut options);
     let clock = super::payday::clock()?;
     let mut ledger = Ledger::open_writer(ledger_path)?;
@@ -56,7 +57,7 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                 let partial = if n_rejected_rows > 0 {
                     format!(
                         " ({} left out and recorded)",
-                        plural(n_rejected_rows, "invalid row")
+                        crate::names::plural(n_rejected_rows, "invalid row")
                     )
                 } else {
                     String::new()
@@ -71,11 +72,12 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                     None => String::new(),
                 };
                 println!(
-                    "accepted {}: batch {batch_id}, {n_payouts} payouts, total {total} USD{partial}{}{approval}",
-                    path.display(),
+                    "accepted {}: batch {batch_id}, {}, total {total} USD{partial}{}{approval}",
+                    crate::names::shown(path),
+                    crate::names::plural(n_payouts, "payout"),
                     describe_schedule(&schedule, now)
                 );
-                tracing::info!(batch_id, n_payouts, total_cents = total.get(), file = %path.display(), "batch ingested");
+                tracing::info!(batch_id, n_payouts, total_cents = total.get(), file = %crate::names::shown(path), "batch ingested");
             }
             IngestOutcome::AlreadyIngested(existing) => {
                 let pay_date = existing
@@ -85,9 +87,9 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                     .unwrap_or_default();
                 println!(
                     "skipped {}: the same payouts{pay_date} are already batch {} ({}, received {}, {}); nothing added",
-                    path.display(),
+                    crate::names::shown(path),
                     existing.id,
-                    existing.file_name,
+                    crate::names::escape(&existing.file_name),
                     existing.received_at,
                     existing.status
                 );
@@ -99,14 +101,14 @@ pub(super) fn run(ledger_path: &Path, args: &IngestArgs) -> anyhow::Result<u8> {
                 if n_errors > errors.len() as u64 {
                     eprintln!(
                         "{}: ... and {}",
-                        path.display(),
-                        plural(n_errors - errors.len() as u64, "more problem")
+                        crate::names::shown(path),
+                        crate::names::plural(n_errors - errors.len() as u64, "more problem")
                     );
                 }
                 println!(
                     "rejected {}: {}; nothing was ingested",
-                    path.display(),
-                    plural(n_errors, "problem")
+                    crate::names::shown(path),
+                    crate::names::plural(n_errors, "problem")
                 );
                 status = exit::INVALID_INPUT;
             }
@@ -126,13 +128,4 @@ fn describe_schedule(schedule: &crate::payday::Schedule, now: time::OffsetDateTi
         _ => "sent now (its send window is open)".to_string(),
     };
     format!("; pay date {pay_date}, {when}")
-}
-
-/// "1 problem", "3 problems".
-fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }

@@ -35,7 +35,7 @@ mod values;
 mod watch;
 mod webhooks;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -48,8 +48,7 @@ use values::LogFormatArg;
 pub use failure::Failure;
 use failure::exit_status_of;
 pub use outcome::{cycle_status, send_status, track_status};
-pub use settings::{DwollaArgs, InboxArgs, IngestRules, SendingArgs};
-use settings::{FILE_CONFIG, file_config};
+pub use settings::{DwollaArgs, InboxArgs, IngestRules, ListenerArgs, SendingArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -156,48 +155,62 @@ pub fn main() -> ExitCode {
     };
     let verbosity = (cli.verbose as i8).saturating_sub(cli.quiet as i8);
     telemetry::init(cli.log_format.into(), verbosity);
-    match FileConfig::load(cli.config.as_deref()) {
-        Ok(loaded) => {
-            let _ = FILE_CONFIG.set(loaded);
-        }
+    // Read once, here, and handed to every command that has a setting in it.
+    let (file, file_path) = match FileConfig::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("payrun: error: {err}");
             return exit::code(exit::CONFIG);
         }
-    }
+    };
     let ledger = cli
         .ledger
         .clone()
-        .or_else(|| file_config().ledger.clone())
+        .or_else(|| file.ledger.clone())
         .unwrap_or_else(|| PathBuf::from("payrun.db"));
-    let result = match cli.command {
-        Command::Ingest(args) => ingest::run(&ledger, &args),
-        Command::Status(args) => status::run(&ledger, &args),
-        Command::Send(args) => send::run(&ledger, &args),
-        Command::Run(args) => run::run(&ledger, &args),
-        Command::Watch(args) => watch::run(&ledger, &args),
-        Command::Approve(args) => approve::run(&ledger, &args),
-        Command::Hold(args) => hold::run_hold(&ledger, &args),
-        Command::Release(args) => hold::run_release(&ledger, &args),
-        Command::Cancel(args) => cancel::run(&ledger, &args),
-        Command::Plan(args) => plan::run(&ledger, &args),
-        Command::Config(config::ConfigCommand::Check(args)) => config::run_check(&ledger, &args),
+    let result = dispatch(cli.command, &ledger, &file, file_path.as_deref());
+    report_outcome(result)
+}
+
+fn dispatch(
+    command: Command,
+    ledger: &Path,
+    file: &FileConfig,
+    file_path: Option<&Path>,
+) -> anyhow::Result<u8> {
+    match command {
+        Command::Ingest(args) => ingest::run(ledger, file, &args),
+        Command::Status(args) => status::run(ledger, &args),
+        Command::Send(args) => send::run(ledger, file, &args),
+        Command::Run(args) => run::run(ledger, file, &args),
+        Command::Watch(args) => watch::run(ledger, file, &args),
+        Command::Approve(args) => approve::run(ledger, &args),
+        Command::Hold(args) => hold::run_hold(ledger, &args),
+        Command::Release(args) => hold::run_release(ledger, &args),
+        Command::Cancel(args) => cancel::run(ledger, &args),
+        Command::Plan(args) => plan::run(ledger, file, &args),
+        Command::Config(config::ConfigCommand::Check(args)) => {
+            config::run_check(ledger, file, file_path, &args)
+        }
         Command::Sim(args) => sim::run(args).map(|()| exit::OK),
         Command::Demo(args) => demo::run(&args),
-        Command::Accounts(command) => connect::run_accounts(&command),
-        Command::Treasury(command) => connect::run_treasury(&command),
-        Command::Parties(command) => connect::run_parties(&command),
-        Command::FundingSources(command) => connect::run_funding_sources(&ledger, &command),
-        Command::Exchanges(command) => connect::run_exchanges(&command),
-        Command::Transfers(command) => connect::run_transfers(&command),
-        Command::Payees(command) => payees::run(&ledger, &command),
-        Command::ClientTokens(command) => client_tokens::run(&command),
-        Command::Report(args) => report::run(&ledger, &args),
-        Command::Reconcile(args) => reconcile::run(&ledger, &args),
-        Command::Track(args) => track::run(&ledger, &args),
-        Command::Serve(args) => serve::run(&ledger, &args),
-        Command::Webhooks(args) => webhooks::run(&ledger, &args),
-    };
+        Command::Accounts(command) => connect::run_accounts(file, &command),
+        Command::Treasury(command) => connect::run_treasury(file, &command),
+        Command::Parties(command) => connect::run_parties(file, &command),
+        Command::FundingSources(command) => connect::run_funding_sources(ledger, file, &command),
+        Command::Exchanges(command) => connect::run_exchanges(file, &command),
+        Command::Transfers(command) => connect::run_transfers(file, &command),
+        Command::Payees(command) => payees::run(ledger, file, &command),
+        Command::ClientTokens(command) => client_tokens::run(file, &command),
+        Command::Report(args) => report::run(ledger, &args),
+        Command::Reconcile(args) => reconcile::run(ledger, file, &args),
+        Command::Track(args) => track::run(ledger, file, &args),
+        Command::Serve(args) => serve::run(ledger, file, &args),
+        Command::Webhooks(args) => webhooks::run(ledger, file, &args),
+    }
+}
+
+fn report_outcome(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(status) => exit::code(status),
         Err(err) => match err.downcast::<Failure>() {
@@ -206,7 +219,7 @@ pub fn main() -> ExitCode {
                 exit::code(failure.status)
             }
             Err(err) => {
-                eprintln!("payrun: error: {err:#}");
+                eprintln!("payrun: error: {}", exit::describe(&err));
                 exit::code(exit_status_of(&err))
             }
         },

@@ -39,12 +39,15 @@ pub fn track_status(report: &TrackReport) -> u8 {
 }
 
 /// One cycle of `run`/`watch`: Dwolla unreachable (or a send stopped with work left), then
-/// invalid input, then payouts that need a person, else clean.
+/// invalid input, then payouts or batches that need a person (a batch waiting for approval is
+/// one), else clean.
 pub fn cycle_status(summary: &CycleSummary) -> u8 {
-    let rejected_file = summary
-        .files
-        .iter()
-        .any(|(_, result)| matches!(result, FileResult::Rejected { .. }));
+    let rejected_file = summary.files.iter().any(|(_, result)| {
+        matches!(
+            result,
+            FileResult::Rejected { .. } | FileResult::NotAFile { .. }
+        )
+    });
     let send = summary.send.as_ref().map_or(exit::OK, send_status);
     let track = summary.track.as_ref().map_or(exit::OK, track_status);
     if summary.unreachable.is_some() || send == exit::UNAVAILABLE || track == exit::UNAVAILABLE {
@@ -53,7 +56,10 @@ pub fn cycle_status(summary: &CycleSummary) -> u8 {
         exit::TEMPORARY
     } else if rejected_file {
         exit::INVALID_INPUT
-    } else if send == exit::ATTENTION || track == exit::ATTENTION {
+    } else if send == exit::ATTENTION
+        || track == exit::ATTENTION
+        || !summary.awaiting_approval.is_empty()
+    {
         exit::ATTENTION
     } else {
         exit::OK

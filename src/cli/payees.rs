@@ -9,6 +9,7 @@ use super::Failure;
 use super::connect::{CommonArgs, print_json};
 use super::runtime::runtime;
 use super::table::Table;
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ingest::FileError;
 use crate::ledger::{self, Ledger};
@@ -44,15 +45,23 @@ pub struct PayeesListArgs {
     pub json: bool,
 }
 
-pub(super) fn run(ledger_path: &Path, command: &PayeesCommand) -> anyhow::Result<u8> {
+pub(super) fn run(
+    ledger_path: &Path,
+    file: &FileConfig,
+    command: &PayeesCommand,
+) -> anyhow::Result<u8> {
     match command {
-        PayeesCommand::Import(args) => run_import(ledger_path, args),
+        PayeesCommand::Import(args) => run_import(ledger_path, file, args),
         PayeesCommand::List(args) => run_list(ledger_path, args),
     }
 }
 
-fn run_import(ledger_path: &Path, args: &PayeesImportArgs) -> anyhow::Result<u8> {
-    let display_name = args.file.display().to_string();
+fn run_import(
+    ledger_path: &Path,
+    file: &FileConfig,
+    args: &PayeesImportArgs,
+) -> anyhow::Result<u8> {
+    let display_name = crate::names::shown(&args.file);
     let rows = match read_payee_file(&args.file).map_err(|err| Failure {
         status: exit::INVALID_INPUT,
         message: format!("cannot read {display_name}: {err}"),
@@ -60,7 +69,7 @@ fn run_import(ledger_path: &Path, args: &PayeesImportArgs) -> anyhow::Result<u8>
         PayeeFile::Valid(rows) => rows,
         PayeeFile::Invalid(errors) => return Ok(reject(&display_name, &errors, args.max_errors)),
     };
-    let client = args.common.dwolla.client()?;
+    let client = args.common.dwolla.client(file)?;
     let mut ledger = Ledger::open_writer(ledger_path)?;
 
     let directory = ledger.payees()?;
@@ -73,7 +82,7 @@ fn run_import(ledger_path: &Path, args: &PayeesImportArgs) -> anyhow::Result<u8>
     let mut results = plan.unchanged;
     let work = plan.work;
 
-    let concurrency = args.common.dwolla.concurrency().clamp(1, 16);
+    let concurrency = args.common.dwolla.concurrency(file).clamp(1, 16);
     let outcome = runtime()?.block_on(onboard_all(&client, &mut ledger, work, concurrency))?;
     results.extend(outcome.results);
     results.sort_by_key(|r| r.line);
@@ -144,14 +153,13 @@ fn reject(display_name: &str, errors: &[FileError], max_shown: usize) -> u8 {
     }
     if errors.len() > max_shown {
         eprintln!(
-            "{display_name}: ... and {} more problems",
-            errors.len() - max_shown
+            "{display_name}: ... and {}",
+            crate::names::plural((errors.len() - max_shown) as u64, "more problem")
         );
     }
     println!(
-        "rejected {display_name}: {} problem{}; nothing was imported",
-        errors.len(),
-        if errors.len() == 1 { "" } else { "s" }
+        "rejected {display_name}: {}; nothing was imported",
+        crate::names::plural(errors.len() as u64, "problem")
     );
     exit::INVALID_INPUT
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::IngestRules;
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::Ledger;
 
@@ -18,8 +19,8 @@ pub struct PlanArgs {
     pub payday: super::payday::PaydayArgs,
 }
 
-pub(super) fn run(ledger_path: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
-    let mut options = args.rules.options(50)?;
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &PlanArgs) -> anyhow::Result<u8> {
+    let mut options = args.rules.options(file, 50)?;
     args.payday.apply(&mut options);
     let now = super::payday::clock()?.now();
     let ledger = if ledger_path.exists() {

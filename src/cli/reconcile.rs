@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::report::parse_since;
 use super::runtime::runtime;
 use super::{DwollaArgs, Failure};
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::Ledger;
 use crate::report::reconcile::{DiscrepancyWriter, ReconcileOptions, ReconcileSummary, reconcile};
@@ -40,8 +41,12 @@ pub struct ReconcileArgs {
     pub dwolla: DwollaArgs,
 }
 
-pub(super) fn run(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result<u8> {
-    let client = args.dwolla.client()?;
+pub(super) fn run(
+    ledger_path: &Path,
+    file: &FileConfig,
+    args: &ReconcileArgs,
+) -> anyhow::Result<u8> {
+    let client = args.dwolla.client(file)?;
     let ledger = Ledger::open_reader(ledger_path)?;
     let options = ReconcileOptions { since: args.since };
     let format = args
@@ -76,7 +81,7 @@ pub(super) fn run(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result<u8
     let summary = result.map_err(|err| {
         let unreachable = crate::dwolla::dwolla_cause(&err).is_some();
         if unreachable {
-            Failure::unavailable(format!("{err:#}")).into()
+            Failure::unavailable(crate::exit::describe(&err)).into()
         } else {
             err
         }
@@ -87,10 +92,9 @@ pub(super) fn run(ledger_path: &Path, args: &ReconcileArgs) -> anyhow::Result<u8
         .filter(|(_, n)| **n > 0)
         .map(|(kind, n)| format!("{n} {kind}"))
         .collect();
-    let place = args
-        .out
-        .as_deref()
-        .map_or(String::new(), |path| format!("wrote {}: ", path.display()));
+    let place = args.out.as_deref().map_or(String::new(), |path| {
+        format!("wrote {}: ", crate::names::shown(path))
+    });
     eprintln!(
         "payrun: {place}{} transfers at Dwolla ({} checked), {} sent payouts checked: {}",
         summary.transfers_listed,

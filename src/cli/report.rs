@@ -61,7 +61,7 @@ pub(super) fn run(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
     {
         return Err(Failure {
             status: exit::USAGE,
-            message: format!("no batch {batch} in {}", ledger_path.display()),
+            message: format!("no batch {batch} in {}", crate::names::shown(ledger_path)),
         }
         .into());
     }
@@ -96,7 +96,9 @@ pub(super) fn report_exit_status(summary: &Summary, fail_on_exceptions: bool) ->
 
 fn describe(summary: &Summary, out: Option<&Path>) -> String {
     let overall = &summary.overall;
-    let place = out.map_or(String::new(), |path| format!("wrote {}: ", path.display()));
+    let place = out.map_or(String::new(), |path| {
+        format!("wrote {}: ", crate::names::shown(path))
+    });
     let tie = if summary.ties_out() {
         "ties out to the input files".to_string()
     } else {

@@ -6,8 +6,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::runtime::{runtime, stop_signal};
-use super::settings::file_config;
+use super::settings::track_config;
 use super::{Failure, InboxArgs, IngestRules, SendingArgs};
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::Ledger;
 
@@ -30,15 +31,23 @@ pub struct RunArgs {
     pub sending: SendingArgs,
 }
 
-/// The cycle settings shared by `run` and `watch`.
+/// How often `run` polls a transfer not yet settled. Without webhooks polling is all a run has,
+/// and the standard 10 minutes would let every other run from a 5-minute crontab skip a transfer
+/// it just sent; a minute is shorter than any sensible cron interval, so each run follows every
+/// unsettled transfer (a list sweep costs one request per 200 of them).
+const RUN_POLLS_UNSETTLED_EVERY: Duration = Duration::from_secs(60);
+
+/// The cycle settings shared by `run` (`once`) and `watch`.
 pub(super) fn cycle(
     ledger_path: &Path,
+    file: &FileConfig,
     inbox: &InboxArgs,
     rules: &IngestRules,
     sending: &SendingArgs,
     settle_deadline: Option<Duration>,
+    once: bool,
 ) -> Result<crate::operate::Cycle, Failure> {
-    let dirs = inbox.dirs();
+    let dirs = inbox.dirs(file);
     let reports = match &dirs {
         Some(dirs) => dirs.reports.clone(),
         None => ledger_path
@@ -46,24 +55,30 @@ pub(super) fn cycle(
             .unwrap_or(Path::new("."))
             .join("reports"),
     };
-    let mut track = crate::tracking::TrackConfig::standard();
-    if let Some(days) = file_config().tracking.returns_window_days {
-        track.returns_window_banking_days = days;
+    let mut track = track_config(file);
+    if once {
+        track.poll_unsettled_every = track.poll_unsettled_every.min(RUN_POLLS_UNSETTLED_EVERY);
     }
     Ok(crate::operate::Cycle {
         dirs,
         track,
         settle_deadline,
         reports,
-        stable_for: inbox.stable_for(),
+        stable_for: inbox.stable_for(file),
+        wait_for_settling: once,
+        follow_up: if once {
+            "the next run follows them"
+        } else {
+            "the next cycle follows them"
+        },
         // The inbox writes every problem into the file's .errors.txt.
-        ingest: rules.options(10_000)?,
-        send: sending.send_config(None)?,
+        ingest: rules.options(file, 10_000)?,
+        send: sending.send_config(file, None)?,
         clock: super::payday::clock()?,
     })
 }
 
-pub(super) fn run(ledger_path: &Path, args: &RunArgs) -> anyhow::Result<u8> {
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &RunArgs) -> anyhow::Result<u8> {
     let deadline = args
         .deadline
         .as_deref()
@@ -75,13 +90,15 @@ pub(super) fn run(ledger_path: &Path, args: &RunArgs) -> anyhow::Result<u8> {
         })?;
     let mut cycle = cycle(
         ledger_path,
+        file,
         &args.inbox,
         &args.rules,
         &args.sending,
         deadline,
+        true,
     )?;
     args.payday.apply(&mut cycle.ingest);
-    let client = args.sending.dwolla.client()?;
+    let client = args.sending.dwolla.client(file)?;
     let ledger = Ledger::open_writer(ledger_path)?;
     let (_ledger, summary) = runtime()?.block_on(async {
         let stopping = stop_signal();

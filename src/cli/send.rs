@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::SendingArgs;
 use super::runtime::{runtime, stop_signal};
+use crate::config::FileConfig;
 use crate::dwolla::{Client, ThrottleStats};
 use crate::ledger::Ledger;
 use crate::sender::SendReport;
@@ -22,9 +23,9 @@ pub struct SendArgs {
     pub sending: SendingArgs,
 }
 
-pub(super) fn run(ledger_path: &Path, args: &SendArgs) -> anyhow::Result<u8> {
-    let client = args.sending.dwolla.client()?;
-    let config = args.sending.send_config(args.batch)?;
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &SendArgs) -> anyhow::Result<u8> {
+    let client = args.sending.dwolla.client(file)?;
+    let config = args.sending.send_config(file, args.batch)?;
     let clock = super::payday::clock()?;
     let mut ledger = Ledger::open_writer(ledger_path)?;
     ledger.open_send_windows(&crate::ledger::timestamp(clock.now()))?;
@@ -57,8 +58,8 @@ pub(super) fn run(ledger_path: &Path, args: &SendArgs) -> anyhow::Result<u8> {
         && let Some(reason) = &report.last_transient_error
     {
         eprintln!(
-            "payrun: {} payouts could not be sent this run; last error: {reason}",
-            report.left.total()
+            "payrun: {} could not be sent this run; last error: {reason}",
+            crate::names::plural(report.left.total(), "payout")
         );
     }
     Ok(super::outcome::send_status(&report))

@@ -8,21 +8,25 @@ use clap::Args;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use super::DwollaArgs;
 use super::runtime::{runtime, stop_signal};
-use crate::secret::Secret;
-use crate::tracking::{self, TrackConfig};
+use super::settings::{track_config, webhook_secret};
+use super::{DwollaArgs, ListenerArgs};
+use crate::config::FileConfig;
+use crate::tracking;
 use crate::webhooks::{
-    ApplierConfig, DEFAULT_MAX_BODY_BYTES, HEALTH_PATH, SECRET_ENV, ServeConfig, WEBHOOK_PATH,
-    serve,
+    ApplierConfig, DEFAULT_MAX_BODY_BYTES, HEALTH_PATH, ServeConfig, WEBHOOK_PATH, serve,
 };
+
+/// Where `serve` listens when neither `--listen` nor `[webhooks] listen` says.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// Flags of `payrun serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Put a TLS-terminating proxy in front of it for Dwolla.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: String,
+    /// Address to listen on. Put a TLS-terminating proxy in front of it for Dwolla [default:
+    /// webhooks.listen in the configuration file, else 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<String>,
     /// The largest webhook body accepted, in bytes; larger ones get 413.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -33,20 +37,27 @@ pub struct ServeArgs {
     #[arg(long)]
     pub store_only: bool,
     #[command(flatten)]
+    pub connections: ListenerArgs,
+    #[command(flatten)]
     pub dwolla: DwollaArgs,
 }
 
 /// `payrun serve`: prints one JSON line with the webhook URL, then serves until SIGINT or
 /// SIGTERM.
-pub(super) fn run(ledger_path: &Path, args: &ServeArgs) -> anyhow::Result<u8> {
-    let env_secret = std::env::var(SECRET_ENV).ok().map(Secret::new);
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &ServeArgs) -> anyhow::Result<u8> {
+    let listen = args
+        .listen
+        .clone()
+        .or_else(|| file.webhooks.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let env_secret = webhook_secret(file);
     let applier = if args.store_only {
         None
     } else {
-        match args.dwolla.client() {
+        match args.dwolla.client(file) {
             Ok(client) => Some(ApplierConfig {
                 client,
-                track: TrackConfig::standard(),
+                track: track_config(file),
                 every: args.apply_every,
             }),
             Err(failure) => {
@@ -61,7 +72,7 @@ pub(super) fn run(ledger_path: &Path, args: &ServeArgs) -> anyhow::Result<u8> {
     // Drop-in components' client tokens, on the same port, when an API key is configured.
     let extra_routes = match crate::drop_in::ClientTokenConfig::from_env() {
         Ok(tokens) => {
-            let client = args.dwolla.client().map_err(anyhow::Error::new)?;
+            let client = args.dwolla.client(file).map_err(anyhow::Error::new)?;
             tracing::info!("serving POST /client-tokens for drop-in components");
             Some(crate::drop_in::router(tokens, client))
         }
@@ -71,14 +82,14 @@ pub(super) fn run(ledger_path: &Path, args: &ServeArgs) -> anyhow::Result<u8> {
     let config = ServeConfig {
         ledger_path: ledger_path.to_path_buf(),
         env_secret,
-        max_body_bytes: args.max_body_bytes,
+        limits: args.connections.limits(file, args.max_body_bytes),
         applier,
         extra_routes,
     };
     runtime()?.block_on(async move {
-        let listener = TcpListener::bind(&args.listen)
+        let listener = TcpListener::bind(&listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let line = json!({
             "listening": format!("http://{addr}"),

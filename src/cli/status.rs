@@ -55,7 +55,7 @@ pub(super) fn run(ledger_path: &Path, args: &StatusArgs) -> anyhow::Result<u8> {
             total.to_string(),
             batch.pay_date.as_deref().unwrap_or("-"),
             super::payday::when_it_goes(batch),
-            batch.file_name
+            crate::names::escape(&batch.file_name)
         );
     }
     for waiting in ledger.waiting_batches()? {

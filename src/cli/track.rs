@@ -6,8 +6,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::runtime::{runtime, stop_signal};
+use super::settings::track_config;
 use super::values::ListModeArg;
 use super::{DwollaArgs, Failure};
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::{self, Ledger, Spool};
 use crate::payout::PayoutState;
@@ -27,9 +29,10 @@ pub struct TrackArgs {
     /// How often to look for a late return on a processed transfer.
     #[arg(long, default_value = "12h", value_parser = schedule::parse_duration)]
     pub processed_poll_every: Duration,
-    /// How long processed transfers stay watched for late returns, in banking days.
-    #[arg(long, default_value_t = 5)]
-    pub returns_window_days: u32,
+    /// How long processed transfers stay watched for late returns, in banking days [default:
+    /// tracking.returns_window_days in the configuration file, else 5].
+    #[arg(long)]
+    pub returns_window_days: Option<u32>,
     /// How to poll: walk the account's transfer list, GET each transfer, or choose by cost.
     #[arg(long, value_enum, default_value = "auto")]
     pub mode: ListModeArg,
@@ -38,20 +41,23 @@ pub struct TrackArgs {
 }
 
 impl TrackArgs {
-    pub fn config(&self) -> TrackConfig {
+    pub fn config(&self, file: &FileConfig) -> TrackConfig {
+        let from_file = track_config(file);
         TrackConfig {
             poll_unsettled_every: self.poll_every,
             poll_processed_every: self.processed_poll_every,
-            returns_window_banking_days: self.returns_window_days,
+            returns_window_banking_days: self
+                .returns_window_days
+                .unwrap_or(from_file.returns_window_banking_days),
             list_mode: self.mode.into(),
-            ..TrackConfig::standard()
+            ..from_file
         }
     }
 }
 
 /// `payrun track`.
-pub(super) fn run(ledger_path: &Path, args: &TrackArgs) -> anyhow::Result<u8> {
-    let client = args.dwolla.client()?;
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &TrackArgs) -> anyhow::Result<u8> {
+    let client = args.dwolla.client(file)?;
     let mut ledger = Ledger::open_writer(ledger_path)?;
     let spool_path = ledger::spool_path_for(ledger_path);
     let mut spool = if spool_path.exists() {
@@ -59,7 +65,7 @@ pub(super) fn run(ledger_path: &Path, args: &TrackArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let config = args.config();
+    let config = args.config(file);
     let options = TrackOptions {
         until_settled: args.until_settled,
         timeout: args.timeout,
@@ -84,7 +90,7 @@ pub(super) fn run(ledger_path: &Path, args: &TrackArgs) -> anyhow::Result<u8> {
             } else {
                 exit::INTERNAL
             },
-            message: format!("{err:#}"),
+            message: crate::exit::describe(&err),
         }
     })?;
     print_report(&ledger, &report);

@@ -9,8 +9,9 @@ use clap::Args;
 
 use super::run::cycle;
 use super::runtime::{runtime, stop_signal};
-use super::settings::file_config;
-use super::{Failure, InboxArgs, IngestRules, SendingArgs};
+use super::settings::webhook_secret;
+use super::{Failure, InboxArgs, IngestRules, ListenerArgs, SendingArgs};
+use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::Ledger;
 
@@ -26,13 +27,23 @@ pub struct WatchArgs {
     #[arg(long)]
     pub listen: Option<String>,
     #[command(flatten)]
+    pub connections: ListenerArgs,
+    #[command(flatten)]
     pub rules: IngestRules,
     #[command(flatten)]
     pub sending: SendingArgs,
 }
 
-pub(super) fn run(ledger_path: &Path, args: &WatchArgs) -> anyhow::Result<u8> {
-    let cycle = cycle(ledger_path, &args.inbox, &args.rules, &args.sending, None)?;
+pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &WatchArgs) -> anyhow::Result<u8> {
+    let cycle = cycle(
+        ledger_path,
+        file,
+        &args.inbox,
+        &args.rules,
+        &args.sending,
+        None,
+        false,
+    )?;
     if cycle.dirs.is_none() {
         return Err(Failure::config(
             "watch needs an inbox: --inbox DIR or inbox.dir in the configuration file".into(),
@@ -41,29 +52,27 @@ pub(super) fn run(ledger_path: &Path, args: &WatchArgs) -> anyhow::Result<u8> {
     }
     let rescan = Duration::from_secs(
         args.rescan_seconds
-            .or(file_config().inbox.rescan_seconds)
+            .or(file.inbox.rescan_seconds)
             .unwrap_or(30)
             .max(1),
     );
-    let client = args.sending.dwolla.client()?;
+    let client = args.sending.dwolla.client(file)?;
     let ledger = Ledger::open_writer(ledger_path)?;
-    let listen = args
-        .listen
-        .clone()
-        .or_else(|| file_config().webhooks.listen.clone());
+    let listen = args.listen.clone().or_else(|| file.webhooks.listen.clone());
     runtime()?.block_on(async {
         let stopping = stop_signal();
         let receiver = match listen {
             Some(listen) => {
-                let secret = std::env::var(crate::webhooks::SECRET_ENV)
-                    .ok()
-                    .or_else(|| file_config().webhooks.secret.clone())
-                    .map(crate::secret::Secret::new);
+                let secret = webhook_secret(file);
+                let limits = args
+                    .connections
+                    .limits(file, crate::webhooks::DEFAULT_MAX_BODY_BYTES);
                 Some(
                     crate::webhooks::serve_beside(
                         ledger_path,
                         &listen,
                         secret,
+                        limits,
                         &client,
                         stopping.clone(),
                     )

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::runtime::runtime;
 use super::{DwollaArgs, Failure};
+use crate::config::FileConfig;
 use crate::dwolla::DwollaError;
 use crate::exit;
 use crate::ledger::spool_path_for;
@@ -39,8 +40,12 @@ pub enum WebhooksCommand {
     Resume { id: String },
 }
 
-pub(super) fn run(ledger_path: &Path, args: &WebhooksArgs) -> anyhow::Result<u8> {
-    let client = args.dwolla.client()?;
+pub(super) fn run(
+    ledger_path: &Path,
+    file: &FileConfig,
+    args: &WebhooksArgs,
+) -> anyhow::Result<u8> {
+    let client = args.dwolla.client(file)?;
     let spool_path = spool_path_for(ledger_path);
     let runtime = runtime()?;
     let result = runtime.block_on(async {

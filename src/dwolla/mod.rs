@@ -31,6 +31,19 @@ pub fn dwolla_cause(err: &anyhow::Error) -> Option<&DwollaError> {
     err.chain().find_map(|cause| cause.downcast_ref())
 }
 
+/// The request a failed [`Client::root`] was making. The root is read with an access token,
+/// and without a cached one the token's `POST /token` goes first: a refusal of the credentials
+/// or a connection that fails there is that request's failure, not `GET /`'s, and a person
+/// debugging a proxy or a firewall needs to know which one it was.
+pub fn root_request(error: &DwollaError) -> &'static str {
+    let token_url_named = || error.to_string().contains("/token)");
+    if matches!(error, DwollaError::Credentials { .. }) || token_url_named() {
+        "POST /token"
+    } else {
+        "GET /"
+    }
+}
+
 pub use wire::{
     Amount, Created, FailureReason, Links, Page, ReportedStatus, Root, Transfer, TransferQuery,
     TransferRequest, TransferStatus,

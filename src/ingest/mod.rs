@@ -129,7 +129,7 @@ pub enum IngestOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}: {source}", crate::names::shown(.path))]
     Read {
         path: std::path::PathBuf,
         source: std::io::Error,
@@ -165,7 +165,7 @@ pub fn ingest_file(
         path: path.to_path_buf(),
         source,
     };
-    let display_name = path.display().to_string();
+    let display_name = crate::names::shown(path);
     let sha256 = file_sha256(path).map_err(read_error)?;
     let mut errors = ErrorList::new(&display_name, options.max_errors_shown);
     let Some((mut reader, mut layout, file_size)) =

@@ -15,12 +15,12 @@ pub struct WriterLock {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another payrun process (pid {}) is writing this ledger ({}); read-only commands such as `status` still work", pid_text(.pid), .lock_path.display())]
+    #[error("another payrun process (pid {}) is writing this ledger ({}); read-only commands such as `status` still work", pid_text(.pid), crate::names::shown(.lock_path))]
     HeldByOther {
         lock_path: PathBuf,
         pid: Option<u32>,
     },
-    #[error("cannot open the lock file {}: {source}", .lock_path.display())]
+    #[error("cannot open the lock file {}: {source}", crate::names::shown(.lock_path))]
     Io {
         lock_path: PathBuf,
         source: std::io::Error,

@@ -76,19 +76,19 @@ pub struct Ledger {
 pub enum LedgerError {
     #[error(transparent)]
     Locked(#[from] LockError),
-    #[error("no ledger at {}; ingest a payout file first (or pass --ledger)", .0.display())]
+    #[error("no ledger at {}; ingest a payout file first (or pass --ledger)", crate::names::shown(.0))]
     Missing(PathBuf),
-    #[error("ledger {}: {source}", .path.display())]
+    #[error("ledger {}: {source}", crate::names::shown(.path))]
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("ledger {}: cannot apply the schema: {source}", .path.display())]
+    #[error("ledger {}: cannot apply the schema: {source}", crate::names::shown(.path))]
     Migration {
         path: PathBuf,
         source: rusqlite_migration::Error,
     },
-    #[error("ledger {}: {message}", .path.display())]
+    #[error("ledger {}: {message}", crate::names::shown(.path))]
     Invalid { path: PathBuf, message: String },
 }
 
@@ -98,6 +98,7 @@ impl Ledger {
     /// Opens (creating if needed) the ledger for writing. Fails at once, naming the holder's pid,
     /// if another process is writing it.
     pub fn open_writer(path: &Path) -> Result<Ledger> {
+        check_path(path)?;
         let lock = WriterLock::acquire(path)?;
         let mut conn = Connection::open(path).map_err(|source| sqlite_error(path, source))?;
         configure(&conn, path)?;
@@ -124,34 +125,30 @@ impl Ledger {
     }
 
     /// Opens an existing ledger for reading, without the writer lock; WAL lets it read a
-    /// consistent snapshot while a writer works.
+    /// consistent snapshot while a writer works. It works on a ledger the user may only read
+    /// (see [`open_read_only`]).
     pub fn open_reader(path: &Path) -> Result<Ledger> {
         if !path.exists() {
             return Err(LedgerError::Missing(path.to_path_buf()));
         }
+        check_path(path)?;
         // Read-write but query-only: after a writer was killed, SQLite must recover the WAL
-        // index before anyone can read, and a read-only connection cannot ("attempt to write a
-        // readonly database"). A file the user may only read falls back to read-only.
-        let conn = match Connection::open_with_flags(
+        // index before anyone can read, and a read-only connection cannot always do that.
+        // (SQLite opens a file the user may not write read-only even when asked for
+        // read-write; the first read then fails and the read-only ways are tried.)
+        let read_write = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        ) {
-            Ok(conn) => {
-                conn.pragma_update(None, "query_only", true)
-                    .map_err(|source| sqlite_error(path, source))?;
-                conn
-            }
-            Err(_) => Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(|source| sqlite_error(path, source))?,
+        )
+        .and_then(|conn| {
+            conn.pragma_update(None, "query_only", true)?;
+            let version = schema_version(&conn)?;
+            Ok((conn, version))
+        });
+        let (conn, version) = match read_write {
+            Ok(opened) => opened,
+            Err(_) => open_read_only(path)?,
         };
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|source| sqlite_error(path, source))?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|source| sqlite_error(path, source))?;
         let latest = MIGRATION_FILES.len() as i64;
         if version != latest {
             return Err(LedgerError::Invalid {
@@ -208,6 +205,96 @@ fn configure(conn: &Connection, path: &Path) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(|source| sqlite_error(path, source))?;
     Ok(())
+}
+
+/// The checks SQLite's own messages make obscure: a ledger path that is a folder ("disk I/O
+/// error"), or one whose folder does not exist ("No such file or directory", about a lock file).
+fn check_path(path: &Path) -> Result<()> {
+    let invalid = |message: String| LedgerError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    if path.is_dir() {
+        return Err(invalid(
+            "is a folder, not a ledger file; pass the file, e.g. --ledger DIR/payrun.db".into(),
+        ));
+    }
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(invalid(format!(
+            "the folder {} does not exist; create it first or choose another --ledger",
+            crate::names::shown(parent)
+        )));
+    }
+    Ok(())
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// A read-only connection for a user who may only read the ledger and perhaps its folder.
+///
+/// SQLite reads a WAL database read-only when its `-shm` and `-wal` files exist and are
+/// readable, or when it may create them; in a folder the user cannot write, with no `-wal`
+/// file (the last writer closed cleanly and checkpointed everything), the database file alone
+/// is the whole ledger and is opened as immutable. A `-wal` file with changes but no `-shm`
+/// beside it in such a folder cannot be read without losing those changes: that is an error
+/// saying so, never a silently stale answer.
+fn open_read_only(path: &Path) -> Result<(Connection, i64)> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let plain = Connection::open_with_flags(path, flags)
+        .and_then(|conn| schema_version(&conn).map(|version| (conn, version)));
+    let error = match plain {
+        Ok(opened) => return Ok(opened),
+        Err(error) => error,
+    };
+    let wal = sibling(path, "-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    if wal_len > 0 {
+        if sibling(path, "-shm").exists() {
+            return Err(sqlite_error(path, error));
+        }
+        return Err(LedgerError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "its write-ahead log {} holds changes not yet in the ledger file, and reading them needs {}, which cannot be created in this folder; run a payrun command as the ledger's owner once (or give write access to the folder)",
+                crate::names::shown(&wal),
+                crate::names::shown(&sibling(path, "-shm"))
+            ),
+        });
+    }
+    let uri = immutable_uri(path);
+    Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_URI)
+        .and_then(|conn| schema_version(&conn).map(|version| (conn, version)))
+        .map_err(|_| sqlite_error(path, error))
+}
+
+/// `payrun.db` -> `payrun.db-wal`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// `file:<path>?immutable=1`, with the characters a URI path may not hold percent-encoded.
+fn immutable_uri(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut uri = String::from("file:");
+    for byte in absolute.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                uri.push(*byte as char)
+            }
+            other => uri.push_str(&format!("%{other:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 pub(crate) fn sqlite_error(path: &Path, source: rusqlite::Error) -> LedgerError {

@@ -27,7 +27,8 @@ pub struct ReportBatch {
     pub id: i64,
     pub file_name: String,
     pub received_at: String,
-    /// `ready`, `awaiting_approval` or `cancelled`.
+    /// `ready`, `settled`, `awaiting_approval` or `cancelled` (see
+    /// [`super::summary::SHOWN_BATCH_STATUS`]).
     pub status: String,
     /// Payouts accepted from the file.
     pub row_count: u64,
@@ -71,6 +72,8 @@ pub struct PayoutRecord<'a> {
     pub updated_at: &'a [u8],
     /// For a cancelled payout: the reason and the operator, from its history.
     pub cancel_reason: Option<&'a [u8]>,
+    pub email: Option<&'a [u8]>,
+    pub memo: Option<&'a [u8]>,
 }
 
 /// A text column of a [`PayoutRecord`] as a `str` (any invalid byte shown as U+FFFD).
@@ -116,7 +119,8 @@ const PAYOUT_COLUMNS: &str =
      CASE WHEN state = 'cancelled' THEN (
          SELECT h.reason || ' (cancelled by ' || replace(h.source, 'operator:', '') || ')'
          FROM payout_history h WHERE h.payout_id = payouts.id AND h.new_state = 'cancelled'
-         ORDER BY h.id DESC LIMIT 1) END";
+         ORDER BY h.id DESC LIMIT 1) END,
+     email, memo";
 
 /// The first and last possible payout id of a batch.
 fn id_range(batch_id: i64) -> (i64, i64) {
@@ -140,13 +144,14 @@ impl Ledger {
     pub fn report_batches(&self, selection: &BatchSelection) -> Result<Vec<ReportBatch>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT id, file_name, received_at, status, row_count, total_cents, rejected_rows,
+            .prepare_cached(&format!(
+                "SELECT id, file_name, received_at, {}, row_count, total_cents, rejected_rows,
                         pay_date, sent_at, send_late OR coalesce(sent_at > send_by, 0), held_at
                  FROM batches
                  WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR received_at >= ?2)
                  ORDER BY id",
-            )
+                super::summary::SHOWN_BATCH_STATUS
+            ))
             .map_err(|e| self.error(e))?;
         let rows = stmt
             .query_map(params![selection.batch, selection.received_since], |row| {
@@ -307,5 +312,7 @@ fn payout_record<'r>(row: &'r Row<'_>) -> rusqlite::Result<PayoutRecord<'r>> {
         created_at: text(17)?,
         updated_at: text(18)?,
         cancel_reason: optional(19)?,
+        email: optional(20)?,
+        memo: optional(21)?,
     })
 }

@@ -11,12 +11,24 @@ pub struct StateTotal {
     pub amount_cents: i64,
 }
 
+/// A batch's status as people read it. The stored status says whether a batch may be sent
+/// (`ready`, `awaiting_approval`, `cancelled`); once a `ready` batch has no payout still on its
+/// way (pending, submitting, submitted) or waiting for review, it is shown as `settled`, which
+/// is what finance asks of a batch. Derived on reading, so it can never disagree with the
+/// payouts. A payout's rowid is `(batch << 32) | line`, so the lookup is a rowid range.
+pub(super) const SHOWN_BATCH_STATUS: &str = "CASE WHEN status = 'ready' AND NOT EXISTS (
+        SELECT 1 FROM payouts p
+        WHERE p.id BETWEEN batches.id << 32 AND (batches.id << 32) + 4294967295
+          AND p.state IN ('pending', 'submitting', 'submitted', 'needs_review'))
+    THEN 'settled' ELSE status END";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchRow {
     pub id: i64,
     pub file_name: String,
     pub file_sha256: String,
     pub received_at: String,
+    /// As shown: see [`SHOWN_BATCH_STATUS`].
     pub status: String,
     pub row_count: u64,
     pub total_cents: i64,
@@ -77,12 +89,12 @@ impl Ledger {
         }
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, file_name, file_sha256, received_at, status, row_count, total_cents, rejected_rows,
-                        pay_date, send_after, send_by, send_late, send_open_at, sent_at, held_at, held_by,
-                        approval_reason
-                 FROM batches ORDER BY id",
-            )
+            .prepare(&format!(
+                "SELECT id, file_name, file_sha256, received_at, {SHOWN_BATCH_STATUS}, row_count,
+                        total_cents, rejected_rows, pay_date, send_after, send_by, send_late,
+                        send_open_at, sent_at, held_at, held_by, approval_reason
+                 FROM batches ORDER BY id"
+            ))
             .map_err(|e| self.error(e))?;
         let batches = stmt
             .query_map([], |row| {

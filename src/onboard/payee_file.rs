@@ -123,7 +123,7 @@ fn row_error(message: impl Into<String>) -> FieldError {
 
 /// Reads and checks a whole payee file. `Err` only when the file cannot be read.
 pub fn read_payee_file(path: &Path) -> std::io::Result<PayeeFile> {
-    let display_name = path.display().to_string();
+    let display_name = crate::names::shown(path);
     let file = File::open(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)

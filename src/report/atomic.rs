@@ -16,18 +16,22 @@ pub fn write_atomically<T>(
 ) -> anyhow::Result<T> {
     let temp = temp_path(path);
     let result = (|| {
-        let file =
-            File::create(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+        let file = File::create(&temp).with_context(|| cannot_create(path))?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
         let value = write(&mut out)?;
         let file = out
             .into_inner()
             .map_err(|err| err.into_error())
-            .with_context(|| format!("cannot write {}", temp.display()))?;
+            .with_context(|| format!("cannot write {}", crate::names::shown(&temp)))?;
         file.sync_all()
-            .with_context(|| format!("cannot sync {}", temp.display()))?;
-        std::fs::rename(&temp, path)
-            .with_context(|| format!("cannot rename {} to {}", temp.display(), path.display()))?;
+            .with_context(|| format!("cannot sync {}", crate::names::shown(&temp)))?;
+        std::fs::rename(&temp, path).with_context(|| {
+            format!(
+                "cannot rename {} to {}",
+                crate::names::shown(&temp),
+                crate::names::shown(path)
+            )
+        })?;
         Ok(value)
     })();
     if result.is_err() {
@@ -37,6 +41,18 @@ pub fn write_atomically<T>(
         let _ = File::open(dir).and_then(|dir| dir.sync_all());
     }
     result
+}
+
+/// Names the file the person asked for, not the temporary one, and the likeliest cause.
+fn cannot_create(path: &Path) -> String {
+    let shown = crate::names::shown(path);
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => format!(
+            "cannot write {shown}: the folder {} does not exist",
+            crate::names::shown(dir)
+        ),
+        _ => format!("cannot write {shown}"),
+    }
 }
 
 /// `dir/.name.<pid>.tmp`: hidden, unique per process, and on the same file system as `path`

@@ -15,7 +15,7 @@ use crate::payout::PayoutState;
 
 /// The columns, in order. The first eighteen are the stable contract; later additions go at
 /// the end.
-pub const COLUMNS: [&str; 25] = [
+pub const COLUMNS: [&str; 27] = [
     "batch_id",
     "file",
     "line",
@@ -41,6 +41,8 @@ pub const COLUMNS: [&str; 25] = [
     "sent_at",
     "late",
     "cancel_reason",
+    "email",
+    "memo",
 ];
 
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -134,7 +136,7 @@ pub const CHUNKS_IN_FLIGHT: usize = 4;
 struct EncoderStopped;
 
 /// Text columns copied per row, in the order of [`Chunk::record`].
-const TEXT_FIELDS: usize = 15;
+const TEXT_FIELDS: usize = 17;
 
 /// Copied rows: their text in one reused buffer, so the hot path does not allocate.
 #[derive(Default)]
@@ -172,6 +174,8 @@ impl Chunk {
             Some(payout.created_at),
             Some(payout.updated_at),
             payout.cancel_reason,
+            payout.email,
+            payout.memo,
         ];
         let mut spans = [None; TEXT_FIELDS];
         for (span, field) in spans.iter_mut().zip(fields) {
@@ -218,6 +222,8 @@ impl Chunk {
             created_at: required(12),
             updated_at: required(13),
             cancel_reason: field(14),
+            email: field(15),
+            memo: field(16),
         }
     }
 
@@ -300,7 +306,7 @@ fn write_row<W: Write>(
     let (line, amount, attempts) =
         numbers.format(payout.line, payout.amount_cents, payout.attempts);
     // One statement, so the neutralised temporaries live until the record is written.
-    writer.write_record::<[&[u8]; 25], &[u8]>([
+    writer.write_record::<[&[u8]; 27], &[u8]>([
         batch.id.as_bytes(),
         batch.file.as_bytes(),
         line,
@@ -326,6 +332,8 @@ fn write_row<W: Write>(
         batch.sent_at.as_bytes(),
         batch.late.as_bytes(),
         &text(payout.cancel_reason),
+        &text(payout.email),
+        &text(payout.memo),
     ])?;
     Ok(())
 }

@@ -98,7 +98,7 @@ pub fn write_reports(
     dir: &Path,
 ) -> anyhow::Result<(Vec<PathBuf>, Summary)> {
     std::fs::create_dir_all(dir)
-        .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", dir.display()))?;
+        .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", crate::names::shown(dir)))?;
     let stem = match selection.batch {
         Some(batch) => format!("payrun-report-batch-{batch}"),
         None => "payrun-report".to_string(),

@@ -108,8 +108,8 @@ impl SendReport {
             ),
         };
         format!(
-            "sent {} payouts: {} created, {} rejected, {} need review; {left}{}",
-            self.n_claimed,
+            "sent {}: {} created, {} rejected, {} need review; {left}{}",
+            crate::names::plural(self.n_claimed, "payout"),
             self.n_created + self.n_found,
             self.n_refused,
             self.n_needs_review,
@@ -210,7 +210,10 @@ async fn preflight(client: &Client, config: &SendConfig) -> anyhow::Result<crate
                 tracing::warn!("Dwolla is not answering yet: {error}");
                 tokio::time::sleep(delay.max(after.unwrap_or_default())).await;
             }
-            _ => return Err(error).context("cannot reach Dwolla (GET /)"),
+            _ => {
+                let request = crate::dwolla::root_request(&error);
+                return Err(error).context(format!("cannot reach Dwolla ({request})"));
+            }
         }
     }
 }

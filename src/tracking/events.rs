@@ -102,7 +102,7 @@ fn prune_spool(spool: &mut Spool, now: OffsetDateTime) -> Result<(), LedgerError
     if n_pruned > 0 {
         tracing::info!(
             n_pruned,
-            spool = %spool.path().display(),
+            spool = %crate::names::shown(spool.path()),
             "pruned webhook events finished more than 30 days ago"
         );
     }

@@ -233,7 +233,10 @@ pub async fn track(
 pub async fn account_id(client: &Client, config: &TrackConfig) -> anyhow::Result<String> {
     let root = read_with_retry(config, || client.root())
         .await
-        .context("cannot reach Dwolla (GET /)")?;
+        .map_err(|error| {
+            let request = crate::dwolla::root_request(&error);
+            anyhow::Error::new(error).context(format!("cannot reach Dwolla ({request})"))
+        })?;
     Ok(root
         .account_id()
         .context("Dwolla's root resource names no account")?

@@ -35,6 +35,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::dwolla::Client;
 use crate::ledger::{self, IncomingEvent, Spool, spool_path_for};
+use crate::listener::ConnectionLimits;
 use crate::secret::Secret;
 use crate::signature::{self, SIGNATURE_HEADER};
 use crate::tracking::{self, Opportunity, TrackConfig};
@@ -55,7 +56,8 @@ pub struct ServeConfig {
     pub ledger_path: PathBuf,
     /// A secret from the environment, accepted beside the stored subscriptions' secrets.
     pub env_secret: Option<Secret>,
-    pub max_body_bytes: usize,
+    /// The body cap, and what a slow client may hold (`crate::listener`).
+    pub limits: ConnectionLimits,
     /// How stored events reach the ledger; `None` stores only (then `track` applies them).
     pub applier: Option<ApplierConfig>,
     /// More endpoints served on the same port: `POST /client-tokens` for drop-in components
@@ -138,20 +140,11 @@ pub async fn serve(
             }
         })
     };
-    let mut router = router(app.clone(), config.max_body_bytes);
+    let mut router = router(app.clone(), config.limits.max_body_bytes);
     if let Some(extra) = config.extra_routes.clone() {
         router = router.merge(extra);
     }
-    let mut graceful = stopping.clone();
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = graceful.wait_for(|stop| *stop).await;
-    })
-    .await
-    .context("the webhook server failed")?;
+    crate::listener::serve(listener, router, config.limits, stopping.clone()).await;
     let _ = refresher.await;
     if let Some(applier) = applier {
         let _ = applier.await;
@@ -292,7 +285,10 @@ impl Secrets {
     fn reload(&self) {
         match stored_secrets(&self.spool_path) {
             Ok(stored) => *self.stored.write().expect("not poisoned") = stored,
-            Err(err) => tracing::warn!("cannot reread the webhook secrets: {err:#}"),
+            Err(err) => tracing::warn!(
+                "cannot reread the webhook secrets: {}",
+                crate::exit::describe(&err)
+            ),
         }
         *self.last_reload.lock().expect("not poisoned") = Instant::now();
     }
@@ -439,7 +435,10 @@ async fn run_applier(
                 }
             }
             Ok(Opportunity::NoLedger | Opportunity::NothingPending) => {}
-            Err(err) => tracing::warn!("cannot apply webhook events now: {err:#}"),
+            Err(err) => tracing::warn!(
+                "cannot apply webhook events now: {}",
+                crate::exit::describe(&err)
+            ),
         }
         tokio::select! {
             _ = tokio::time::sleep(config.every) => {}
@@ -459,6 +458,7 @@ pub async fn serve_beside(
     ledger_path: &Path,
     listen: &str,
     secret: Option<Secret>,
+    limits: ConnectionLimits,
     client: &Client,
     mut stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
@@ -470,7 +470,7 @@ pub async fn serve_beside(
     let config = ServeConfig {
         ledger_path: ledger_path.to_path_buf(),
         env_secret: secret,
-        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        limits,
         applier: None,
         extra_routes,
     };

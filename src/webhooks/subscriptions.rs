@@ -42,13 +42,13 @@ pub async fn subscribe(
         // The only time payrun shows it: the operator may need it for another receiver.
         println!(
             "secret (shown once; stored for `payrun serve` in {}): {}",
-            spool_path.display(),
+            crate::names::shown(spool_path),
             secret.expose()
         );
     } else {
         println!(
             "secret stored for `payrun serve` in {}",
-            spool_path.display()
+            crate::names::shown(spool_path)
         );
     }
     Ok(())

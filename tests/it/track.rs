@@ -366,11 +366,13 @@ async fn track_exits_69_when_dwolla_cannot_be_reached() {
         .env("DWOLLA_SECRET", "s")
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(69),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(20));
+    // The request that failed is the token's, the first one a fresh process makes.
+    assert!(
+        stderr.contains("payrun: error: cannot reach Dwolla (POST /token): "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("GET /"), "{stderr}");
 }

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use payrun::sim::SimConfig;
@@ -45,12 +47,23 @@ async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
         "broken.csv",
         &std::fs::read(sample("invalid_amounts.csv")).unwrap(),
     );
-    // Still being written: modified just now.
-    std::fs::write(
-        inbox.join("contractors.csv"),
-        "reference,amount,funding_source\nC-1,10.00,",
-    )
-    .unwrap();
+    // Still being written, for longer than the run waits for it to settle.
+    let writing = inbox.join("contractors.csv");
+    std::fs::write(&writing, "reference,amount,funding_source\nC-1,10.00,").unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (done, writing) = (done.clone(), writing.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let mut file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&writing)
+                    .unwrap();
+                std::io::Write::write_all(&mut file, b"f").unwrap();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
     std::fs::write(inbox.join("upload.csv.part"), "reference,amount").unwrap();
 
     let first = env
@@ -60,9 +73,18 @@ async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
             "--inbox",
             inbox.to_str().unwrap(),
             "--stable-seconds",
-            "30",
+            "2",
         ])
         .await;
+    done.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        first
+            .stdout
+            .contains("contractors.csv: left in the inbox for the next run"),
+        "a file still changing is named: {}",
+        first.stdout
+    );
     assert_eq!(
         first.code, 65,
         "an invalid file makes the run exit 65: {first:?}"
@@ -108,7 +130,13 @@ async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
         errors.contains("line 3, amount: \"12.345\" has more than 2 decimal places"),
         "{errors}"
     );
-    assert!(rejected.iter().any(|n| n.ends_with("-broken.csv")));
+    // A rejected file keeps its name behind the Unix time it was rejected at.
+    assert!(
+        rejected.iter().any(|n| n
+            .split_once('-')
+            .is_some_and(|(stamp, rest)| stamp.parse::<i64>().is_ok() && rest == "broken.csv")),
+        "{rejected:?}"
+    );
     let waiting = names_in(&inbox);
     assert!(
         waiting.contains(&"contractors.csv".to_string()),
@@ -137,11 +165,65 @@ async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
     assert!(
         second
             .stdout
-            .contains("contractors.csv: batch 2, 1 payouts"),
+            .contains("contractors.csv: batch 2, 1 payout,"),
         "{}",
         second.stdout
     );
     assert_eq!(env.assert_exactly_once(), 51);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_waits_for_a_file_just_copied_in_and_rejects_links_with_a_reason() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    let inbox = env.work.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    // `cp payroll.csv inbox/` just before the run: inside its stability wait.
+    std::fs::copy(sample("payroll.csv"), inbox.join("payroll.csv")).unwrap();
+    let elsewhere = env.work.file(
+        "elsewhere.csv",
+        "reference,amount,funding_source\nL-1,1.00,fd000000-0000-4000-8000-000000000003\n",
+    );
+    std::os::unix::fs::symlink(&elsewhere, inbox.join("linked.csv")).unwrap();
+    std::fs::create_dir(inbox.join("old files")).unwrap();
+
+    let ran = env
+        .run(&[
+            "run",
+            "--once",
+            "--inbox",
+            inbox.to_str().unwrap(),
+            "--stable-seconds",
+            "2",
+        ])
+        .await;
+    assert_eq!(
+        ran.code, 65,
+        "an entry that is not a file is rejected: {ran:?}"
+    );
+    assert!(
+        ran.stdout.contains("payroll.csv: batch 1, 50 payouts"),
+        "the settling file is taken in the same run: {}",
+        ran.stdout
+    );
+    for (name, kind) in [("linked.csv", "a symbolic link"), ("old files", "a folder")] {
+        assert!(
+            ran.stdout.contains(&format!(
+                "{name}: not taken: it is {kind}, and payrun takes only regular files"
+            )),
+            "{}",
+            ran.stdout
+        );
+        let rejected = names_in(&inbox.join("rejected"));
+        let errors = rejected
+            .iter()
+            .find(|n| n.ends_with(&format!("-{name}.errors.txt")))
+            .unwrap_or_else(|| panic!("no errors file for {name}: {rejected:?}"));
+        let text = std::fs::read_to_string(inbox.join("rejected").join(errors)).unwrap();
+        assert!(text.contains(kind), "{text}");
+    }
+    assert!(!inbox.join("linked.csv").exists());
+    assert!(elsewhere.exists(), "the link's target is left alone");
+    assert_eq!(env.assert_exactly_once(), 50);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,10 +331,12 @@ async fn a_batch_that_needs_approval_is_sent_only_after_approve() {
         "{}",
         ingested.stdout
     );
+    // Waiting for a person is exit 3, the status cron alerts on, with the command to run.
     let held = env.run(&["run", "--once"]).await;
-    assert_eq!(held.code, 0, "{held:?}");
+    assert_eq!(held.code, 3, "{held:?}");
     assert!(
-        held.stdout.contains("batch 1 waits for approval"),
+        held.stdout
+            .contains("batch 1 waits for approval; nothing of it is sent until a person runs `payrun approve 1`"),
         "{}",
         held.stdout
     );
@@ -381,6 +465,12 @@ fn the_demo_runs_the_whole_job_and_ties_out() {
     let started = Instant::now();
     let demo = work.run(&["demo", "--dir", dir.to_str().unwrap()]);
     assert_eq!(demo.code, 0, "{demo:?}");
+    // The demo follows its transfers itself; it must not say a later run will.
+    assert!(
+        !demo.stdout.contains("the next run follows them"),
+        "{}",
+        demo.stdout
+    );
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "well under a minute"

@@ -40,7 +40,7 @@ impl Receiver {
         let config = ServeConfig {
             ledger_path: ledger.to_path_buf(),
             env_secret: env_secret.map(Secret::new),
-            max_body_bytes: 4096,
+            limits: payrun::listener::ConnectionLimits::standard(4096),
             applier: client.map(|client| ApplierConfig {
                 client,
                 track: fast_config(ListMode::Auto),

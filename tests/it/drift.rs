@@ -1,0 +1,122 @@
+//! README and behaviour agree (issue 16 item 8): a batch whose payouts all reached their end
+//! is `settled`; the CSV report carries `email` and `memo`; a `run` without webhooks follows a
+//! transfer it just sent in the next run, not ten minutes later.
+
+use std::time::Duration;
+
+use payrun::sim::SimConfig;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::support::Run;
+use crate::support::SendEnv;
+
+fn with_sim(env: &SendEnv, args: &[&str]) -> std::process::Command {
+    let mut command = env.work.command(args);
+    command
+        .env("DWOLLA_API_URL", env.sim.base_url())
+        .env("DWOLLA_KEY", env.sim.key())
+        .env("DWOLLA_SECRET", env.sim.secret())
+        .env(
+            "PAYRUN_SOURCE_FUNDING_SOURCE",
+            env.sim.source_funding_source(),
+        )
+        .env_remove("PAYRUN_CONFIG");
+    command
+}
+
+async fn run(env: &SendEnv, args: &[&str]) -> Run {
+    let mut command = with_sim(env, args);
+    tokio::task::spawn_blocking(move || Run::from(command.output().unwrap()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_settled_once_every_payout_reached_its_end_and_reports_show_email_and_memo() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    // 2.01 goes straight to processed; 9.99 fails with R01.
+    let file = env.work.file(
+        "pay.csv",
+        "reference,amount,funding_source,email,memo\n\
+         P-1,2.01,fd000000-0000-4000-8000-000000000001,ana@example.com,June bonus\n\
+         P-2,9.99,fd000000-0000-4000-8000-000000000002,,Expenses\n",
+    );
+    let ingested = run(&env, &["ingest", file.to_str().unwrap()]).await;
+    assert_eq!(ingested.code, 0, "{ingested:?}");
+    assert_eq!(env.work.status_json()["batches"][0]["status"], "ready");
+
+    let sent = run(&env, &["send", "--no-progress"]).await;
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert_eq!(env.work.status_json()["batches"][0]["status"], "ready");
+    let tracked = run(
+        &env,
+        &[
+            "track",
+            "--until-settled",
+            "--timeout",
+            "20s",
+            "--poll-every",
+            "20ms",
+        ],
+    )
+    .await;
+    assert_eq!(
+        tracked.code, 3,
+        "the R01 failure needs a person: {tracked:?}"
+    );
+    let status = env.work.status_json();
+    assert_eq!(status["batches"][0]["status"], "settled", "{status}");
+    let shown = run(&env, &["status"]).await;
+    assert!(shown.stdout.contains("settled"), "{}", shown.stdout);
+
+    let report = run(&env, &["report", "--format", "json"]).await;
+    assert!(report.stdout.contains("\"settled\""), "{}", report.stdout);
+    let csv = run(&env, &["report", "--format", "csv"]).await;
+    let mut lines = csv.stdout.trim_start_matches('\u{feff}').lines();
+    assert!(
+        lines.next().unwrap().ends_with(",email,memo"),
+        "{}",
+        csv.stdout
+    );
+    let first = lines.next().unwrap();
+    assert!(
+        first.starts_with("1,pay.csv,2,P-1,") && first.ends_with(",ana@example.com,June bonus"),
+        "{first}"
+    );
+    assert!(lines.next().unwrap().ends_with(",,Expenses"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_follows_a_transfer_it_just_sent_in_its_next_run() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    let inbox = env.work.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    // 1.02 stops at pending, so the transfer is still unsettled after the run.
+    std::fs::write(
+        inbox.join("pay.csv"),
+        "reference,amount,funding_source\nP-1,1.02,fd000000-0000-4000-8000-000000000001\n",
+    )
+    .unwrap();
+    let args = ["run", "--once", "--inbox", inbox.to_str().unwrap()];
+    let ran = run(&env, &[&args[..], &["--stable-seconds", "0"]].concat()).await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(
+        ran.stdout
+            .contains("1 transfer not settled yet; the next run follows them"),
+        "{}",
+        ran.stdout
+    );
+    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
+    let (state, next_poll): (String, String) = conn
+        .query_row("SELECT state, next_poll_at FROM payouts", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(state, "submitted");
+    let due_in = OffsetDateTime::parse(&next_poll, &Rfc3339).unwrap() - OffsetDateTime::now_utc();
+    assert!(
+        due_in <= Duration::from_secs(60),
+        "a run from a 5-minute crontab must find it due; it is due in {due_in}"
+    );
+}
