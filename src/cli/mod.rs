@@ -19,6 +19,7 @@ mod ingest;
 mod outcome;
 mod payday;
 mod payees;
+mod pipe;
 mod plan;
 mod reconcile;
 mod report;
@@ -142,6 +143,7 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
+    pipe::exit_quietly_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -213,6 +215,7 @@ fn dispatch(
 fn report_outcome(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(status) => exit::code(status),
+        Err(err) if pipe::is_broken_pipe(&err) => exit::code(exit::OK),
         Err(err) => match err.downcast::<Failure>() {
             Ok(failure) => {
                 eprintln!("payrun: error: {}", failure.message);

@@ -319,3 +319,26 @@ fn a_report_into_a_missing_folder_names_the_file_asked_for() {
         run.stderr
     );
 }
+
+/// `payrun status | head -1`: the reader goes away before payrun writes. As xsv does, that is
+/// a quiet exit 0, not a panic in `println!` (exit 101) or an error message.
+#[test]
+fn a_reader_that_stops_early_is_a_quiet_exit_0() {
+    let work = Workdir::new();
+    let payroll = crate::support::sample("payroll.csv");
+    assert_eq!(work.run(&["ingest", payroll.to_str().unwrap()]).code, 0);
+    for args in [&["status"][..], &["report", "--format", "csv"][..]] {
+        let mut child = work
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the child, still starting up, writes anything.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
