@@ -284,7 +284,7 @@ impl Client {
             cursor: None,
         };
         let mut found = Vec::new();
-        let mut seen_pages = std::collections::HashSet::new();
+        let mut guard = super::paging::LoopGuard::new("transfer list");
         loop {
             let page = self.list_account_transfers(account_id, &query).await?;
             found.extend(
@@ -293,13 +293,9 @@ impl Client {
                     .filter(|t| t.correlation_id.as_deref() == Some(correlation_id)),
             );
             match page.next {
-                Some(next) if seen_pages.insert(next.clone()) => query.cursor = Some(next),
                 Some(next) => {
-                    return Err(DwollaError::Decode {
-                        status: 200,
-                        detail: format!("the transfer list links back to {next}"),
-                        request_id: None,
-                    });
+                    guard.follow(&next)?;
+                    query.cursor = Some(next);
                 }
                 None => break,
             }

@@ -163,16 +163,12 @@ async fn look_up(run: &Run, payout: &DuePayout, why: &str) -> Settled {
             let transfer_url = transfer
                 .self_url()
                 .map_or_else(|| run.client.transfer_url(&transfer.id), str::to_string);
-            match transfer.status.as_str().parse::<TransferStatus>() {
-                Ok(status) => Final(SendOutcome::Found {
-                    transfer_url,
-                    status,
-                }),
-                Err(_) => Final(SendOutcome::Found {
-                    transfer_url,
-                    status: TransferStatus::Created,
-                }),
-            }
+            // A status payrun does not know still proves the transfer exists.
+            let status = transfer.status.known().unwrap_or(TransferStatus::Created);
+            Final(SendOutcome::Found {
+                transfer_url,
+                status,
+            })
         }
         Ok(None) => Final(SendOutcome::GaveUp {
             reason: format!(
