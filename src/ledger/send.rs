@@ -199,81 +199,16 @@ impl Ledger {
         let tx = self.conn.transaction().map_err(err)?;
         for recorded in outcomes {
             let id = recorded.payout_id;
-            let (event, reason, source) = match &recorded.outcome {
-                SendOutcome::Created { transfer_url } => (
-                    Event::TransferCreated,
-                    format!("created {transfer_url}"),
-                    "send",
-                ),
-                SendOutcome::Refused {
-                    code,
-                    message,
-                    path,
-                } => (
-                    Event::RequestRefused,
-                    match path {
-                        Some(path) => format!("{code}: {message} ({path})"),
-                        None => format!("{code}: {message}"),
-                    },
-                    "send",
-                ),
-                SendOutcome::RetryLater { reason, .. } => {
-                    (Event::SubmitStarted, reason.clone(), "send")
-                }
-                SendOutcome::GaveUp { reason } => (Event::GaveUp, reason.clone(), "send"),
-                SendOutcome::Found {
-                    transfer_url,
-                    status,
-                } => (
-                    Event::TransferObserved(*status),
-                    format!("found {transfer_url} by correlation id"),
-                    "lookup",
-                ),
+            let (event, reason, source) = transition_of(&recorded.outcome);
+            let provenance = Provenance {
+                source,
+                reason: Some(&reason),
             };
-            apply(
-                &tx,
-                id,
-                event,
-                now,
-                Provenance {
-                    source,
-                    reason: Some(&reason),
-                },
-            )
-            .map_err(|e| apply_error(&path, e))?;
-            let attempts = recorded.attempts;
-            let (sql, fields): (&str, Vec<Option<&str>>) = match &recorded.outcome {
-                SendOutcome::Created { transfer_url } => (
-                    "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = NULL, transfer_url = ?4,
-                         transfer_status = COALESCE(transfer_status, 'created')
-                     WHERE id = ?1",
-                    vec![Some(transfer_url)],
-                ),
-                SendOutcome::Found { transfer_url, status } => (
-                    "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = NULL, transfer_url = ?4,
-                         transfer_status = ?5
-                     WHERE id = ?1",
-                    vec![Some(transfer_url), Some(status.as_str())],
-                ),
-                SendOutcome::Refused { code, message, path } => (
-                    "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = NULL, failure_code = ?4,
-                         failure_description = ?5, failure_path = ?6
-                     WHERE id = ?1",
-                    vec![Some(code), Some(message), path.as_deref()],
-                ),
-                SendOutcome::RetryLater { retry_at, .. } => (
-                    "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = ?4 WHERE id = ?1",
-                    vec![Some(retry_at)],
-                ),
-                SendOutcome::GaveUp { reason } => (
-                    "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = NULL, failure_description = ?4
-                     WHERE id = ?1",
-                    vec![Some(reason)],
-                ),
-            };
+            apply(&tx, id, event, now, provenance).map_err(|e| apply_error(&path, e))?;
+            let (sql, fields) = columns_of(&recorded.outcome);
             let mut stmt = tx.prepare_cached(sql).map_err(err)?;
             stmt.raw_bind_parameter(1, id).map_err(err)?;
-            stmt.raw_bind_parameter(2, attempts).map_err(err)?;
+            stmt.raw_bind_parameter(2, recorded.attempts).map_err(err)?;
             stmt.raw_bind_parameter(3, now).map_err(err)?;
             for (offset, field) in fields.iter().enumerate() {
                 stmt.raw_bind_parameter(4 + offset, field).map_err(err)?;
@@ -302,6 +237,73 @@ impl Ledger {
             }
         }
         Ok(counts)
+    }
+}
+
+/// The transition an outcome makes, with the reason and source its history row records.
+fn transition_of(outcome: &SendOutcome) -> (Event, String, &'static str) {
+    match outcome {
+        SendOutcome::Created { transfer_url } => (
+            Event::TransferCreated,
+            format!("created {transfer_url}"),
+            "send",
+        ),
+        SendOutcome::Refused {
+            code,
+            message,
+            path,
+        } => (
+            Event::RequestRefused,
+            match path {
+                Some(path) => format!("{code}: {message} ({path})"),
+                None => format!("{code}: {message}"),
+            },
+            "send",
+        ),
+        SendOutcome::RetryLater { reason, .. } => (Event::SubmitStarted, reason.clone(), "send"),
+        SendOutcome::GaveUp { reason } => (Event::GaveUp, reason.clone(), "send"),
+        SendOutcome::Found {
+            transfer_url,
+            status,
+        } => (
+            Event::TransferObserved(*status),
+            format!("found {transfer_url} by correlation id"),
+            "lookup",
+        ),
+    }
+}
+
+/// The update of a payout's columns for an outcome: `?1` id, `?2` attempts, `?3` now, then
+/// the outcome's own fields from `?4` on.
+fn columns_of(outcome: &SendOutcome) -> (&'static str, Vec<Option<&str>>) {
+    match outcome {
+        SendOutcome::Created { transfer_url } => (
+            "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = NULL, transfer_url = ?4,
+                 transfer_status = COALESCE(transfer_status, 'created')
+             WHERE id = ?1",
+            vec![Some(transfer_url)],
+        ),
+        SendOutcome::Found { transfer_url, status } => (
+            "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = NULL, transfer_url = ?4,
+                 transfer_status = ?5
+             WHERE id = ?1",
+            vec![Some(transfer_url), Some(status.as_str())],
+        ),
+        SendOutcome::Refused { code, message, path } => (
+            "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = NULL, failure_code = ?4,
+                 failure_description = ?5, failure_path = ?6
+             WHERE id = ?1",
+            vec![Some(code), Some(message), path.as_deref()],
+        ),
+        SendOutcome::RetryLater { retry_at, .. } => (
+            "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = ?4 WHERE id = ?1",
+            vec![Some(retry_at)],
+        ),
+        SendOutcome::GaveUp { reason } => (
+            "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = NULL, failure_description = ?4
+             WHERE id = ?1",
+            vec![Some(reason)],
+        ),
     }
 }
 

@@ -59,23 +59,8 @@ async fn submit_until_settled(
     outcomes: &mpsc::Sender<RecordedOutcome>,
 ) -> Settled {
     let config = &run.config;
-    if key_expired(payout, run) {
-        // Dwolla may have forgotten the key: a resend could create a second transfer.
-        return look_up(
-            run,
-            payout,
-            "the idempotency key is older than Dwolla keeps it",
-        )
-        .await;
-    }
-    if let Some(wait) = time_until_due(payout) {
-        // A backoff an earlier (perhaps killed) run planned: honour it, then send.
-        run.counters.retrying.fetch_add(1, Ordering::Relaxed);
-        let stopped = wait_unless_stopped(run, wait).await;
-        run.counters.retrying.fetch_sub(1, Ordering::Relaxed);
-        if stopped {
-            return Deferred("stopped before its planned retry".into());
-        }
+    if let Some(settled) = before_first_post(run, payout).await {
+        return settled;
     }
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(config.backoff_min)
@@ -90,65 +75,110 @@ async fn submit_until_settled(
         }
         *attempts += 1;
         attempts_this_run += 1;
-        run.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        let result = run
-            .client
-            .create_transfer(&payout.idempotency_key, body)
-            .await;
-        run.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let error = match result {
-            Ok(created) => {
-                return Final(SendOutcome::Created {
-                    transfer_url: created.location,
-                });
-            }
-            Err(error) => error,
+        let (reason, after) = match post_once(run, payout, body).await {
+            Posted::Settled(settled) => return settled,
+            Posted::Unknown { reason, after } => (reason, after),
         };
-        let disposition = error.disposition();
-        if super::is_unauthorized(disposition) {
-            run.note_unauthorized(error.to_string());
-            return Deferred(format!("Dwolla refused payrun's credentials: {error}"));
-        }
-        let Disposition::Retry { after } = disposition else {
-            return Final(refused(&error));
-        };
-        let reason = error.to_string();
-        run.counters.retrying.fetch_add(1, Ordering::Relaxed);
         if *attempts >= config.max_attempts || elapsed_since_first(payout) >= config.give_up_after {
-            run.counters.retrying.fetch_sub(1, Ordering::Relaxed);
             let why = format!(
                 "no definite answer after {} attempts (last: {reason})",
                 *attempts
             );
             return look_up(run, payout, &why).await;
         }
+        if attempts_this_run >= config.attempts_per_run || *run.stopping.borrow() {
+            return Deferred(reason);
+        }
         let delay = delays
             .next()
             .unwrap_or(config.backoff_max)
             .max(after.unwrap_or_default());
-        if attempts_this_run >= config.attempts_per_run || *run.stopping.borrow() {
-            run.counters.retrying.fetch_sub(1, Ordering::Relaxed);
-            return Deferred(reason);
-        }
-        // Persist the next attempt time first, so that a crash while waiting keeps the plan.
-        let retry_at = ledger::timestamp(OffsetDateTime::now_utc() + delay);
-        let planned = SendOutcome::RetryLater {
-            retry_at,
-            reason: reason.clone(),
-        };
-        let _ = outcomes
-            .send(RecordedOutcome {
-                payout_id: payout.id,
-                attempts: *attempts,
-                outcome: planned,
-            })
-            .await;
-        let stopped = wait_unless_stopped(run, delay).await;
-        run.counters.retrying.fetch_sub(1, Ordering::Relaxed);
-        if stopped {
+        if wait_for_retry(run, payout, *attempts, delay, &reason, outcomes).await {
             return Deferred(reason);
         }
     }
+}
+
+/// What must happen before a payout's first POST of this run: a lookup instead when Dwolla
+/// may have forgotten its key, or a wait for the retry an earlier (perhaps killed) run planned.
+async fn before_first_post(run: &Run, payout: &DuePayout) -> Option<Settled> {
+    if key_expired(payout, run) {
+        // Dwolla may have forgotten the key: a resend could create a second transfer.
+        let why = "the idempotency key is older than Dwolla keeps it";
+        return Some(look_up(run, payout, why).await);
+    }
+    let wait = time_until_due(payout)?;
+    run.counters.retrying.fetch_add(1, Ordering::Relaxed);
+    let stopped = wait_unless_stopped(run, wait).await;
+    run.counters.retrying.fetch_sub(1, Ordering::Relaxed);
+    stopped.then(|| Deferred("stopped before its planned retry".into()))
+}
+
+enum Posted {
+    Settled(Settled),
+    /// The outcome is unknown: resend the same bytes, not before `after` when given.
+    Unknown {
+        reason: String,
+        after: Option<Duration>,
+    },
+}
+
+/// One POST of the payout's committed bytes with its key.
+async fn post_once(run: &Run, payout: &DuePayout, body: &[u8]) -> Posted {
+    run.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+    let result = run
+        .client
+        .create_transfer(&payout.idempotency_key, body)
+        .await;
+    run.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let error = match result {
+        Ok(created) => {
+            return Posted::Settled(Final(SendOutcome::Created {
+                transfer_url: created.location,
+            }));
+        }
+        Err(error) => error,
+    };
+    let disposition = error.disposition();
+    if super::is_unauthorized(disposition) {
+        run.note_unauthorized(error.to_string());
+        let reason = format!("Dwolla refused payrun's credentials: {error}");
+        return Posted::Settled(Deferred(reason));
+    }
+    match disposition {
+        Disposition::Retry { after } => Posted::Unknown {
+            reason: error.to_string(),
+            after,
+        },
+        _ => Posted::Settled(Final(refused(&error))),
+    }
+}
+
+/// Persists the next attempt time, then waits for it; returns whether the run was asked to
+/// stop meanwhile. Persisting first means a crash while waiting keeps the plan.
+async fn wait_for_retry(
+    run: &Run,
+    payout: &DuePayout,
+    attempts: u32,
+    delay: Duration,
+    reason: &str,
+    outcomes: &mpsc::Sender<RecordedOutcome>,
+) -> bool {
+    run.counters.retrying.fetch_add(1, Ordering::Relaxed);
+    let planned = SendOutcome::RetryLater {
+        retry_at: ledger::timestamp(OffsetDateTime::now_utc() + delay),
+        reason: reason.to_string(),
+    };
+    let _ = outcomes
+        .send(RecordedOutcome {
+            payout_id: payout.id,
+            attempts,
+            outcome: planned,
+        })
+        .await;
+    let stopped = wait_unless_stopped(run, delay).await;
+    run.counters.retrying.fetch_sub(1, Ordering::Relaxed);
+    stopped
 }
 
 /// Settles a payout whose outcome payrun cannot learn by resending: find its transfer by the
