@@ -24,7 +24,7 @@ use crate::ledger::{
 };
 use crate::money::Cents;
 use crate::payday::{DefaultPayDate, Schedule, SendPolicy};
-use row::{FieldError, Layout, Limits};
+use row::{FieldError, Layout, Limits, ValidRow};
 
 /// After this many lines the duplicate check sizes its table for the whole file.
 const ROWS_BEFORE_ESTIMATE: u64 = 1000;
@@ -564,6 +564,123 @@ impl ParsedRows {
     fn is_acceptable(&self, options: &IngestOptions) -> bool {
         self.n_payouts > 0 && (self.n_bad_rows == 0 || options.allow_partial)
     }
+
+    /// Counts and hashes a valid row and queues it for the writer.
+    #[inline]
+    fn accept(
+        &mut self,
+        valid: &ValidRow<'_>,
+        line: u64,
+        outbox: &mut RowOutbox<'_>,
+    ) -> Result<(), ParseError> {
+        hash_record(&mut self.records, valid);
+        outbox.push(line, valid);
+        self.n_payouts += 1;
+        self.total = self
+            .total
+            .checked_add(valid.amount)
+            .ok_or_else(|| ParseError::Read(std::io::Error::other("the file's total overflows")))?;
+        outbox.send_if_full()
+    }
+
+    /// Counts a refused row, records it as rejected under `--allow-partial`, and lists its
+    /// problems.
+    fn reject(
+        &mut self,
+        line: u64,
+        row_errors: Vec<FieldError>,
+        allow_partial: bool,
+        outbox: &RowOutbox<'_>,
+        errors: &mut ErrorList<'_>,
+    ) -> Result<(), ParseError> {
+        self.n_bad_rows += 1;
+        if allow_partial {
+            let joined = row_errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            outbox.send(ToWriter::Rejected {
+                line,
+                errors: joined,
+            })?;
+        }
+        for problem in row_errors {
+            errors.push(line, problem);
+        }
+        Ok(())
+    }
+}
+
+/// The parser's end of the channel to the writer, with the valid rows not sent yet.
+struct RowOutbox<'a> {
+    batch_key: &'a str,
+    to_writer: &'a mpsc::SyncSender<ToWriter>,
+    recycled: &'a mpsc::Receiver<RowBuffer>,
+    buffer: RowBuffer,
+    /// Reused for each row's metadata object.
+    metadata_json: String,
+}
+
+impl RowOutbox<'_> {
+    fn send(&self, message: ToWriter) -> Result<(), ParseError> {
+        self.to_writer
+            .send(message)
+            .map_err(|_| ParseError::WriterGone)
+    }
+
+    /// The reference of the valid row at `line`: from the rows not sent yet, or else from the
+    /// writer.
+    fn reference_at_line(&self, line: u64) -> Result<Option<String>, ParseError> {
+        match self.buffer.reference_at_line(line) {
+            Some(reference) => Ok(Some(reference.to_string())),
+            None => {
+                let (reply, answer) = mpsc::sync_channel(1);
+                self.send(ToWriter::ReferenceAt { line, reply })?;
+                answer
+                    .recv()
+                    .map_err(|_| ParseError::WriterGone)?
+                    .map_err(ParseError::Ledger)
+            }
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, line: u64, valid: &ValidRow<'_>) {
+        write_json_object(&mut self.metadata_json, valid.metadata.as_slice());
+        self.buffer.push(
+            self.batch_key,
+            &NewPayout {
+                line,
+                reference: valid.reference,
+                destination: &valid.destination,
+                amount: valid.amount,
+                name: valid.name,
+                email: valid.email,
+                memo: valid.memo,
+                metadata: (!self.metadata_json.is_empty()).then_some(self.metadata_json.as_str()),
+            },
+        );
+    }
+
+    /// Hands a full buffer to the writer, taking a recycled one (or a new one) in its place.
+    #[inline]
+    fn send_if_full(&mut self) -> Result<(), ParseError> {
+        if self.buffer.len() >= ROWS_PER_BUFFER {
+            let next = self.recycled.try_recv().unwrap_or_default();
+            let full = std::mem::replace(&mut self.buffer, next);
+            self.send(ToWriter::Rows(full))?;
+        }
+        Ok(())
+    }
+
+    fn flush(mut self) -> Result<(), ParseError> {
+        if !self.buffer.is_empty() {
+            let rest = std::mem::take(&mut self.buffer);
+            self.send(ToWriter::Rows(rest))?;
+        }
+        Ok(())
+    }
 }
 
 /// Validates every row after the header, sending valid ones (and, under `--allow-partial`, the
@@ -579,11 +696,15 @@ fn parse_rows(
     to_writer: &mpsc::SyncSender<ToWriter>,
     recycled: &mpsc::Receiver<RowBuffer>,
 ) -> Result<ParsedRows, ParseError> {
-    let send = |message| to_writer.send(message).map_err(|_| ParseError::WriterGone);
     let mut record = csv::ByteRecord::new();
-    let mut buffer = RowBuffer::default();
+    let mut outbox = RowOutbox {
+        batch_key,
+        to_writer,
+        recycled,
+        buffer: RowBuffer::default(),
+        metadata_json: String::new(),
+    };
     let mut seen = SeenReferences::default();
-    let mut metadata_json = String::new();
     let mut parsed = ParsedRows {
         n_payouts: 0,
         total: Cents::ZERO,
@@ -597,41 +718,16 @@ fn parse_rows(
     {
         let line = record.position().map_or(0, |p| p.line());
         if parsed.n_payouts + parsed.n_bad_rows == ROWS_BEFORE_ESTIMATE {
-            let bytes_so_far = record.position().map_or(0, |p| p.byte()).max(1);
-            let estimate = file_size.saturating_mul(ROWS_BEFORE_ESTIMATE) / bytes_so_far;
-            seen.reserve((estimate + estimate / 20) as usize);
+            reserve_for_estimate(&mut seen, &record, file_size);
         }
-        let mut row_errors = Vec::new();
-        let valid = match layout.validate(&record, options.limits) {
-            Ok(valid) => Some(valid),
-            Err(problems) => {
-                row_errors = problems;
-                None
-            }
+        let (valid, mut row_errors) = match layout.validate(&record, options.limits) {
+            Ok(valid) => (Some(valid), Vec::new()),
+            Err(problems) => (None, problems),
         };
-        if let Some(reference) = layout.reference(&record) {
-            let mut lookup = |earlier: u64| match buffer.reference_at_line(earlier) {
-                Some(reference) => Ok(Some(reference.to_string())),
-                None => {
-                    let (reply, answer) = mpsc::sync_channel(1);
-                    send(ToWriter::ReferenceAt {
-                        line: earlier,
-                        reply,
-                    })?;
-                    answer
-                        .recv()
-                        .map_err(|_| ParseError::WriterGone)?
-                        .map_err(ParseError::Ledger)
-                }
-            };
-            if let Some(first_line) =
-                seen.first_use(reference, line, valid.is_some(), &mut lookup)?
-            {
-                row_errors.push(FieldError {
-                    column: Some("reference".to_string()),
-                    message: format!("{reference:?} is already used on line {first_line}"),
-                });
-            }
+        if let Some(problem) =
+            reused_reference(layout, &record, line, valid.is_some(), &mut seen, &outbox)?
+        {
+            row_errors.push(problem);
         }
         if let Some(date) = valid.as_ref().and_then(|valid| valid.pay_date)
             && let Some(problem) = one_pay_date(&mut parsed.pay_date, date, line)
@@ -639,54 +735,40 @@ fn parse_rows(
             row_errors.push(problem);
         }
         match valid {
-            Some(valid) if row_errors.is_empty() => {
-                hash_record(&mut parsed.records, &valid);
-                write_json_object(&mut metadata_json, valid.metadata.as_slice());
-                buffer.push(
-                    batch_key,
-                    &NewPayout {
-                        line,
-                        reference: valid.reference,
-                        destination: &valid.destination,
-                        amount: valid.amount,
-                        name: valid.name,
-                        email: valid.email,
-                        memo: valid.memo,
-                        metadata: (!metadata_json.is_empty()).then_some(metadata_json.as_str()),
-                    },
-                );
-                parsed.n_payouts += 1;
-                parsed.total = parsed.total.checked_add(valid.amount).ok_or_else(|| {
-                    ParseError::Read(std::io::Error::other("the file's total overflows"))
-                })?;
-                if buffer.len() >= ROWS_PER_BUFFER {
-                    let next = recycled.try_recv().unwrap_or_default();
-                    send(ToWriter::Rows(std::mem::replace(&mut buffer, next)))?;
-                }
-            }
-            _ => {
-                parsed.n_bad_rows += 1;
-                if options.allow_partial {
-                    let joined = row_errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    send(ToWriter::Rejected {
-                        line,
-                        errors: joined,
-                    })?;
-                }
-                for problem in row_errors {
-                    errors.push(line, problem);
-                }
-            }
+            Some(valid) if row_errors.is_empty() => parsed.accept(&valid, line, &mut outbox)?,
+            _ => parsed.reject(line, row_errors, options.allow_partial, &outbox, errors)?,
         }
     }
-    if !buffer.is_empty() {
-        send(ToWriter::Rows(buffer))?;
-    }
+    outbox.flush()?;
     Ok(parsed)
+}
+
+/// Sizes the duplicate check for the whole file, from how many bytes the first rows took.
+fn reserve_for_estimate(seen: &mut SeenReferences, record: &csv::ByteRecord, file_size: u64) {
+    let bytes_so_far = record.position().map_or(0, |p| p.byte()).max(1);
+    let estimate = file_size.saturating_mul(ROWS_BEFORE_ESTIMATE) / bytes_so_far;
+    seen.reserve((estimate + estimate / 20) as usize);
+}
+
+/// Records this row's reference and returns the problem when an earlier row used it.
+#[inline]
+fn reused_reference(
+    layout: &Layout,
+    record: &csv::ByteRecord,
+    line: u64,
+    row_is_valid: bool,
+    seen: &mut SeenReferences,
+    outbox: &RowOutbox<'_>,
+) -> Result<Option<FieldError>, ParseError> {
+    let Some(reference) = layout.reference(record) else {
+        return Ok(None);
+    };
+    let mut lookup = |earlier: u64| outbox.reference_at_line(earlier);
+    let first_line = seen.first_use(reference, line, row_is_valid, &mut lookup)?;
+    Ok(first_line.map(|first_line| FieldError {
+        column: Some("reference".to_string()),
+        message: format!("{reference:?} is already used on line {first_line}"),
+    }))
 }
 
 /// Keeps the first pay date of a file and refuses another one.

@@ -102,8 +102,27 @@ enum Destination {
 /// Reads the header row. Names are matched case-insensitively after trimming; a UTF-8 BOM on
 /// the first name is dropped. Unknown, repeated and missing columns are all reported.
 pub fn parse_header(fields: &[&[u8]]) -> Result<Layout, Vec<FieldError>> {
-    let mut columns = Vec::with_capacity(fields.len());
     let mut errors = Vec::new();
+    let columns = header_columns(fields, &mut errors);
+    check_metadata_count(&columns, &mut errors);
+    let reference = required_position(&columns, &Column::Reference, &mut errors);
+    let amount = required_position(&columns, &Column::Amount, &mut errors);
+    let destination = header_destination(&columns, &mut errors);
+    if errors.is_empty() {
+        Ok(Layout {
+            columns,
+            reference,
+            amount,
+            destination,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The header's columns in file order, with a problem for each name that is not one.
+fn header_columns(fields: &[&[u8]], errors: &mut Vec<FieldError>) -> Vec<Column> {
+    let mut columns = Vec::with_capacity(fields.len());
     for (index, raw) in fields.iter().enumerate() {
         let raw = if index == 0 {
             raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
@@ -133,6 +152,10 @@ pub fn parse_header(fields: &[&[u8]]) -> Result<Layout, Vec<FieldError>> {
             }),
         }
     }
+    columns
+}
+
+fn check_metadata_count(columns: &[Column], errors: &mut Vec<FieldError>) {
     let n_metadata = columns
         .iter()
         .filter(|c| matches!(c, Column::Metadata(_)))
@@ -145,21 +168,25 @@ pub fn parse_header(fields: &[&[u8]]) -> Result<Layout, Vec<FieldError>> {
             ),
         });
     }
-    let position = |wanted: &Column, errors: &mut Vec<FieldError>| {
-        let found = columns.iter().position(|c| c == wanted);
-        if found.is_none() {
-            errors.push(FieldError {
-                column: None,
-                message: format!("required column {:?} is missing", wanted.name()),
-            });
-        }
-        found.unwrap_or(0)
-    };
-    let reference = position(&Column::Reference, &mut errors);
-    let amount = position(&Column::Amount, &mut errors);
+}
+
+/// Where `wanted` sits, or a problem (and a placeholder 0, never used) when it is missing.
+fn required_position(columns: &[Column], wanted: &Column, errors: &mut Vec<FieldError>) -> usize {
+    let found = columns.iter().position(|c| c == wanted);
+    if found.is_none() {
+        errors.push(FieldError {
+            column: None,
+            message: format!("required column {:?} is missing", wanted.name()),
+        });
+    }
+    found.unwrap_or(0)
+}
+
+/// How the file names destinations: by `funding_source` or by `payee`, exactly one of them.
+fn header_destination(columns: &[Column], errors: &mut Vec<FieldError>) -> Destination {
     let funding_source = columns.iter().position(|c| *c == Column::FundingSource);
     let payee = columns.iter().position(|c| *c == Column::Payee);
-    let destination = match (funding_source, payee) {
+    match (funding_source, payee) {
         (Some(column), None) => Destination::FundingSource(column),
         (None, Some(column)) => Destination::Payee {
             column,
@@ -181,16 +208,6 @@ pub fn parse_header(fields: &[&[u8]]) -> Result<Layout, Vec<FieldError>> {
             });
             Destination::FundingSource(0)
         }
-    };
-    if errors.is_empty() {
-        Ok(Layout {
-            columns,
-            reference,
-            amount,
-            destination,
-        })
-    } else {
-        Err(errors)
     }
 }
 
@@ -311,24 +328,66 @@ impl Layout {
         record: &'r ByteRecord,
         limits: Limits,
     ) -> Result<ValidRow<'r>, Vec<FieldError>> {
-        if record.len() != self.columns.len() || record.len() > MAX_COLUMNS {
-            let blank = record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace);
-            let message = if blank {
-                "the row is blank".to_string()
-            } else {
-                format!(
-                    "the row has {} fields, the header has {}",
-                    record.len(),
-                    self.columns.len()
-                )
-            };
-            return Err(vec![FieldError {
-                column: None,
-                message,
-            }]);
+        if let Some(error) = self.field_count_error(record) {
+            return Err(vec![error]);
         }
         let mut errors = Vec::new();
         let mut texts = [""; MAX_COLUMNS];
+        self.field_texts(record, &mut texts, &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let reference = texts[self.reference];
+        check_reference(reference, &mut errors);
+        let amount = parse_amount(texts[self.amount], limits, &mut errors);
+        let destination = self.destination(&texts, &mut errors);
+        let optional = self.optional_fields(&texts, &mut errors);
+        match (errors.is_empty(), amount, destination) {
+            (true, Some(amount), Some(destination)) => Ok(ValidRow {
+                reference,
+                amount,
+                destination,
+                name: optional.name,
+                email: optional.email,
+                memo: optional.memo,
+                metadata: optional.metadata,
+                pay_date: optional.pay_date,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// The problem with a row whose field count does not match the header's.
+    #[inline]
+    fn field_count_error(&self, record: &ByteRecord) -> Option<FieldError> {
+        if record.len() == self.columns.len() && record.len() <= MAX_COLUMNS {
+            return None;
+        }
+        let blank = record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace);
+        let message = if blank {
+            "the row is blank".to_string()
+        } else {
+            format!(
+                "the row has {} fields, the header has {}",
+                record.len(),
+                self.columns.len()
+            )
+        };
+        Some(FieldError {
+            column: None,
+            message,
+        })
+    }
+
+    /// Fills `texts` with each field's trimmed text, or reports the fields that are not UTF-8.
+    /// The record must have one field per column (and so at most [`MAX_COLUMNS`]).
+    #[inline]
+    fn field_texts<'r>(
+        &self,
+        record: &'r ByteRecord,
+        texts: &mut [&'r str; MAX_COLUMNS],
+        errors: &mut Vec<FieldError>,
+    ) {
         // One UTF-8 check over the whole record instead of one per field; a field is then
         // valid exactly when it starts and ends on character boundaries, which `str::get`
         // checks. Only a record with a problem is checked field by field, to name the column.
@@ -346,176 +405,204 @@ impl Layout {
                 )),
             }
         }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+    }
 
-        let reference = texts[self.reference];
-        if reference.is_empty() {
-            errors.push(field_error(
-                &Column::Reference,
-                "is empty; every payout needs a reference",
-            ));
-        } else if longer_than(reference, MAX_REFERENCE_LEN) {
-            errors.push(field_error(
-                &Column::Reference,
-                format!("is longer than {MAX_REFERENCE_LEN} characters"),
-            ));
-        } else if reference.chars().any(char::is_control) {
-            errors.push(field_error(
-                &Column::Reference,
-                "contains a control character",
-            ));
-        }
-
-        let amount_text = texts[self.amount];
-        let amount = match Cents::parse_payout_amount(amount_text) {
-            Ok(amount) if amount > limits.max_amount => {
-                errors.push(field_error(
-                    &Column::Amount,
-                    format!(
-                        "{amount_text:?} is above the per-payout maximum of {}",
-                        limits.max_amount
-                    ),
-                ));
-                None
-            }
-            Ok(amount) => Some(amount),
-            Err(AmountError::Empty) => {
-                errors.push(field_error(
-                    &Column::Amount,
-                    "is empty; every payout needs an amount",
-                ));
-                None
-            }
-            Err(err) => {
-                errors.push(field_error(
-                    &Column::Amount,
-                    format!("{amount_text:?} {err}"),
-                ));
-                None
-            }
-        };
-
-        let destination = match &self.destination {
-            Destination::FundingSource(column) => {
-                let funding_source_text = texts[*column];
-                if funding_source_text.is_empty() {
-                    errors.push(field_error(
-                        &Column::FundingSource,
-                        "is empty; every payout needs a destination",
-                    ));
-                    None
-                } else {
-                    let id = funding_source_id(funding_source_text);
-                    if id.is_none() {
-                        errors.push(field_error(
-                            &Column::FundingSource,
-                            format!(
-                                "{funding_source_text:?} is not a Dwolla funding source id (a UUID) or URL (.../funding-sources/<id>)"
-                            ),
-                        ));
-                    }
-                    id
-                }
-            }
+    /// The row's funding source id, from its `funding_source` field or its payee's entry in
+    /// the payee directory.
+    #[inline]
+    fn destination<'r>(
+        &'r self,
+        texts: &[&'r str; MAX_COLUMNS],
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Cow<'r, str>> {
+        match &self.destination {
+            Destination::FundingSource(column) => funding_source(texts[*column], errors),
             Destination::Payee {
                 column,
                 funding_sources,
-            } => {
-                let payee = texts[*column];
-                if payee.is_empty() {
-                    errors.push(field_error(
-                        &Column::Payee,
-                        "is empty; every payout needs a destination",
-                    ));
-                    None
-                } else if let Some(id) = funding_sources.get(payee) {
-                    Some(Cow::Borrowed(id.as_str()))
-                } else {
-                    errors.push(field_error(
-                        &Column::Payee,
-                        format!(
-                            "{payee:?} is not in the payee directory, or has no funding source there (its import did not finish, or the funding source was removed); see `payrun payees list`"
-                        ),
-                    ));
-                    None
-                }
-            }
-        };
+            } => payee_funding_source(texts[*column], funding_sources, errors),
+        }
+    }
 
-        let mut name = None;
-        let mut email = None;
-        let mut memo = None;
-        let mut metadata = MetadataPairs::default();
-        let mut pay_date = None;
-        for (column, text) in self.columns.iter().zip(&texts) {
-            let text = *text;
-            let optional = (!text.is_empty()).then_some(text);
-            match column {
-                Column::Currency => {
-                    if !text.is_empty() && !text.eq_ignore_ascii_case("USD") {
-                        errors.push(field_error(
-                            column,
-                            format!("{text:?} is not supported; payrun pays USD only"),
-                        ));
-                    }
-                }
-                Column::Name | Column::Memo if longer_than(text, MAX_TEXT_LEN) => {
+    /// The columns a payout may leave out, checked in column order.
+    #[inline]
+    fn optional_fields<'r>(
+        &'r self,
+        texts: &[&'r str; MAX_COLUMNS],
+        errors: &mut Vec<FieldError>,
+    ) -> OptionalFields<'r> {
+        let mut fields = OptionalFields::default();
+        for (column, text) in self.columns.iter().zip(texts) {
+            fields.check(column, text, errors);
+        }
+        fields
+    }
+}
+
+/// A row's optional fields, as far as they are present and valid.
+#[derive(Default)]
+struct OptionalFields<'r> {
+    name: Option<&'r str>,
+    email: Option<&'r str>,
+    memo: Option<&'r str>,
+    metadata: MetadataPairs<'r>,
+    pay_date: Option<time::Date>,
+}
+
+impl<'r> OptionalFields<'r> {
+    /// Keeps `text` as `column`'s value, or reports why it cannot be; required columns are
+    /// checked elsewhere and ignored here.
+    #[inline]
+    fn check(&mut self, column: &'r Column, text: &'r str, errors: &mut Vec<FieldError>) {
+        let optional = (!text.is_empty()).then_some(text);
+        match column {
+            Column::Currency => {
+                if !text.is_empty() && !text.eq_ignore_ascii_case("USD") {
                     errors.push(field_error(
                         column,
-                        format!("is longer than {MAX_TEXT_LEN} characters"),
+                        format!("{text:?} is not supported; payrun pays USD only"),
                     ));
                 }
-                Column::Name => name = optional,
-                Column::Memo => memo = optional,
-                Column::Email => {
-                    if let Some(text) = optional {
-                        if looks_like_email(text) {
-                            email = Some(text);
-                        } else {
-                            errors.push(field_error(
-                                column,
-                                format!("{text:?} is not an email address"),
-                            ));
-                        }
-                    }
-                }
-                Column::Metadata(key) => {
-                    if longer_than(text, MAX_METADATA_LEN) {
+            }
+            Column::Name | Column::Memo if longer_than(text, MAX_TEXT_LEN) => {
+                errors.push(field_error(
+                    column,
+                    format!("is longer than {MAX_TEXT_LEN} characters"),
+                ));
+            }
+            Column::Name => self.name = optional,
+            Column::Memo => self.memo = optional,
+            Column::Email => {
+                if let Some(text) = optional {
+                    if looks_like_email(text) {
+                        self.email = Some(text);
+                    } else {
                         errors.push(field_error(
                             column,
-                            format!("is longer than {MAX_METADATA_LEN} characters"),
+                            format!("{text:?} is not an email address"),
                         ));
-                    } else if let Some(text) = optional {
-                        metadata.push((key.as_str(), text));
                     }
                 }
-                Column::PayDate if text.is_empty() => errors.push(field_error(
-                    column,
-                    "is empty; a file with a pay_date column names its pay date on every row",
-                )),
-                Column::PayDate => match crate::payday::parse_date(text) {
-                    Ok(date) => pay_date = Some(date),
-                    Err(message) => errors.push(field_error(column, message)),
-                },
-                Column::Reference | Column::Amount | Column::FundingSource | Column::Payee => {}
             }
+            Column::Metadata(key) => {
+                if longer_than(text, MAX_METADATA_LEN) {
+                    errors.push(field_error(
+                        column,
+                        format!("is longer than {MAX_METADATA_LEN} characters"),
+                    ));
+                } else if let Some(text) = optional {
+                    self.metadata.push((key.as_str(), text));
+                }
+            }
+            Column::PayDate if text.is_empty() => errors.push(field_error(
+                column,
+                "is empty; a file with a pay_date column names its pay date on every row",
+            )),
+            Column::PayDate => match crate::payday::parse_date(text) {
+                Ok(date) => self.pay_date = Some(date),
+                Err(message) => errors.push(field_error(column, message)),
+            },
+            Column::Reference | Column::Amount | Column::FundingSource | Column::Payee => {}
         }
+    }
+}
 
-        match (errors.is_empty(), amount, destination) {
-            (true, Some(amount), Some(destination)) => Ok(ValidRow {
-                reference,
-                amount,
-                destination,
-                name,
-                email,
-                memo,
-                metadata,
-                pay_date,
-            }),
-            _ => Err(errors),
+#[inline]
+fn check_reference(reference: &str, errors: &mut Vec<FieldError>) {
+    if reference.is_empty() {
+        errors.push(field_error(
+            &Column::Reference,
+            "is empty; every payout needs a reference",
+        ));
+    } else if longer_than(reference, MAX_REFERENCE_LEN) {
+        errors.push(field_error(
+            &Column::Reference,
+            format!("is longer than {MAX_REFERENCE_LEN} characters"),
+        ));
+    } else if reference.chars().any(char::is_control) {
+        errors.push(field_error(
+            &Column::Reference,
+            "contains a control character",
+        ));
+    }
+}
+
+#[inline]
+fn parse_amount(amount_text: &str, limits: Limits, errors: &mut Vec<FieldError>) -> Option<Cents> {
+    match Cents::parse_payout_amount(amount_text) {
+        Ok(amount) if amount > limits.max_amount => {
+            errors.push(field_error(
+                &Column::Amount,
+                format!(
+                    "{amount_text:?} is above the per-payout maximum of {}",
+                    limits.max_amount
+                ),
+            ));
+            None
         }
+        Ok(amount) => Some(amount),
+        Err(AmountError::Empty) => {
+            errors.push(field_error(
+                &Column::Amount,
+                "is empty; every payout needs an amount",
+            ));
+            None
+        }
+        Err(err) => {
+            errors.push(field_error(
+                &Column::Amount,
+                format!("{amount_text:?} {err}"),
+            ));
+            None
+        }
+    }
+}
+
+/// A `funding_source` field's id in lower case.
+#[inline]
+fn funding_source<'r>(text: &'r str, errors: &mut Vec<FieldError>) -> Option<Cow<'r, str>> {
+    if text.is_empty() {
+        errors.push(field_error(
+            &Column::FundingSource,
+            "is empty; every payout needs a destination",
+        ));
+        return None;
+    }
+    let id = funding_source_id(text);
+    if id.is_none() {
+        errors.push(field_error(
+            &Column::FundingSource,
+            format!(
+                "{text:?} is not a Dwolla funding source id (a UUID) or URL (.../funding-sources/<id>)"
+            ),
+        ));
+    }
+    id
+}
+
+/// A `payee` field's funding source, from the payee directory.
+#[inline]
+fn payee_funding_source<'r>(
+    payee: &str,
+    funding_sources: &'r HashMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Cow<'r, str>> {
+    if payee.is_empty() {
+        errors.push(field_error(
+            &Column::Payee,
+            "is empty; every payout needs a destination",
+        ));
+        None
+    } else if let Some(id) = funding_sources.get(payee) {
+        Some(Cow::Borrowed(id.as_str()))
+    } else {
+        errors.push(field_error(
+            &Column::Payee,
+            format!(
+                "{payee:?} is not in the payee directory, or has no funding source there (its import did not finish, or the funding source was removed); see `payrun payees list`"
+            ),
+        ));
+        None
     }
 }
 
