@@ -3,6 +3,7 @@
 //! Owns reading and hashing files and the duplicate-reference check; the format rules live in
 //! [`row`]. It writes only through the ledger's ingest transaction and never talks to Dwolla.
 
+mod lines;
 pub mod row;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use crate::ledger::{
 };
 use crate::money::Cents;
 use crate::payday::{DefaultPayDate, Schedule, SendPolicy};
+use lines::LineBreaks;
 use row::{FieldError, Layout, Limits, ValidRow};
 
 /// After this many lines the duplicate check sizes its table for the whole file.
@@ -213,7 +215,13 @@ struct FileToIngest<'a> {
     outside_pay_date: Option<(Date, &'static str)>,
 }
 
-type CsvReader = csv::Reader<BufReader<File>>;
+/// The line of the file `record` starts on (see [`lines`]).
+fn file_line(reader: &mut CsvReader, record: &csv::ByteRecord) -> u64 {
+    let (line, byte) = record.position().map_or((1, 0), |p| (p.line(), p.byte()));
+    reader.get_mut().true_line(line, byte)
+}
+
+type CsvReader = csv::Reader<LineBreaks<BufReader<File>>>;
 
 /// Opens the file and reads its header: the reader, the layout and the file's size, or `None`
 /// with the problems in `errors` when the file is not a payout file.
@@ -234,7 +242,7 @@ fn read_header(
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
+        .from_reader(LineBreaks::new(BufReader::with_capacity(1 << 16, file)));
     let mut record = csv::ByteRecord::new();
     if !reader
         .read_byte_record(&mut record)
@@ -243,7 +251,7 @@ fn read_header(
         errors.push(1, whole_file("the file is empty".to_string()));
         return Ok(None);
     }
-    let header_line = record.position().map_or(1, |p| p.line());
+    let header_line = file_line(&mut reader, &record);
     match row::parse_header(&record.iter().collect::<Vec<_>>()) {
         Ok(layout) => Ok(Some((reader, layout, file_size))),
         Err(problems) => {
@@ -687,7 +695,7 @@ impl RowOutbox<'_> {
 /// refused ones) to the writer and collecting every problem.
 #[allow(clippy::too_many_arguments)]
 fn parse_rows(
-    reader: &mut csv::Reader<BufReader<File>>,
+    reader: &mut CsvReader,
     layout: &Layout,
     options: &IngestOptions,
     file_size: u64,
@@ -716,7 +724,7 @@ fn parse_rows(
         .read_byte_record(&mut record)
         .map_err(|err| ParseError::Read(std::io::Error::other(err)))?
     {
-        let line = record.position().map_or(0, |p| p.line());
+        let line = file_line(reader, &record);
         if parsed.n_payouts + parsed.n_bad_rows == ROWS_BEFORE_ESTIMATE {
             reserve_for_estimate(&mut seen, &record, file_size);
         }

@@ -338,3 +338,37 @@ fn a_duplicate_far_from_its_first_use_is_found_exactly() {
             .contains("far.csv:4001: reference: \"R1\" is already used on line 3")
     );
 }
+
+/// Excel saves CRLF; people leave blank lines. Errors, `plan` and the report still name the
+/// line of the file each row is on (the csv crate alone would number such rows a line early).
+#[test]
+fn crlf_files_and_blank_lines_keep_true_file_line_numbers() {
+    let work = Workdir::new();
+    let dest = "fd000000-0000-4000-8000-000000000003";
+    let bad = work.file(
+        "bad.csv",
+        format!(
+            "reference,amount,funding_source\r\nC-1,1.00,{dest}\r\n\r\nC-2,1.0x,{dest}\r\n\nC-3,-1,{dest}\n"
+        ),
+    );
+    let run = work.run(&["ingest", bad.to_str().unwrap()]);
+    assert_eq!(run.code, 65, "{run:?}");
+    assert!(run.stderr.contains("bad.csv:4: amount"), "{}", run.stderr);
+    assert!(run.stderr.contains("bad.csv:6: amount"), "{}", run.stderr);
+    let plan = work.run(&["plan", bad.to_str().unwrap()]);
+    assert!(plan.stdout.contains("bad.csv:4: amount"), "{}", plan.stdout);
+
+    let good = work.file(
+        "good.csv",
+        format!("reference,amount,funding_source\r\nC-1,1.00,{dest}\r\n\r\nC-2,2.00,{dest}\r\n"),
+    );
+    assert_eq!(work.run(&["ingest", good.to_str().unwrap()]).code, 0);
+    let report = work.run(&["report", "--format", "csv"]);
+    let lines: Vec<String> = report
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|row| row.split(',').nth(2).unwrap().to_string())
+        .collect();
+    assert_eq!(lines, ["2", "4"], "{}", report.stdout);
+}
