@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::runtime::runtime;
 use super::settings::webhook_secret;
 use super::{Failure, InboxArgs, IngestRules, SendingArgs};
-use crate::config;
+use crate::config::{self, InboxDirs};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -29,9 +29,6 @@ pub(super) fn run_check(
     file_path: Option<&Path>,
     args: &ConfigCheckArgs,
 ) -> anyhow::Result<u8> {
-    let lookup = |name: &str| config::env_or_file(file, name);
-    let secret = lookup("DWOLLA_SECRET").map(crate::secret::Secret::new);
-    let webhook_secret = webhook_secret(file);
     let options = IngestRules {
         allow_partial: false,
         max_amount: None,
@@ -43,7 +40,6 @@ pub(super) fn run_check(
         stable_seconds: None,
     }
     .dirs(file);
-    let shown = |value: Option<String>| value.unwrap_or_else(|| "not set".to_string());
     println!(
         "configuration file   {}",
         file_path.map_or("none".to_string(), crate::names::shown)
@@ -52,7 +48,18 @@ pub(super) fn run_check(
     println!("require_approval     {}", options.awaiting_approval);
     println!("max_amount           {}", options.limits.max_amount);
     println!("allow_partial        {}", options.allow_partial);
-    match &dirs {
+    print_inbox(dirs.as_ref());
+    print_dwolla(file, args);
+    print_webhooks(file);
+    check_credentials(file, args)
+}
+
+fn shown(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "not set".to_string())
+}
+
+fn print_inbox(dirs: Option<&InboxDirs>) {
+    match dirs {
         Some(dirs) => {
             println!("inbox                {}", crate::names::shown(&dirs.inbox));
             println!(
@@ -74,6 +81,12 @@ pub(super) fn run_check(
         }
         None => println!("inbox                not set"),
     }
+}
+
+/// The Dwolla settings, the secret masked.
+fn print_dwolla(file: &config::FileConfig, args: &ConfigCheckArgs) {
+    let lookup = |name: &str| config::env_or_file(file, name);
+    let secret = lookup("DWOLLA_SECRET").map(crate::secret::Secret::new);
     println!("dwolla api_url       {}", shown(lookup("DWOLLA_API_URL")));
     println!("dwolla environment   {}", shown(lookup("DWOLLA_ENV")));
     println!("dwolla key           {}", shown(lookup("DWOLLA_KEY")));
@@ -92,6 +105,11 @@ pub(super) fn run_check(
         "concurrency          {}",
         args.sending.dwolla.concurrency(file)
     );
+}
+
+/// The webhook listener's settings, the secret masked.
+fn print_webhooks(file: &config::FileConfig) {
+    let webhook_secret = webhook_secret(file);
     println!(
         "webhooks listen      {}",
         shown(file.webhooks.listen.clone())
@@ -112,6 +130,10 @@ pub(super) fn run_check(
         limits.body_timeout,
         crate::names::plural(limits.max_connections as u64, "connection")
     );
+}
+
+/// Asks Dwolla for the API root with the configured credentials.
+fn check_credentials(file: &config::FileConfig, args: &ConfigCheckArgs) -> anyhow::Result<u8> {
     let client = args.sending.dwolla.client(file)?;
     let root = runtime()?.block_on(client.root());
     match root {

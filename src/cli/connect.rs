@@ -323,89 +323,95 @@ pub fn run_accounts(file: &FileConfig, command: &AccountsCommand) -> anyhow::Res
 
 pub fn run_treasury(file: &FileConfig, command: &TreasuryCommand) -> anyhow::Result<u8> {
     match command {
-        TreasuryCommand::Partners(args) => with_client(file, &args.common, |client| async move {
-            let partners = match &args.id {
-                Some(id) => vec![
-                    client
-                        .get_treasury_partner(id)
-                        .await
-                        .map_err(|e| dwolla_failure("cannot get the treasury partner", &e))?,
-                ],
-                None => list(&client, client.list_treasury_partners().await, None)
-                    .await
-                    .map_err(|e| dwolla_failure("cannot list treasury partners", &e))?,
-            };
-            show_list(
-                &args.common,
-                &partners,
-                treasury_partner_json,
-                &["id", "name"],
-                |p| vec![p.id.clone(), p.name.clone()],
-            );
-            Ok(exit::OK)
-        }),
-        TreasuryCommand::Accounts(args) => with_client(file, &args.common, |client| async move {
-            let accounts = match &args.id {
-                Some(id) => vec![
-                    client
-                        .get_treasury_account(id)
-                        .await
-                        .map_err(|e| dwolla_failure("cannot get the treasury account", &e))?,
-                ],
-                None => list(&client, client.list_treasury_accounts().await, None)
-                    .await
-                    .map_err(|e| dwolla_failure("cannot list treasury accounts", &e))?,
-            };
-            show_list(
-                &args.common,
-                &accounts,
-                treasury_account_json,
-                &["id", "name", "partner context", "created"],
-                |a| {
-                    vec![
-                        a.id.clone(),
-                        a.name.clone(),
-                        context_text(a.treasury_partner_context.as_ref()),
-                        a.created.clone(),
-                    ]
-                },
-            );
-            Ok(exit::OK)
-        }),
-        TreasuryCommand::Create(args) => {
-            with_client(file, &args.create.common, |client| async move {
-                let partner_id = match looks_like_id(&args.partner) {
-                    true => id_of(&args.partner).to_string(),
-                    false => {
-                        let partners = list(&client, client.list_treasury_partners().await, None)
-                            .await
-                            .map_err(|e| dwolla_failure("cannot list treasury partners", &e))?;
-                        find_by_name(&partners, &args.partner, |p| (&p.id, &p.name))?
-                    }
-                };
-                let context = match (&args.ach_co_id, &args.gateway_company_id) {
-                    (Some(ach), _) => TreasuryPartnerContext::AchCoId(ach.clone()),
-                    (None, Some(gateway)) => {
-                        TreasuryPartnerContext::GatewayCompanyId(gateway.clone())
-                    }
-                    (None, None) => unreachable!("clap requires one of them"),
-                };
-                let body = CreateTreasuryAccount {
-                    treasury_partner_url: resource_url(&client, "treasury-partners", &partner_id),
-                    name: args.name.clone(),
-                    treasury_partner_context: context,
-                };
-                let created = client
-                    .create_treasury_account(&body, args.create.idempotency_key.as_deref())
-                    .await
-                    .map_err(|e| {
-                        dwolla_failure("Dwolla did not create the treasury account", &e)
-                    })?;
-                show_created(&args.create.common, "treasury account", &created);
-                Ok(exit::OK)
-            })
-        }
+        TreasuryCommand::Partners(args) => treasury_partners(file, args),
+        TreasuryCommand::Accounts(args) => treasury_accounts(file, args),
+        TreasuryCommand::Create(args) => create_treasury_account(file, args),
     }
+}
+
+fn treasury_partners(file: &FileConfig, args: &OptionalIdArgs) -> anyhow::Result<u8> {
+    with_client(file, &args.common, |client| async move {
+        let partners = match &args.id {
+            Some(id) => vec![
+                client
+                    .get_treasury_partner(id)
+                    .await
+                    .map_err(|e| dwolla_failure("cannot get the treasury partner", &e))?,
+            ],
+            None => list(&client, client.list_treasury_partners().await, None)
+                .await
+                .map_err(|e| dwolla_failure("cannot list treasury partners", &e))?,
+        };
+        show_list(
+            &args.common,
+            &partners,
+            treasury_partner_json,
+            &["id", "name"],
+            |p| vec![p.id.clone(), p.name.clone()],
+        );
+        Ok(exit::OK)
+    })
+}
+
+fn treasury_accounts(file: &FileConfig, args: &OptionalIdArgs) -> anyhow::Result<u8> {
+    with_client(file, &args.common, |client| async move {
+        let accounts = match &args.id {
+            Some(id) => vec![
+                client
+                    .get_treasury_account(id)
+                    .await
+                    .map_err(|e| dwolla_failure("cannot get the treasury account", &e))?,
+            ],
+            None => list(&client, client.list_treasury_accounts().await, None)
+                .await
+                .map_err(|e| dwolla_failure("cannot list treasury accounts", &e))?,
+        };
+        show_list(
+            &args.common,
+            &accounts,
+            treasury_account_json,
+            &["id", "name", "partner context", "created"],
+            |a| {
+                vec![
+                    a.id.clone(),
+                    a.name.clone(),
+                    context_text(a.treasury_partner_context.as_ref()),
+                    a.created.clone(),
+                ]
+            },
+        );
+        Ok(exit::OK)
+    })
+}
+
+fn create_treasury_account(file: &FileConfig, args: &TreasuryCreateArgs) -> anyhow::Result<u8> {
+    with_client(file, &args.create.common, |client| async move {
+        let partner_id = match looks_like_id(&args.partner) {
+            true => id_of(&args.partner).to_string(),
+            false => {
+                let partners = list(&client, client.list_treasury_partners().await, None)
+                    .await
+                    .map_err(|e| dwolla_failure("cannot list treasury partners", &e))?;
+                find_by_name(&partners, &args.partner, |p| (&p.id, &p.name))?
+            }
+        };
+        let context = match (&args.ach_co_id, &args.gateway_company_id) {
+            (Some(ach), _) => TreasuryPartnerContext::AchCoId(ach.clone()),
+            (None, Some(gateway)) => TreasuryPartnerContext::GatewayCompanyId(gateway.clone()),
+            (None, None) => unreachable!("clap requires one of them"),
+        };
+        let body = CreateTreasuryAccount {
+            treasury_partner_url: resource_url(&client, "treasury-partners", &partner_id),
+            name: args.name.clone(),
+            treasury_partner_context: context,
+        };
+        let created = client
+            .create_treasury_account(&body, args.create.idempotency_key.as_deref())
+            .await
+            .map_err(|e| dwolla_failure("Dwolla did not create the treasury account", &e))?;
+        show_created(&args.create.common, "treasury account", &created);
+        Ok(exit::OK)
+    })
 }
 
 pub fn run_parties(file: &FileConfig, command: &PartiesCommand) -> anyhow::Result<u8> {

@@ -179,23 +179,7 @@ impl Ledger {
         let path = self.path.clone();
         let err = |e| super::sqlite_error(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
-        let payouts: Vec<(i64, u64, String, String)> = tx
-            .prepare(
-                "SELECT id, line, reference, state FROM payouts
-                 WHERE id BETWEEN ?1 << 32 AND (?1 << 32) | 4294967295 ORDER BY id",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map([batch_id], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get::<_, i64>(1)? as u64,
-                        row.get(2)?,
-                        row.get(3)?,
-                    ))
-                })?
-                .collect()
-            })
-            .map_err(err)?;
+        let payouts = batch_payouts(&tx, batch_id).map_err(err)?;
         let mut report = CancelReport::default();
         if let Some(wanted) = references {
             report.unknown_references = wanted
@@ -213,43 +197,88 @@ impl Ledger {
             if references.is_some_and(|wanted| !wanted.contains(&reference)) {
                 continue;
             }
-            let state: PayoutState = state.parse().map_err(|message| LedgerError::Invalid {
-                path: path.clone(),
-                message,
-            })?;
-            match state {
-                PayoutState::Pending => {
-                    apply(&tx, id, Event::Cancelled, now, provenance).map_err(|e| {
-                        LedgerError::Invalid {
-                            path: path.clone(),
-                            message: e.to_string(),
-                        }
-                    })?;
-                    report.cancelled.push((line, reference));
-                }
-                PayoutState::Cancelled => report.already_cancelled.push((line, reference)),
-                other => report.past_pending.push((line, reference, other)),
-            }
+            cancel_one(
+                &tx,
+                &path,
+                (id, line, reference, state),
+                now,
+                provenance,
+                &mut report,
+            )?;
         }
-        let left: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM payouts
-                 WHERE id BETWEEN ?1 << 32 AND (?1 << 32) | 4294967295 AND state != 'cancelled'",
-                [batch_id],
-                |row| row.get(0),
-            )
-            .map_err(err)?;
-        if left == 0 {
-            tx.execute(
-                "UPDATE batches SET status = 'cancelled' WHERE id = ?1",
-                [batch_id],
-            )
-            .map_err(err)?;
-            report.batch_cancelled = true;
-        }
+        report.batch_cancelled = cancel_batch_if_nothing_left(&tx, batch_id).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Some(report))
     }
+}
+
+/// A batch's payouts (id, line, reference, state), in file order.
+fn batch_payouts(
+    tx: &rusqlite::Transaction<'_>,
+    batch_id: i64,
+) -> rusqlite::Result<Vec<(i64, u64, String, String)>> {
+    tx.prepare(
+        "SELECT id, line, reference, state FROM payouts
+         WHERE id BETWEEN ?1 << 32 AND (?1 << 32) | 4294967295 ORDER BY id",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_map([batch_id], |row| {
+            Ok((
+                row.get(0)?,
+                row.get::<_, i64>(1)? as u64,
+                row.get(2)?,
+                row.get(3)?,
+            ))
+        })?
+        .collect()
+    })
+}
+
+/// Cancels one payout if it is pending, and reports what became of it.
+fn cancel_one(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    (id, line, reference, state): (i64, u64, String, String),
+    now: &str,
+    provenance: Provenance<'_>,
+    report: &mut CancelReport,
+) -> Result<()> {
+    let state: PayoutState = state.parse().map_err(|message| LedgerError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    match state {
+        PayoutState::Pending => {
+            apply(tx, id, Event::Cancelled, now, provenance).map_err(|e| LedgerError::Invalid {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            report.cancelled.push((line, reference));
+        }
+        PayoutState::Cancelled => report.already_cancelled.push((line, reference)),
+        other => report.past_pending.push((line, reference, other)),
+    }
+    Ok(())
+}
+
+/// Cancels the batch itself once every one of its payouts is; returns whether it did.
+fn cancel_batch_if_nothing_left(
+    tx: &rusqlite::Transaction<'_>,
+    batch_id: i64,
+) -> rusqlite::Result<bool> {
+    let left: i64 = tx.query_row(
+        "SELECT count(*) FROM payouts
+         WHERE id BETWEEN ?1 << 32 AND (?1 << 32) | 4294967295 AND state != 'cancelled'",
+        [batch_id],
+        |row| row.get(0),
+    )?;
+    if left == 0 {
+        tx.execute(
+            "UPDATE batches SET status = 'cancelled' WHERE id = ?1",
+            [batch_id],
+        )?;
+    }
+    Ok(left == 0)
 }
 
 /// A batch with payouts still pending that a run leaves alone, and why.
