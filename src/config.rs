@@ -74,6 +74,7 @@ pub struct SendSection {
     pub rate: Option<u32>,
     pub concurrency: Option<usize>,
     pub max_attempts: Option<u32>,
+    pub attempts_per_run: Option<u32>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

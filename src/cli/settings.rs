@@ -96,6 +96,10 @@ pub struct SendingArgs {
     /// POSTs per payout, over all runs, before it needs review [default: 12].
     #[arg(long)]
     pub max_attempts: Option<u32>,
+    /// POSTs per payout within one run before it is left, in doubt, for the next run
+    /// [default: 6].
+    #[arg(long)]
+    pub attempts_per_run: Option<u32>,
     /// No progress bar or progress log lines.
     #[arg(long)]
     pub no_progress: bool,
@@ -122,6 +126,11 @@ impl SendingArgs {
             .max_attempts
             .or(file.send.max_attempts)
             .unwrap_or(12)
+            .max(1);
+        config.attempts_per_run = self
+            .attempts_per_run
+            .or(file.send.attempts_per_run)
+            .unwrap_or(6)
             .max(1);
         if self.no_progress {
             config.progress = crate::sender::progress::Display::Off;
