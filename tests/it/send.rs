@@ -442,3 +442,32 @@ async fn tokens_shorter_than_the_throttles_waits_never_reach_dwolla_expired() {
     assert_eq!(payrun::cli::send_status(&report), payrun::exit::OK);
     env.assert_exactly_once();
 }
+
+/// `--attempts-per-run` bounds a run's tries per payout: with Dwolla failing everything, each
+/// payout the run starts gets exactly that many POSTs, and the run exits 69 with them in doubt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_per_run_bounds_the_tries_of_one_run() {
+    let env = SendEnv::start(SimConfig::new()).await;
+    env.ingest_rows("payouts.csv", 20);
+    let mut command = env.send_command("50", "4");
+    command.args(["--attempts-per-run", "2"]);
+    let child = command.spawn().unwrap();
+    wait_for(&env, |_| env.sim.stats().transfers_created > 0).await;
+    env.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::none()
+    });
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap().status)
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(69), "{status:?}");
+    let in_doubt: Vec<i64> = env
+        .payouts()
+        .into_iter()
+        .filter(|p| p.state == "submitting")
+        .map(|p| p.attempts)
+        .collect();
+    assert!(!in_doubt.is_empty(), "{:?}", env.states());
+    assert!(in_doubt.iter().all(|&n| n <= 2), "{in_doubt:?}");
+    assert!(in_doubt.contains(&2), "{in_doubt:?}");
+}
