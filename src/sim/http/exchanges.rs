@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::extract::{check, json_object, required_str};
 use super::parties::party_id;
-use super::respond::{ApiResult, created, ok, one};
+use super::respond::{ApiResult, collection, created, one};
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::seed;
 use crate::sim::state::Shared;
@@ -89,11 +89,7 @@ fn exchange_list(sim: &Shared, party: Option<Uuid>, self_path: &str) -> ApiResul
             .filter(|x| x.party == party)
             .map(|x| s.exchange_json(x))
             .collect();
-        ok(json!({
-            "_links": {"self": s.link(self_path, "exchange")},
-            "_embedded": {"exchanges": items},
-            "total": items.len(),
-        }))
+        collection(s.link(self_path, "exchange"), "exchanges", items)
     })
 }
 
@@ -128,11 +124,11 @@ pub(super) async fn list_exchange_partners(State(sim): State<Arc<Shared>>) -> Ap
             .iter()
             .map(|p| s.exchange_partner_json(p))
             .collect();
-        ok(json!({
-            "_links": {"self": s.link("/exchange-partners", "exchange-partner")},
-            "_embedded": {"exchange-partners": items},
-            "total": items.len(),
-        }))
+        collection(
+            s.link("/exchange-partners", "exchange-partner"),
+            "exchange-partners",
+            items,
+        )
     })
 }
 

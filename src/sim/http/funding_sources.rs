@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::accounts::account_id;
 use super::extract::{Q, check, json_object, parse_id, query, required_str};
 use super::parties::party_id;
-use super::respond::{ApiResult, created, ok, one};
+use super::respond::{ApiResult, collection, created, ok, one};
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::state::Shared;
 use crate::sim::store::{FsOwner, FundingSource, Store};
@@ -107,11 +107,11 @@ pub(super) async fn list_account_funding_sources(
             .filter(|f| !(hide_removed && f.removed))
             .map(|f| s.funding_source_json(f))
             .collect();
-        ok(json!({
-            "_links": {"self": s.link(&format!("/accounts/{id}/funding-sources"), "funding-source")},
-            "_embedded": {"funding-sources": items},
-            "total": items.len(),
-        }))
+        collection(
+            s.link(&format!("/accounts/{id}/funding-sources"), "funding-source"),
+            "funding-sources",
+            items,
+        )
     })
 }
 
@@ -301,10 +301,13 @@ pub(super) async fn list_party_funding_sources(
             .filter(|f| !(hide_removed && f.removed))
             .map(|f| s.funding_source_json(f))
             .collect();
-        ok(json!({
-            "_links": {"self": s.link(&format!("/external-parties/{party}/funding-sources"), "funding-source")},
-            "_embedded": {"funding-sources": items},
-            "total": items.len(),
-        }))
+        collection(
+            s.link(
+                &format!("/external-parties/{party}/funding-sources"),
+                "funding-source",
+            ),
+            "funding-sources",
+            items,
+        )
     })
 }

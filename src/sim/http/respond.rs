@@ -24,6 +24,19 @@ pub(super) fn ok(body: Value) -> ApiResult {
     Ok(hal(StatusCode::OK, body))
 }
 
+/// `200` with a whole (unpaged) collection: its self link, its items under `key`, and their
+/// count, as Dwolla's HAL lists carry them.
+pub(super) fn collection(self_link: Value, key: &str, items: Vec<Value>) -> ApiResult {
+    let total = items.len();
+    let mut embedded = serde_json::Map::new();
+    embedded.insert(key.to_string(), Value::Array(items));
+    ok(serde_json::json!({
+        "_links": {"self": self_link},
+        "_embedded": embedded,
+        "total": total,
+    }))
+}
+
 /// `201 Created`, `Location`, empty body: how Dwolla answers every create.
 pub(super) fn created(location: String) -> ApiResult {
     let mut response = StatusCode::CREATED.into_response();

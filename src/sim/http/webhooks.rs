@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::extract::{Q, check, json_object, parse_id, query, required_str};
 use super::paging::{page_links, paging};
-use super::respond::{ApiResult, created, ok};
+use super::respond::{ApiResult, collection, created, ok};
 use crate::secret::Secret;
 use crate::sim::error::{ApiError, FieldError};
 use crate::sim::state::Shared;
@@ -73,11 +73,11 @@ pub(super) async fn list_subscriptions(State(sim): State<Arc<Shared>>) -> ApiRes
             .filter(|x| !x.deleted)
             .map(|x| s.subscription_json(x))
             .collect();
-        ok(json!({
-            "_links": {"self": s.link("/webhook-subscriptions", "webhook-subscription")},
-            "_embedded": {"webhook-subscriptions": items},
-            "total": items.len(),
-        }))
+        collection(
+            s.link("/webhook-subscriptions", "webhook-subscription"),
+            "webhook-subscriptions",
+            items,
+        )
     })
 }
 
