@@ -34,6 +34,18 @@ pub struct FileConfig {
     pub payday: PaydaySection,
     #[serde(default)]
     pub repeat_guard: RepeatGuardSection,
+    #[serde(default)]
+    pub postgres: PostgresSection,
+}
+
+/// Several workers on a PostgreSQL ledger.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSection {
+    /// How long a worker's claims hold without a heartbeat (default 30).
+    pub lease_seconds: Option<u64>,
+    /// How often a worker renews its lease (default 5; at most a third of the lease).
+    pub heartbeat_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -58,7 +58,10 @@ pub fn ingest_options() -> crate::ingest::IngestOptions {
 
 /// Ingests `path` with [`ingest_options`] and returns its batch id; anything but acceptance is
 /// an error (a generated file is always valid).
-pub fn ingest(ledger: &mut crate::ledger::Ledger, path: &std::path::Path) -> anyhow::Result<i64> {
+pub fn ingest(
+    ledger: &mut impl crate::ledger::IngestLedger,
+    path: &std::path::Path,
+) -> anyhow::Result<i64> {
     let now = time::OffsetDateTime::now_utc();
     match crate::ingest::ingest_file(ledger, path, &ingest_options(), now)? {
         crate::ingest::IngestOutcome::Accepted { batch_id, .. } => Ok(batch_id),
@@ -69,7 +72,7 @@ pub fn ingest(ledger: &mut crate::ledger::Ledger, path: &std::path::Path) -> any
 /// Writes `n_rows` generated payouts to `path` and ingests them: the set-up of every test and
 /// benchmark that needs a ledger full of payouts.
 pub fn ingest_generated(
-    ledger: &mut crate::ledger::Ledger,
+    ledger: &mut impl crate::ledger::IngestLedger,
     path: &std::path::Path,
     n_rows: u64,
 ) -> anyhow::Result<i64> {

@@ -8,7 +8,7 @@ use super::IngestRules;
 use crate::config::FileConfig;
 use crate::exit;
 use crate::ingest::{self, FileError, IngestOutcome};
-use crate::ledger::{ExistingBatch, Ledger, RepeatOverlap};
+use crate::ledger::{ExistingBatch, IngestLedger, Ledger, RepeatOverlap};
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
@@ -29,10 +29,28 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &IngestArgs) -> a
     args.payday.apply(&mut options);
     let clock = super::payday::clock()?;
     let mut ledger = Ledger::open_writer(ledger_path)?;
+    ingest_all(&mut ledger, &options, &clock, args)
+}
+
+/// `payrun ingest` on a PostgreSQL ledger: the same checks, one transaction per file.
+pub(super) fn run_postgres(url: &str, file: &FileConfig, args: &IngestArgs) -> anyhow::Result<u8> {
+    let mut options = args.rules.options(file, args.max_errors)?;
+    args.payday.apply(&mut options);
+    let clock = super::payday::clock()?;
+    let mut ledger = crate::ledger::postgres::PgLedger::open(url)?;
+    ingest_all(&mut ledger, &options, &clock, args)
+}
+
+fn ingest_all(
+    ledger: &mut impl IngestLedger,
+    options: &ingest::IngestOptions,
+    clock: &crate::clock::Clock,
+    args: &IngestArgs,
+) -> anyhow::Result<u8> {
     let mut status = exit::OK;
     for path in &args.files {
         let now = clock.now();
-        let outcome = ingest::ingest_file(&mut ledger, path, &options, now)?;
+        let outcome = ingest::ingest_file(ledger, path, options, now)?;
         match outcome {
             IngestOutcome::Accepted {
                 batch_id,

@@ -21,6 +21,7 @@ mod payday;
 mod payees;
 mod pipe;
 mod plan;
+mod postgres;
 mod reconcile;
 mod report;
 mod run;
@@ -61,7 +62,7 @@ pub struct Cli {
     /// The configuration file [default: payrun.toml when present].
     #[arg(long, global = true, env = "PAYRUN_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The ledger file (SQLite) [default: payrun.db].
+    /// The ledger: a SQLite file, or a postgres:// URL [default: payrun.db].
     #[arg(long, global = true, env = "PAYRUN_LEDGER")]
     pub ledger: Option<PathBuf>,
     /// Log format on stderr.
@@ -170,7 +171,13 @@ pub fn main() -> ExitCode {
         .clone()
         .or_else(|| file.ledger.clone())
         .unwrap_or_else(|| PathBuf::from("payrun.db"));
-    let result = dispatch(cli.command, &ledger, &file, file_path.as_deref());
+    let postgres_url = ledger
+        .to_str()
+        .filter(|text| crate::ledger::postgres::is_postgres_url(text));
+    let result = match postgres_url {
+        Some(url) => postgres::dispatch(cli.command, url, &file),
+        None => dispatch(cli.command, &ledger, &file, file_path.as_deref()),
+    };
     report_outcome(result)
 }
 

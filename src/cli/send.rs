@@ -8,8 +8,10 @@ use super::SendingArgs;
 use super::runtime::{runtime, stop_signal};
 use crate::config::FileConfig;
 use crate::dwolla::{Client, ThrottleStats};
-use crate::ledger::Ledger;
+use crate::ledger::postgres::{Leases, PgLedger};
+use crate::ledger::{LateBatch, Ledger};
 use crate::sender::SendReport;
+use crate::sender::fleet::Fleet;
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -41,13 +43,47 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &SendArgs) -> any
             Vec::new()
         }
     };
+    Ok(account(args, &report, &late, &client))
+}
+
+/// `payrun send` as one of several workers on a PostgreSQL ledger: the same run, with row
+/// claims under a lease instead of the writer lock, and a share of the rate limit.
+pub(super) fn run_postgres(
+    url: &str,
+    file: &FileConfig,
+    args: &SendArgs,
+    leases: Leases,
+) -> anyhow::Result<u8> {
+    let client = args.sending.dwolla.client(file)?;
+    let config = args.sending.send_config(file, args.batch)?;
+    let clock = super::payday::clock()?;
+    let mut ledger = PgLedger::open(url)?;
+    ledger.set_leases(leases);
+    ledger.open_send_windows(&crate::ledger::timestamp(clock.now()))?;
+    let (report, late) = runtime()?.block_on(async {
+        let stopping = stop_signal();
+        let fleet = Fleet::join(&mut ledger, &client).await?;
+        let report = crate::sender::send(ledger, client.clone(), config, stopping).await;
+        let late = fleet.leave(crate::ledger::timestamp(clock.now())).await;
+        let report = report?;
+        let late = late.unwrap_or_else(|error| {
+            tracing::warn!("sent dates are noted by the next run: {error:#}");
+            Vec::new()
+        });
+        anyhow::Ok((report, late))
+    })?;
+    Ok(account(args, &report, &late, &client))
+}
+
+/// Prints the account of a run; returns its exit status.
+fn account(args: &SendArgs, report: &SendReport, late: &[LateBatch], client: &Client) -> u8 {
     if args.json {
-        for line in &late {
+        for line in late {
             eprintln!("{line}");
         }
-        println!("{}", json_account(&report, &client));
+        println!("{}", json_account(report, client));
     } else {
-        for line in &late {
+        for line in late {
             println!("{line}");
         }
         println!("{}", report.summary());
@@ -62,7 +98,7 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &SendArgs) -> any
             crate::names::plural(report.left.total(), "payout")
         );
     }
-    Ok(super::outcome::send_status(&report))
+    super::outcome::send_status(report)
 }
 
 /// `send --json`: the report, and how the run met Dwolla's limits.

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::exit;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, StatusLedger};
 use crate::money::Cents;
 
 #[derive(Debug, Args)]
@@ -17,7 +17,14 @@ pub struct StatusArgs {
 }
 
 pub(super) fn run(ledger_path: &Path, args: &StatusArgs) -> anyhow::Result<u8> {
-    let ledger = Ledger::open_reader(ledger_path)?;
+    show(&Ledger::open_reader(ledger_path)?, args)
+}
+
+pub(super) fn run_postgres(url: &str, args: &StatusArgs) -> anyhow::Result<u8> {
+    show(&crate::ledger::postgres::PgLedger::open(url)?, args)
+}
+
+fn show(ledger: &impl StatusLedger, args: &StatusArgs) -> anyhow::Result<u8> {
     let summary = ledger.summary().context("cannot read the ledger summary")?;
     if args.json {
         let payouts: serde_json::Map<String, serde_json::Value> = summary

@@ -224,6 +224,16 @@ impl Client {
         self.inner.throttle.stats()
     }
 
+    /// Shares the application's rate with other workers (see [`Throttle::set_fleet_share`]).
+    pub fn set_fleet_share(&self, workers: u32, factor: f64) {
+        self.inner.throttle.set_fleet_share(workers, factor);
+    }
+
+    /// This client's congestion factor, for other workers of the same application.
+    pub fn congestion_factor(&self) -> f64 {
+        self.inner.throttle.congestion_factor()
+    }
+
     /// Completed `POST /token` requests, successful or not: the first token and its renewals.
     pub fn token_fetches(&self) -> u64 {
         self.inner.token_fetches_done.load(Ordering::Acquire)

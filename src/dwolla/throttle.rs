@@ -176,6 +176,24 @@ pub struct Throttle {
     congestion: SyncMutex<Congestion>,
     requests_started: AtomicU64,
     rate_limited: AtomicU64,
+    fleet: SyncMutex<FleetPace>,
+}
+
+/// This process's part of an application-wide limit shared by several workers (a PostgreSQL
+/// ledger's fleet): `1 / workers` of R, times the lowest rate factor among them.
+#[derive(Debug, Clone, Copy)]
+struct FleetPace {
+    workers: u32,
+    factor: f64,
+}
+
+impl Default for FleetPace {
+    fn default() -> FleetPace {
+        FleetPace {
+            workers: 1,
+            factor: 1.0,
+        }
+    }
 }
 
 /// What the caller holding the gate needs.
@@ -218,8 +236,39 @@ impl Throttle {
             congestion: SyncMutex::new(Congestion::default()),
             requests_started: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            fleet: SyncMutex::new(FleetPace::default()),
             config,
         }
+    }
+
+    /// Shares the rate with other workers of the same application: from now on this throttle
+    /// starts at most `R / workers` requests in any window (and paces them at that rate, times
+    /// `factor`, the slowest worker's congestion factor).
+    pub fn set_fleet_share(&self, workers: u32, factor: f64) {
+        let mut fleet = self.fleet.lock().expect("fleet lock");
+        *fleet = FleetPace {
+            workers: workers.max(1),
+            factor: factor.clamp(0.01, 1.0),
+        };
+    }
+
+    /// This throttle's own congestion: its AIMD rate as a fraction of R (1 when clean), for
+    /// the other workers to follow.
+    pub fn congestion_factor(&self) -> f64 {
+        let state = self.congestion.lock().expect("congestion lock");
+        self.current_rate(&state, Instant::now()) / self.full_rate()
+    }
+
+    /// Starts this process may make in one window: all of R alone, its share in a fleet.
+    fn window_cap(&self) -> usize {
+        let workers = self.fleet.lock().expect("fleet lock").workers;
+        (self.config.rate_per_second.max(1) / workers).max(1) as usize
+    }
+
+    /// The pace the fleet allows this process, in starts per second.
+    fn fleet_rate(&self) -> f64 {
+        let fleet = *self.fleet.lock().expect("fleet lock");
+        self.full_rate() * fleet.factor / f64::from(fleet.workers)
     }
 
     pub fn config(&self) -> &ThrottleConfig {
@@ -250,8 +299,10 @@ impl Throttle {
                     continue;
                 }
             }
-            if gate.recent_starts.len() == rate {
-                let free_at = gate.recent_starts[0] + self.config.window();
+            let cap = self.window_cap();
+            if gate.recent_starts.len() >= cap {
+                let free_at =
+                    gate.recent_starts[gate.recent_starts.len() - cap] + self.config.window();
                 if now < free_at {
                     tokio::time::sleep_until(free_at).await;
                     continue;
@@ -375,6 +426,9 @@ impl Throttle {
         let rate = self.current_rate(&state, now);
         if rate >= self.full_rate() {
             state.cuts_in_a_row = 0;
+        }
+        let rate = rate.min(self.fleet_rate());
+        if rate >= self.full_rate() {
             return (None, None);
         }
         (None, Some(rate))

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
 
 use crate::ledger::{
-    self, BatchIdentity, BatchSchedule, ExistingBatch, Ledger, LedgerError, NewBatch, NewPayout,
-    RepeatOverlap, RowBuffer,
+    self, BatchIdentity, BatchSchedule, BatchWriter, ExistingBatch, IngestLedger, LedgerError,
+    NewBatch, NewPayout, RepeatOverlap, RowBuffer,
 };
 use crate::money::Cents;
 use crate::payday::{DefaultPayDate, Schedule, SendPolicy};
@@ -157,8 +157,8 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
 
 /// Ingests one file in one transaction. Parsing and validation run on this thread while a
 /// second thread writes to the ledger, so the two halves of the work share the machine's cores.
-pub fn ingest_file(
-    ledger: &mut Ledger,
+pub fn ingest_file<L: IngestLedger>(
+    ledger: &mut L,
     path: &Path,
     options: &IngestOptions,
     now: OffsetDateTime,
@@ -264,8 +264,8 @@ fn read_header(
 }
 
 /// Parses the rows on this thread while a second one writes them, then commits or rolls back.
-fn ingest_rows(
-    ledger: &mut Ledger,
+fn ingest_rows<L: IngestLedger>(
+    ledger: &mut L,
     batch: &NewBatch<'_>,
     reader: &mut CsvReader,
     file: &FileToIngest<'_>,
@@ -349,8 +349,8 @@ fn ingest_rows(
 /// file with a `pay_date` column carries its date in its bytes; otherwise the date from
 /// outside the file must match too, since the same rows for another pay date are another
 /// payroll.
-fn same_bytes_and_pay_date(
-    ledger: &Ledger,
+fn same_bytes_and_pay_date<L: IngestLedger>(
+    ledger: &L,
     sha256: &str,
     layout: &row::Layout,
     outside_pay_date: Option<(Date, &'static str)>,
@@ -486,26 +486,24 @@ fn finish(
 const ROWS_PER_BUFFER: usize = 1024;
 
 /// The ledger side of an ingest: one transaction, committed only on [`ToWriter::Commit`].
-fn write_batch(
-    ledger: &mut Ledger,
+fn write_batch<L: IngestLedger>(
+    ledger: &mut L,
     batch: &NewBatch<'_>,
     inbox: mpsc::Receiver<ToWriter>,
     recycle: mpsc::Sender<RowBuffer>,
 ) -> Result<Written, LedgerError> {
-    let tx = ledger.begin_ingest(batch)?;
-    let finish = {
-        let mut payouts = tx.payout_inserter()?;
+    ledger.write_batch(batch, |writer| {
         let mut finish = None;
         for message in &inbox {
             match message {
                 ToWriter::Rows(mut rows) => {
-                    payouts.insert(&rows)?;
+                    writer.insert_rows(&rows)?;
                     rows.clear();
                     let _ = recycle.send(rows);
                 }
-                ToWriter::Rejected { line, errors } => tx.insert_rejected_row(line, &errors)?,
+                ToWriter::Rejected { line, errors } => writer.insert_rejected_row(line, &errors)?,
                 ToWriter::ReferenceAt { line, reply } => {
-                    let _ = reply.send(tx.reference_at_line(line));
+                    let _ = reply.send(writer.reference_at_line(line));
                 }
                 ToWriter::Commit(message) => {
                     finish = Some(message);
@@ -513,21 +511,22 @@ fn write_batch(
                 }
             }
         }
-        finish
-    };
-    // Dropping the transaction rolls back every row written.
-    match finish {
-        Some(finish) => finish_batch(tx, *finish),
-        None => Ok(Written::Nothing),
-    }
+        // Without a finish the transaction rolls back every row written.
+        match finish {
+            Some(finish) => finish_batch(writer, *finish),
+            None => Ok(Written::Nothing),
+        }
+    })
 }
 
 /// The end of an ingest whose rows are written: the same payroll again, a pay date refused,
 /// or the commit, with the repeat guard's verdict.
-fn finish_batch(tx: ledger::IngestTx<'_>, finish: Finish) -> Result<Written, LedgerError> {
+fn finish_batch(writer: &mut dyn BatchWriter, finish: Finish) -> Result<Written, LedgerError> {
     let mut identity = finish.identity;
     let pay_date = identity.schedule.pay_date.clone();
-    if let Some(existing) = tx.batch_with_identity(&identity.records_sha256, pay_date.as_deref())? {
+    if let Some(existing) =
+        writer.batch_with_identity(&identity.records_sha256, pay_date.as_deref())?
+    {
         return Ok(Written::SamePayroll(existing));
     }
     let schedule = match finish.schedule {
@@ -536,13 +535,13 @@ fn finish_batch(tx: ledger::IngestTx<'_>, finish: Finish) -> Result<Written, Led
     };
     let mut repeats = None;
     if let Some((since, min_percent)) = finish.repeat_guard
-        && let Some(overlap) = tx.repeat_overlap(&since, pay_date.as_deref())?
+        && let Some(overlap) = writer.repeat_overlap(&since, pay_date.as_deref())?
         && overlap.n_repeated * 100 >= u64::from(min_percent) * overlap.n_payouts.max(1)
     {
         identity.approval_reason = Some(format!("repeat guard: {overlap}"));
         repeats = Some(overlap);
     }
-    let batch_id = tx.commit(finish.n_payouts, finish.total, finish.n_rejected, &identity)?;
+    let batch_id = writer.finish(finish.n_payouts, finish.total, finish.n_rejected, &identity)?;
     Ok(Written::Committed {
         batch_id,
         schedule,

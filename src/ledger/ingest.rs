@@ -87,7 +87,7 @@ pub struct IngestTx<'l> {
 const ROWS_PER_INSERT: usize = 16;
 /// Text columns bound per row, in this order: reference, destination, name, email, memo,
 /// metadata, correlation id, idempotency key.
-const TEXT_COLUMNS: usize = 8;
+pub(super) const TEXT_COLUMNS: usize = 8;
 /// Parameters bound per row: batch id, line, amount, and the text columns.
 const PARAMS_PER_ROW: usize = 3 + TEXT_COLUMNS;
 /// The ingest time, bound once per statement after every row's parameters.
@@ -153,6 +153,20 @@ impl RowBuffer {
     pub fn reference_at_line(&self, line: u64) -> Option<&str> {
         let row = self.rows.iter().find(|row| row.line == line)?;
         self.get(row.spans[0])
+    }
+
+    /// Every row: its line, amount in cents and text columns in [`TEXT_COLUMNS`] order
+    /// (reference, destination, name, email, memo, metadata, correlation id, idempotency key).
+    pub(super) fn each_row(
+        &self,
+    ) -> impl Iterator<Item = (u64, i64, [Option<&str>; TEXT_COLUMNS])> + '_ {
+        self.rows.iter().map(|row| {
+            (
+                row.line,
+                row.amount_cents,
+                row.spans.map(|span| self.get(span)),
+            )
+        })
     }
 
     fn push_text(&mut self, value: Option<&str>) -> Option<(usize, usize)> {
@@ -359,10 +373,11 @@ impl IngestTx<'_> {
         super::repeat::largest_overlap(&self.tx, &self.tx, self.batch_id, candidates).map_err(err)
     }
 
-    /// Writes the batch's counts, identity and schedule and makes the whole file visible at
-    /// once. Its send window is open at once when it has no pay date or its window has come.
-    pub fn commit(
-        self,
+    /// Writes the batch's counts, identity and schedule; [`commit_written`](Self::commit_written)
+    /// then makes the whole file visible at once. Its send window is open at once when it has
+    /// no pay date or its window has come.
+    pub fn record_counts(
+        &self,
         n_payouts: u64,
         total: Cents,
         n_rejected: u64,
@@ -392,8 +407,83 @@ impl IngestTx<'_> {
                 ],
             )
             .map_err(err)?;
-        self.tx.commit().map_err(err)?;
         Ok(self.batch_id)
+    }
+
+    pub fn commit_written(self) -> Result<()> {
+        self.tx
+            .commit()
+            .map_err(|e| super::sqlite_error(self.ledger_path, e))
+    }
+}
+
+/// [`BatchWriter`](super::BatchWriter) on SQLite: the ingest transaction and its prepared
+/// INSERTs, kept for all of the file's rows.
+pub(super) struct SqliteBatch<'t> {
+    tx: &'t IngestTx<'t>,
+    inserter: PayoutInserter<'t>,
+    finished: bool,
+}
+
+impl<'t> SqliteBatch<'t> {
+    pub(super) fn new(tx: &'t IngestTx<'t>) -> Result<SqliteBatch<'t>> {
+        Ok(SqliteBatch {
+            tx,
+            inserter: tx.payout_inserter()?,
+            finished: false,
+        })
+    }
+
+    pub(super) fn finished(&self) -> bool {
+        self.finished
+    }
+}
+
+impl super::BatchWriter for SqliteBatch<'_> {
+    fn batch_id(&self) -> i64 {
+        self.tx.batch_id
+    }
+
+    fn insert_rows(&mut self, rows: &RowBuffer) -> Result<()> {
+        self.inserter.insert(rows)
+    }
+
+    fn insert_rejected_row(&mut self, line: u64, errors: &str) -> Result<()> {
+        self.tx.insert_rejected_row(line, errors)
+    }
+
+    fn reference_at_line(&mut self, line: u64) -> Result<Option<String>> {
+        self.tx.reference_at_line(line)
+    }
+
+    fn batch_with_identity(
+        &mut self,
+        records_sha256: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<ExistingBatch>> {
+        self.tx.batch_with_identity(records_sha256, pay_date)
+    }
+
+    fn repeat_overlap(
+        &mut self,
+        since: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<super::RepeatOverlap>> {
+        self.tx.repeat_overlap(since, pay_date)
+    }
+
+    fn finish(
+        &mut self,
+        n_payouts: u64,
+        total: Cents,
+        n_rejected: u64,
+        identity: &BatchIdentity,
+    ) -> Result<i64> {
+        let batch_id = self
+            .tx
+            .record_counts(n_payouts, total, n_rejected, identity)?;
+        self.finished = true;
+        Ok(batch_id)
     }
 }
 

@@ -5,10 +5,12 @@
 //! Every state change goes through [`crate::payout::transition`].
 
 mod batches;
+mod engine;
 mod ingest;
 mod lock;
 mod payday;
 mod payees;
+pub mod postgres;
 mod repeat;
 mod report;
 mod send;
@@ -25,6 +27,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub use batches::{Approval, DestinationTotal, PayoutLine};
+pub use engine::{BatchWriter, IngestLedger, SendLedger, StatusLedger};
 pub use ingest::{
     BatchIdentity, ExistingBatch, IngestTx, NewBatch, NewPayout, RowBuffer, batch_and_line,
     correlation_id, new_batch_key, parse_correlation_id, payout_id,
@@ -90,6 +93,12 @@ pub enum LedgerError {
     },
     #[error("ledger {}: {message}", crate::names::shown(.path))]
     Invalid { path: PathBuf, message: String },
+    /// `url` is shown without its password.
+    #[error("ledger {url}: {source}")]
+    Postgres {
+        url: String,
+        source: tokio_postgres::Error,
+    },
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;

@@ -13,9 +13,9 @@ use super::{Ledger, Result};
 /// destination), so that a million-payout batch's set takes 16 MiB rather than the strings'
 /// 150. A collision (about one in 10^7 for two million-payout batches) can only count one
 /// payout too many towards holding a batch for approval, never let a repeat through.
-type PayoutKey = u64;
+pub(super) type PayoutKey = u64;
 
-fn payout_key(reference: &str, amount_cents: i64, destination: &str) -> PayoutKey {
+pub(super) fn payout_key(reference: &str, amount_cents: i64, destination: &str) -> PayoutKey {
     // SipHash with fixed keys: the same payout hashes alike in both connections.
     let mut hasher = DefaultHasher::new();
     (reference, amount_cents, destination).hash(&mut hasher);

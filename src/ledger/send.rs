@@ -241,7 +241,7 @@ impl Ledger {
 }
 
 /// The transition an outcome makes, with the reason and source its history row records.
-fn transition_of(outcome: &SendOutcome) -> (Event, String, &'static str) {
+pub(super) fn transition_of(outcome: &SendOutcome) -> (Event, String, &'static str) {
     match outcome {
         SendOutcome::Created { transfer_url } => (
             Event::TransferCreated,
@@ -275,7 +275,7 @@ fn transition_of(outcome: &SendOutcome) -> (Event, String, &'static str) {
 
 /// The update of a payout's columns for an outcome: `?1` id, `?2` attempts, `?3` now, then
 /// the outcome's own fields from `?4` on.
-fn columns_of(outcome: &SendOutcome) -> (&'static str, Vec<Option<&str>>) {
+pub(super) fn columns_of(outcome: &SendOutcome) -> (&'static str, Vec<Option<&str>>) {
     match outcome {
         SendOutcome::Created { transfer_url } => (
             "UPDATE payouts SET attempts = ?2, updated_at = ?3, next_attempt_at = NULL, transfer_url = ?4,

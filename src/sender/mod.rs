@@ -11,6 +11,7 @@
 //! `dwolla::wire`), writes only through the ledger, and parses no CSV.
 
 mod attempt;
+pub mod fleet;
 pub mod progress;
 
 use std::collections::{BTreeMap, HashSet};
@@ -24,7 +25,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::dwolla::{Amount, Client, Disposition, TransferRequest};
-use crate::ledger::{self, DuePayout, Ledger, RecordedOutcome, SendOutcome, Unsent};
+use crate::ledger::{self, DuePayout, RecordedOutcome, SendLedger, SendOutcome, Unsent};
 pub use progress::Counters;
 
 /// How a send run behaves. Every field is a policy the operator may set.
@@ -136,8 +137,8 @@ struct Run {
 
 /// Sends every due payout. `stopping` turning true asks for a graceful stop: no more claims,
 /// no more retries; requests in flight finish and are recorded.
-pub async fn send(
-    ledger: Ledger,
+pub async fn send<L: SendLedger>(
+    ledger: L,
     client: Client,
     config: SendConfig,
     stopping: watch::Receiver<bool>,
@@ -146,8 +147,8 @@ pub async fn send(
 }
 
 /// [`send`] with a ledger the caller keeps using afterwards (and so keeps the writer lock).
-pub async fn send_shared(
-    ledger: Arc<Mutex<Ledger>>,
+pub async fn send_shared<L: SendLedger>(
+    ledger: Arc<Mutex<L>>,
     client: Client,
     config: SendConfig,
     stopping: watch::Receiver<bool>,
@@ -223,8 +224,8 @@ async fn preflight(client: &Client, config: &SendConfig) -> anyhow::Result<crate
 /// and waits for all of them. Another pass follows while the last one found anything new, so
 /// the run ends only when every payout it may send is sent, final, or has spent this run's
 /// attempt budget (those stay in doubt, due at once for the next run).
-async fn dispatch(
-    ledger: &Arc<Mutex<Ledger>>,
+async fn dispatch<L: SendLedger>(
+    ledger: &Arc<Mutex<L>>,
     run: &Arc<Run>,
     outcomes: mpsc::Sender<RecordedOutcome>,
 ) -> anyhow::Result<()> {
@@ -235,8 +236,17 @@ async fn dispatch(
         while let Some(joined) = tasks.join_next().await {
             joined.context("a payout task panicked")?;
         }
-        if claimed? == 0 {
-            break;
+        if claimed? > 0 {
+            continue;
+        }
+        // Other workers' payouts in doubt: wait while they work, take over once a lease passes.
+        let batch = run.config.batch;
+        match with_ledger(ledger, move |l| l.held_elsewhere(batch)).await? {
+            Some(lease_left) if run.keep_claiming() => {
+                let wait = lease_left.clamp(Duration::from_millis(50), Duration::from_secs(1));
+                tokio::time::sleep(wait).await;
+            }
+            _ => break,
         }
     }
     Ok(())
@@ -244,8 +254,8 @@ async fn dispatch(
 
 /// One pass of [`dispatch`]: starts a task for each payout not handled yet in this run;
 /// returns how many.
-async fn claim_pass(
-    ledger: &Arc<Mutex<Ledger>>,
+async fn claim_pass<L: SendLedger>(
+    ledger: &Arc<Mutex<L>>,
     run: &Arc<Run>,
     outcomes: &mpsc::Sender<RecordedOutcome>,
     handled: &mut HashSet<i64>,
@@ -256,7 +266,7 @@ async fn claim_pass(
     let batch = run.config.batch;
     let mut claimed = 0;
     // First the payouts a crash or an earlier run left in doubt, then the pending ones.
-    let in_doubt = with_ledger(ledger, move |l| l.in_doubt(batch, usize::MAX)).await?;
+    let in_doubt = with_ledger(ledger, move |l| l.claim_in_doubt(batch)).await?;
     for payout in in_doubt {
         if !run.keep_claiming() {
             return Ok(claimed);
@@ -283,20 +293,21 @@ async fn claim_pass(
 
     let mut cursor = 0i64;
     while run.keep_claiming() {
-        let page = with_ledger(ledger, move |l| l.pending_after(cursor, batch, PAGE)).await?;
+        let now = ledger::timestamp(OffsetDateTime::now_utc());
+        let builder = run.clone();
+        let page = with_ledger(ledger, move |l| {
+            l.claim_pending(cursor, batch, PAGE, &now, &mut |p| builder.request_body(p))
+        })
+        .await?;
         let Some(last) = page.last() else { break };
         cursor = last.id;
-        let page: Vec<DuePayout> = page
-            .into_iter()
-            .filter(|p| !handled.contains(&p.id))
-            .collect();
-        let bodies: Vec<(i64, Vec<u8>)> =
-            page.iter().map(|p| (p.id, run.request_body(p))).collect();
-        let now = ledger::timestamp(OffsetDateTime::now_utc());
-        let committed = bodies.clone();
-        with_ledger(ledger, move |l| l.start_submissions(&committed, &now)).await?;
-        for (payout, (_, body)) in page.into_iter().zip(bodies) {
+        for mut payout in page {
+            // A pending payout is new to this run: claiming it moved it out of `pending`.
             handled.insert(payout.id);
+            let body = payout
+                .request_body
+                .take()
+                .expect("a claim commits the body");
             claimed += 1;
             spawn_payout(tasks, &task_slots, run, payout, body, outcomes).await;
             if !run.keep_claiming() {
@@ -366,8 +377,8 @@ impl Run {
 }
 
 /// Collects outcomes and commits them in groups bounded by count and by time.
-async fn record(
-    ledger: Arc<Mutex<Ledger>>,
+async fn record<L: SendLedger>(
+    ledger: Arc<Mutex<L>>,
     mut incoming: mpsc::Receiver<RecordedOutcome>,
     run: Arc<Run>,
 ) -> anyhow::Result<SendReport> {
@@ -424,9 +435,9 @@ fn tally(report: &mut SendReport, outcome: &SendOutcome, run: &Run) {
 }
 
 /// Runs a ledger call off the async threads; SQLite calls block.
-pub async fn with_ledger<T: Send + 'static>(
-    ledger: &Arc<Mutex<Ledger>>,
-    call: impl FnOnce(&mut Ledger) -> ledger::Result<T> + Send + 'static,
+pub async fn with_ledger<L: Send + 'static, T: Send + 'static>(
+    ledger: &Arc<Mutex<L>>,
+    call: impl FnOnce(&mut L) -> ledger::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     let ledger = ledger.clone();
     let result = tokio::task::spawn_blocking(move || {

@@ -9,6 +9,7 @@ mod ingest;
 mod layering;
 mod onboard;
 mod payday;
+mod postgres;
 mod report;
 mod send;
 mod settings;

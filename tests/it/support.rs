@@ -15,6 +15,8 @@ use payrun::sender::{SendConfig, SendReport, progress::Display};
 use payrun::sim::{SimConfig, SimHandle};
 use serde_json::Value;
 
+pub mod postgres;
+
 /// The `payrun` binary cargo built for this test run.
 pub fn payrun_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_payrun"))
@@ -32,12 +34,23 @@ pub fn sample(name: &str) -> PathBuf {
 /// A scratch directory that holds one test's ledger and files, removed at the end.
 pub struct Workdir {
     dir: tempfile::TempDir,
+    /// A PostgreSQL ledger's URL, given as `--ledger` instead of the file.
+    ledger_url: Option<String>,
 }
 
 impl Workdir {
     pub fn new() -> Workdir {
         Workdir {
             dir: tempfile::tempdir().expect("create a scratch directory"),
+            ledger_url: None,
+        }
+    }
+
+    /// A scratch directory whose commands use the PostgreSQL ledger at `url`.
+    pub fn on_postgres(url: &str) -> Workdir {
+        Workdir {
+            ledger_url: Some(url.to_string()),
+            ..Workdir::new()
         }
     }
 
@@ -61,7 +74,10 @@ impl Workdir {
         command
             .current_dir(self.path())
             .arg("--ledger")
-            .arg(self.ledger())
+            .arg(match &self.ledger_url {
+                Some(url) => url.into(),
+                None => self.ledger().into_os_string(),
+            })
             .args(args);
         command.env_remove("RUST_LOG").env_remove("PAYRUN_LEDGER");
         command
@@ -227,6 +243,28 @@ pub fn point_at<'c>(command: &'c mut Command, sim: &SimHandle) -> &'c mut Comman
         .env_remove("DWOLLA_ENV")
 }
 
+/// The payouts of a PostgreSQL ledger (none before its schema exists).
+fn pg_payouts(pg: &postgres::PgDatabase) -> Vec<LedgerPayout> {
+    let exists = pg.query("SELECT to_regclass('payouts') IS NOT NULL");
+    if exists != [vec!["t".to_string()]] {
+        return Vec::new();
+    }
+    pg.query(
+        "SELECT correlation_id, amount_cents, destination, state, coalesce(transfer_url, ''), attempts
+         FROM payouts ORDER BY id",
+    )
+    .into_iter()
+    .map(|row| LedgerPayout {
+        correlation_id: row[0].clone(),
+        amount_cents: row[1].parse().unwrap(),
+        destination: row[2].clone(),
+        state: row[3].clone(),
+        transfer_url: Some(row[4].clone()).filter(|url| !url.is_empty()),
+        attempts: row[5].parse().unwrap(),
+    })
+    .collect()
+}
+
 /// Runs the binary off the async threads, so that an in-process simulator keeps answering.
 pub async fn run_blocking(mut command: Command) -> Run {
     tokio::task::spawn_blocking(move || Run::from(command.output().expect("run payrun")))
@@ -252,6 +290,8 @@ pub fn sim_dwolla_config(sim: &SimHandle) -> DwollaConfig {
 pub struct SendEnv {
     pub work: Workdir,
     pub sim: SimHandle,
+    /// The ledger's database when the test runs on PostgreSQL; else the ledger is a file.
+    pub pg: Option<postgres::PgDatabase>,
 }
 
 /// One payout as the ledger holds it.
@@ -271,11 +311,28 @@ impl SendEnv {
         SendEnv {
             work: Workdir::new(),
             sim,
+            pg: None,
         }
+    }
+
+    /// The same on a fresh PostgreSQL database, or `None` where no server can be had.
+    pub async fn start_on_postgres(config: SimConfig, test: &str) -> Option<SendEnv> {
+        let pg = postgres::database(test)?;
+        let sim = payrun::sim::spawn(config).await.expect("simulator starts");
+        Some(SendEnv {
+            work: Workdir::on_postgres(&pg.url),
+            sim,
+            pg: Some(pg),
+        })
     }
 
     /// Ingests a generated file of `n_rows` payouts to the seeded payees; returns the batch.
     pub fn ingest_rows(&self, name: &str, n_rows: u64) -> i64 {
+        let path = self.work.path().join(name);
+        if let Some(pg) = &self.pg {
+            let mut ledger = payrun::ledger::postgres::PgLedger::open(&pg.url).unwrap();
+            return payrun::fixtures::ingest_generated(&mut ledger, &path, n_rows).unwrap();
+        }
         let mut ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
         payrun::fixtures::ingest_generated(&mut ledger, &self.work.path().join(name), n_rows)
             .unwrap()
@@ -335,6 +392,9 @@ impl SendEnv {
 
     /// The ledger's payouts; none when a run was killed before it made the ledger.
     pub fn payouts(&self) -> Vec<LedgerPayout> {
+        if let Some(pg) = &self.pg {
+            return pg_payouts(pg);
+        }
         // Read-write without create: a killed run may leave a WAL that only a writable
         // connection can recover, and a missing ledger must not be created here.
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE;
@@ -375,6 +435,9 @@ impl SendEnv {
     /// amount and destination; every transfer at the simulator belongs to a payout; the
     /// ledger's transfer URL is that transfer. Returns how many payouts were sent.
     pub fn assert_exactly_once(&self) -> usize {
+        // The ledger first: with other workers still sending, a payout read as submitted had
+        // its transfer created before this read, so the simulator's list below holds it.
+        let payouts = self.payouts();
         let transfers = self.sim.transfers();
         let mut by_correlation: HashMap<String, Vec<&payrun::sim::SimTransfer>> = HashMap::new();
         for transfer in &transfers {
@@ -387,7 +450,6 @@ impl SendEnv {
                 .or_default()
                 .push(transfer);
         }
-        let payouts = self.payouts();
         let mut n_sent = 0;
         for payout in &payouts {
             let found = by_correlation

@@ -1,0 +1,86 @@
+//! The commands on a PostgreSQL ledger (`--ledger postgres://...`), and the lease settings of
+//! its workers. Commands that do not run there yet say so and stop before touching anything.
+
+use std::time::Duration;
+
+use super::{Command, Failure, client_tokens, connect, demo, ingest, send, sim, status};
+use crate::config::FileConfig;
+use crate::exit;
+use crate::ledger::postgres::Leases;
+
+pub(super) fn dispatch(command: Command, url: &str, file: &FileConfig) -> anyhow::Result<u8> {
+    match command {
+        Command::Ingest(args) => ingest::run_postgres(url, file, &args),
+        Command::Send(args) => send::run_postgres(url, file, &args, leases(file)?),
+        Command::Status(args) => status::run_postgres(url, &args),
+        // The commands that keep no ledger.
+        Command::Sim(args) => sim::run(args).map(|()| exit::OK),
+        Command::Demo(args) => demo::run(&args),
+        Command::Accounts(command) => connect::run_accounts(file, &command),
+        Command::Treasury(command) => connect::run_treasury(file, &command),
+        Command::Parties(command) => connect::run_parties(file, &command),
+        Command::Exchanges(command) => connect::run_exchanges(file, &command),
+        Command::Transfers(command) => connect::run_transfers(file, &command),
+        Command::ClientTokens(command) => client_tokens::run(file, &command),
+        other => Err(Failure::config(format!(
+            "`payrun {}` does not run on a PostgreSQL ledger yet (ingest, send and status do); give it a SQLite ledger file with --ledger",
+            name_of(&other)
+        ))
+        .into()),
+    }
+}
+
+fn name_of(command: &Command) -> String {
+    use clap::CommandFactory;
+    let debug = format!("{command:?}");
+    let variant = debug.split(['(', ' ', '{']).next().unwrap_or_default();
+    super::Cli::command()
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .find(|name| name.replace('-', "") == variant.to_lowercase())
+        .unwrap_or(variant.to_lowercase())
+}
+
+/// `[postgres] lease_seconds` and `heartbeat_seconds`, overridden by `PAYRUN_LEASE_SECONDS`
+/// and `PAYRUN_HEARTBEAT_SECONDS`.
+fn leases(file: &FileConfig) -> Result<Leases, Failure> {
+    let setting = |env: &str, value: Option<u64>, default: Duration| -> Result<Duration, Failure> {
+        let from_env = match std::env::var(env) {
+            Ok(text) => Some(
+                text.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s > 0.0)
+                    .ok_or_else(|| {
+                        Failure::config(format!(
+                            "{env}={text:?} is not a number of seconds above 0"
+                        ))
+                    })?,
+            ),
+            Err(_) => None,
+        };
+        Ok(from_env
+            .map(Duration::from_secs_f64)
+            .or(value.map(Duration::from_secs))
+            .unwrap_or(default))
+    };
+    let defaults = Leases::default();
+    let lease = setting(
+        "PAYRUN_LEASE_SECONDS",
+        file.postgres.lease_seconds,
+        defaults.lease,
+    )?;
+    let heartbeat = setting(
+        "PAYRUN_HEARTBEAT_SECONDS",
+        file.postgres.heartbeat_seconds,
+        defaults.heartbeat.min(lease / 3),
+    )?;
+    if heartbeat * 3 > lease {
+        return Err(Failure::config(format!(
+            "the heartbeat ({} s) must be at most a third of the lease ({} s), so that a live worker's claims never lapse",
+            heartbeat.as_secs_f64(),
+            lease.as_secs_f64()
+        )));
+    }
+    Ok(Leases { lease, heartbeat })
+}

@@ -1,0 +1,245 @@
+//! What the sender and the ingest need of a ledger, whichever engine keeps it: claim due
+//! payouts, commit request bodies, record outcomes, count what is left; write one file's
+//! batch in one transaction. SQLite ([`Ledger`]) and PostgreSQL ([`PgLedger`]) each keep their
+//! own SQL behind these; the callers see none of it.
+
+use std::collections::HashMap;
+
+use super::postgres::PgLedger;
+use super::{
+    BatchIdentity, DuePayout, ExistingBatch, LateBatch, Ledger, NewBatch, RecordedOutcome, Result,
+    RowBuffer, Summary, Unsent, WaitingBatch,
+};
+use crate::ledger::RepeatOverlap;
+use crate::money::Cents;
+
+/// `payrun status`'s view of a ledger.
+pub trait StatusLedger {
+    fn summary(&self) -> Result<Summary>;
+    /// Batches with pending payouts that wait: held, for their window, or for approval.
+    fn waiting_batches(&self) -> Result<Vec<WaitingBatch>>;
+}
+
+impl StatusLedger for Ledger {
+    fn summary(&self) -> Result<Summary> {
+        Ledger::summary(self)
+    }
+
+    fn waiting_batches(&self) -> Result<Vec<WaitingBatch>> {
+        Ledger::waiting_batches(self)
+    }
+}
+
+impl StatusLedger for PgLedger {
+    fn summary(&self) -> Result<Summary> {
+        PgLedger::summary(self)
+    }
+
+    fn waiting_batches(&self) -> Result<Vec<WaitingBatch>> {
+        PgLedger::waiting_batches(self)
+    }
+}
+
+/// The sender's view of a ledger.
+pub trait SendLedger: Send + 'static {
+    /// Opens the send window of every batch whose time has come (see `ledger::payday`).
+    fn open_send_windows(&mut self, now: &str) -> Result<usize>;
+    /// Gives batches with payouts committed for sending their sent date; returns the late ones.
+    fn note_sent_batches(&mut self, now: &str) -> Result<Vec<LateBatch>>;
+    /// Every payout in doubt this worker may send, soonest due first, claimed for it.
+    fn claim_in_doubt(&mut self, batch: Option<i64>) -> Result<Vec<DuePayout>>;
+    /// Up to `limit` pending payouts after `after_id` in file order, each committed
+    /// `submitting` with the bytes `body` builds (its `request_body`), before any is sent.
+    fn claim_pending(
+        &mut self,
+        after_id: i64,
+        batch: Option<i64>,
+        limit: usize,
+        now: &str,
+        body: &mut dyn FnMut(&DuePayout) -> Vec<u8>,
+    ) -> Result<Vec<DuePayout>>;
+    /// Stores many outcomes in one transaction.
+    fn record_outcomes(&mut self, outcomes: &[RecordedOutcome], now: &str) -> Result<()>;
+    /// What is left unsent: in doubt, and pending in batches that may be sent now.
+    fn unsent(&self, batch: Option<i64>) -> Result<Unsent>;
+    /// When payouts in doubt are held by other workers: how long until the first of their
+    /// leases passes. Always `None` for a single writer.
+    fn held_elsewhere(&self, batch: Option<i64>) -> Result<Option<std::time::Duration>>;
+}
+
+/// The ingest's view of a ledger.
+pub trait IngestLedger: Send {
+    /// The batches whose file had exactly these bytes.
+    fn batches_by_sha256(&self, sha256: &str) -> Result<Vec<ExistingBatch>>;
+    /// Reference -> funding source id of every payee that can be paid.
+    fn payee_funding_sources(&self) -> Result<HashMap<String, String>>;
+    /// Runs `write` inside the single transaction of one file's batch. The batch commits when
+    /// `write` has called [`BatchWriter::finish`] and returns `Ok`; otherwise it rolls back
+    /// and leaves no trace.
+    fn write_batch<T>(
+        &mut self,
+        batch: &NewBatch<'_>,
+        write: impl FnOnce(&mut dyn BatchWriter) -> Result<T>,
+    ) -> Result<T>;
+}
+
+/// One file's batch being written.
+pub trait BatchWriter {
+    fn batch_id(&self) -> i64;
+    fn insert_rows(&mut self, rows: &RowBuffer) -> Result<()>;
+    /// A row refused under `--allow-partial`, with every problem found on it.
+    fn insert_rejected_row(&mut self, line: u64, errors: &str) -> Result<()>;
+    /// The reference of a payout already written in this batch.
+    fn reference_at_line(&mut self, line: u64) -> Result<Option<String>>;
+    /// The batch that already holds the same records for the same pay date. On PostgreSQL
+    /// this also serializes two workers ingesting the same payroll at once.
+    fn batch_with_identity(
+        &mut self,
+        records_sha256: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<ExistingBatch>>;
+    /// The recent batch whose payouts this one repeats most, if any.
+    fn repeat_overlap(
+        &mut self,
+        since: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<RepeatOverlap>>;
+    /// Writes the batch's counts, identity and schedule; the commit follows.
+    fn finish(
+        &mut self,
+        n_payouts: u64,
+        total: Cents,
+        n_rejected: u64,
+        identity: &BatchIdentity,
+    ) -> Result<i64>;
+}
+
+impl SendLedger for Ledger {
+    fn open_send_windows(&mut self, now: &str) -> Result<usize> {
+        Ledger::open_send_windows(self, now)
+    }
+
+    fn note_sent_batches(&mut self, now: &str) -> Result<Vec<LateBatch>> {
+        Ledger::note_sent_batches(self, now)
+    }
+
+    /// The writer lock makes this process the only sender: every payout in doubt is ours.
+    fn claim_in_doubt(&mut self, batch: Option<i64>) -> Result<Vec<DuePayout>> {
+        self.in_doubt(batch, usize::MAX)
+    }
+
+    fn claim_pending(
+        &mut self,
+        after_id: i64,
+        batch: Option<i64>,
+        limit: usize,
+        now: &str,
+        body: &mut dyn FnMut(&DuePayout) -> Vec<u8>,
+    ) -> Result<Vec<DuePayout>> {
+        let mut page = self.pending_after(after_id, batch, limit)?;
+        let bodies: Vec<(i64, Vec<u8>)> = page.iter().map(|p| (p.id, body(p))).collect();
+        self.start_submissions(&bodies, now)?;
+        for (payout, (_, bytes)) in page.iter_mut().zip(bodies) {
+            payout.request_body = Some(bytes);
+            payout.state = crate::payout::PayoutState::Submitting;
+        }
+        Ok(page)
+    }
+
+    fn record_outcomes(&mut self, outcomes: &[RecordedOutcome], now: &str) -> Result<()> {
+        Ledger::record_outcomes(self, outcomes, now)
+    }
+
+    fn unsent(&self, batch: Option<i64>) -> Result<Unsent> {
+        Ledger::unsent(self, batch)
+    }
+
+    fn held_elsewhere(&self, _batch: Option<i64>) -> Result<Option<std::time::Duration>> {
+        Ok(None)
+    }
+}
+
+impl SendLedger for PgLedger {
+    fn open_send_windows(&mut self, now: &str) -> Result<usize> {
+        PgLedger::open_send_windows(self, now)
+    }
+
+    fn note_sent_batches(&mut self, now: &str) -> Result<Vec<LateBatch>> {
+        PgLedger::note_sent_batches(self, now)
+    }
+
+    fn claim_in_doubt(&mut self, batch: Option<i64>) -> Result<Vec<DuePayout>> {
+        PgLedger::claim_in_doubt(self, batch)
+    }
+
+    fn claim_pending(
+        &mut self,
+        after_id: i64,
+        batch: Option<i64>,
+        limit: usize,
+        now: &str,
+        body: &mut dyn FnMut(&DuePayout) -> Vec<u8>,
+    ) -> Result<Vec<DuePayout>> {
+        PgLedger::claim_pending(self, after_id, batch, limit, now, body)
+    }
+
+    fn record_outcomes(&mut self, outcomes: &[RecordedOutcome], now: &str) -> Result<()> {
+        PgLedger::record_outcomes(self, outcomes, now)
+    }
+
+    fn unsent(&self, batch: Option<i64>) -> Result<Unsent> {
+        PgLedger::unsent(self, batch)
+    }
+
+    fn held_elsewhere(&self, batch: Option<i64>) -> Result<Option<std::time::Duration>> {
+        PgLedger::held_elsewhere(self, batch)
+    }
+}
+
+impl IngestLedger for Ledger {
+    fn batches_by_sha256(&self, sha256: &str) -> Result<Vec<ExistingBatch>> {
+        Ledger::batches_by_sha256(self, sha256)
+    }
+
+    fn payee_funding_sources(&self) -> Result<HashMap<String, String>> {
+        Ledger::payee_funding_sources(self)
+    }
+
+    fn write_batch<T>(
+        &mut self,
+        batch: &NewBatch<'_>,
+        write: impl FnOnce(&mut dyn BatchWriter) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self.begin_ingest(batch)?;
+        let (written, finished) = {
+            let mut writer = super::ingest::SqliteBatch::new(&tx)?;
+            let written = write(&mut writer)?;
+            (written, writer.finished())
+        };
+        if finished {
+            tx.commit_written()?;
+        }
+        Ok(written)
+    }
+}
+
+impl IngestLedger for PgLedger {
+    fn batches_by_sha256(&self, sha256: &str) -> Result<Vec<ExistingBatch>> {
+        PgLedger::batches_by_sha256(self, sha256)
+    }
+
+    fn payee_funding_sources(&self) -> Result<HashMap<String, String>> {
+        Err(super::LedgerError::Invalid {
+            path: self.shown_url().into(),
+            message: "this file names payees, and the payee directory is kept only in a SQLite ledger so far; give destination funding source ids instead".into(),
+        })
+    }
+
+    fn write_batch<T>(
+        &mut self,
+        batch: &NewBatch<'_>,
+        write: impl FnOnce(&mut dyn BatchWriter) -> Result<T>,
+    ) -> Result<T> {
+        PgLedger::write_batch(self, batch, write)
+    }
+}

@@ -1,0 +1,106 @@
+//! `payrun status` on PostgreSQL: the same views as `ledger::summary` and
+//! `ledger::payday::waiting_batches`, in PostgreSQL's SQL.
+
+use super::PgLedger;
+use crate::ledger::summary::{BatchRow, StateTotal, Summary};
+use crate::ledger::{LedgerError, Result, WaitingBatch};
+use crate::payout::PayoutState;
+
+/// As SQLite's `SHOWN_BATCH_STATUS`: a ready batch with nothing on its way is `settled`.
+const SHOWN_BATCH_STATUS: &str = "CASE WHEN status = 'ready' AND NOT EXISTS (
+        SELECT 1 FROM payouts p
+        WHERE p.id BETWEEN batches.id << 32 AND (batches.id << 32) + 4294967295
+          AND p.state IN ('pending', 'submitting', 'submitted', 'needs_review'))
+    THEN 'settled' ELSE status END";
+
+impl PgLedger {
+    pub fn summary(&self) -> Result<Summary> {
+        let mut totals: Vec<(PayoutState, StateTotal)> = PayoutState::ALL
+            .iter()
+            .map(|state| (*state, StateTotal::default()))
+            .collect();
+        let rows = self.block(self.client.query(
+            "SELECT state, COUNT(*), SUM(amount_cents)::bigint FROM payouts GROUP BY state",
+            &[],
+        ))?;
+        for row in rows {
+            let text: &str = row.get(0);
+            let state: PayoutState = text.parse().map_err(|message| LedgerError::Invalid {
+                path: self.shown.to_string().into(),
+                message,
+            })?;
+            if let Some((_, total)) = totals.iter_mut().find(|(s, _)| *s == state) {
+                *total = StateTotal {
+                    count: row.get::<_, i64>(1) as u64,
+                    amount_cents: row.get(2),
+                };
+            }
+        }
+        let rows = self.block(self.client.query(
+            &format!(
+                "SELECT id, file_name, file_sha256, received_at, {SHOWN_BATCH_STATUS}, row_count,
+                        total_cents, rejected_rows, pay_date, send_after, send_by, send_late,
+                        send_open_at, sent_at, held_at, held_by, approval_reason
+                 FROM batches ORDER BY id"
+            ),
+            &[],
+        ))?;
+        let batches = rows
+            .iter()
+            .map(|row| BatchRow {
+                id: row.get(0),
+                file_name: row.get(1),
+                file_sha256: row.get(2),
+                received_at: row.get(3),
+                status: row.get(4),
+                row_count: row.get::<_, i64>(5) as u64,
+                total_cents: row.get(6),
+                rejected_rows: row.get::<_, i64>(7) as u64,
+                pay_date: row.get(8),
+                send_after: row.get(9),
+                send_by: row.get(10),
+                send_late: row.get(11),
+                send_open_at: row.get(12),
+                sent_at: row.get(13),
+                held_at: row.get(14),
+                held_by: row.get(15),
+                approval_reason: row.get(16),
+            })
+            .collect();
+        Ok(Summary {
+            payouts: totals,
+            batches,
+        })
+    }
+
+    pub fn waiting_batches(&self) -> Result<Vec<WaitingBatch>> {
+        let rows = self.block(self.client.query(
+            "SELECT id, pay_date, CASE WHEN send_open_at IS NULL THEN send_after END,
+                    held_at, held_by, hold_reason,
+                    CASE WHEN status = 'awaiting_approval' THEN approval_reason END
+             FROM batches b
+             WHERE status != 'cancelled'
+               AND (held_at IS NOT NULL OR send_open_at IS NULL
+                    OR (status = 'awaiting_approval' AND approval_reason IS NOT NULL))
+               AND EXISTS (SELECT 1 FROM payouts p
+                           WHERE p.id BETWEEN b.id << 32 AND (b.id << 32) | 4294967295
+                             AND p.state = 'pending')
+             ORDER BY id",
+            &[],
+        ))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let held_at: Option<String> = row.get(3);
+                let held_by: Option<String> = row.get(4);
+                WaitingBatch {
+                    id: row.get(0),
+                    pay_date: row.get(1),
+                    window_opens: row.get(2),
+                    held: held_at.map(|at| (at, held_by.unwrap_or_default(), row.get(5))),
+                    approval_reason: row.get(6),
+                }
+            })
+            .collect())
+    }
+}

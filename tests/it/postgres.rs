@@ -1,0 +1,293 @@
+//! payrun on a PostgreSQL ledger: several `payrun` processes on one ledger, one of them killed
+//! at random moments; a dead worker's claims taken over after its lease; one payroll ingested
+//! by two workers at once. Each test has a database of its own on a real server
+//! (`support::postgres`), and skips with a note where none can be had outside CI.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use payrun::sim::SimConfig;
+
+use crate::support::SendEnv;
+
+/// Lease and heartbeat short enough for a test to see a takeover.
+const LEASE_SECONDS: &str = "3";
+const HEARTBEAT_SECONDS: &str = "0.5";
+
+fn send_worker(env: &SendEnv, rate: &str, concurrency: &str) -> Command {
+    let mut command = env.command(&[
+        "send",
+        "--rate",
+        rate,
+        "--concurrency",
+        concurrency,
+        "--no-progress",
+        "--attempts-per-run",
+        "30",
+        "--max-attempts",
+        "60",
+    ]);
+    command
+        .env("PAYRUN_LEASE_SECONDS", LEASE_SECONDS)
+        .env("PAYRUN_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn states(env: &SendEnv) -> HashMap<String, usize> {
+    let mut states = HashMap::new();
+    for payout in env.payouts() {
+        *states.entry(payout.state).or_default() += 1;
+    }
+    states
+}
+
+/// Waits for `child` off the async threads; returns its exit code and output.
+async fn finish(child: Child) -> (i32, String) {
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// Issue 14's chaos test: three `payrun send` processes on one ledger under drops, 500s and
+/// 429s; one is SIGKILLed at random moments and restarted each time. Every payout is paid
+/// exactly once, none is left, and the simulator never sees more than R requests in a second
+/// from all of them together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_one_killed_at_random_pay_every_payout_once_within_one_rate_limit() {
+    let faults = SimConfig {
+        throttle_rate: 0.01,
+        retry_after: false,
+        error_rate: 0.05,
+        drop_rate: 0.05,
+        latency: Duration::from_millis(30),
+        seed: 14,
+        ..SimConfig::new()
+    };
+    let Some(env) = SendEnv::start_on_postgres(faults, "three_workers").await else {
+        return;
+    };
+    let (n_rows, rate) = (3000, 150);
+    env.ingest_rows("payouts.csv", n_rows);
+    let steady: Vec<Child> = (0..2)
+        .map(|_| send_worker(&env, &rate.to_string(), "8").spawn().unwrap())
+        .collect();
+    let mut rng_state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next_delay = || {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        Duration::from_millis(300 + rng_state % 1700)
+    };
+    let mut n_kills = 0;
+    while n_kills < 5 {
+        let mut victim = send_worker(&env, &rate.to_string(), "8").spawn().unwrap();
+        tokio::time::sleep(next_delay()).await;
+        if victim.try_wait().unwrap().is_some() {
+            break; // The others finished the ledger first.
+        }
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        n_kills += 1;
+        env.assert_exactly_once();
+    }
+    assert!(
+        n_kills >= 3,
+        "the steady workers finished too early to test kills"
+    );
+    let last = send_worker(&env, &rate.to_string(), "8").spawn().unwrap();
+    let mut results = vec![finish(last).await];
+    for worker in steady {
+        results.push(finish(worker).await);
+    }
+    for (code, output) in &results {
+        assert_eq!(
+            *code,
+            0,
+            "every worker exits 0: {output}\n{:?}",
+            states(&env)
+        );
+    }
+    assert_eq!(
+        states(&env),
+        HashMap::from([("submitted".to_string(), 3000)])
+    );
+    assert_eq!(env.assert_exactly_once(), n_rows as usize);
+    assert_eq!(env.sim.transfers().len(), n_rows as usize);
+    let stats = env.sim.stats();
+    assert!(
+        stats.max_requests_per_second <= rate,
+        "{} requests in one second from all workers together, over the limit of {rate}",
+        stats.max_requests_per_second
+    );
+    assert!(
+        stats.dropped_responses > 0 && stats.server_errors > 0,
+        "{stats:?}"
+    );
+}
+
+/// A worker killed while it holds claims: another worker leaves them alone while the lease
+/// holds, then takes them over and sends them with the same keys, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_holding_claims_is_taken_over_after_its_lease() {
+    let Some(env) = SendEnv::start_on_postgres(SimConfig::new(), "takeover").await else {
+        return;
+    };
+    let pg = env.pg.as_ref().unwrap();
+    let n_rows = 40;
+    env.ingest_rows("payouts.csv", n_rows);
+    // Slow enough that it is killed with most of its claims unsent.
+    let mut doomed = send_worker(&env, "2", "1").spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while states(&env).contains_key("pending") {
+        assert!(Instant::now() < deadline, "{:?}", states(&env));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    let killed_at = Instant::now();
+    let n_held = states(&env)["submitting"];
+    assert!(n_held >= 30, "{:?}", states(&env));
+    let holder = pg.query("SELECT DISTINCT claimed_by FROM payouts WHERE state = 'submitting'");
+    assert_eq!(holder.len(), 1, "one worker holds them all: {holder:?}");
+
+    let taker = send_worker(&env, "20", "4").spawn().unwrap();
+    // Well inside the 3 s lease (renewed every 0.5 s until the kill), nothing is taken.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = pg.query(&format!(
+        "SELECT count(*) FROM payouts WHERE state = 'submitting' AND claimed_by = '{}'",
+        holder[0][0]
+    ));
+    if killed_at.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(
+            held,
+            [vec![n_held.to_string()]],
+            "taken before the lease passed"
+        );
+    }
+    let (code, output) = finish(taker).await;
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        killed_at.elapsed() >= Duration::from_secs(2),
+        "the takeover waited for the lease"
+    );
+    assert!(output.contains("nothing left to send"), "{output}");
+    assert_eq!(states(&env), HashMap::from([("submitted".to_string(), 40)]));
+    assert_eq!(env.assert_exactly_once(), n_rows as usize);
+    let keys = pg.query("SELECT count(DISTINCT idempotency_key) FROM payouts");
+    assert_eq!(keys, [vec![n_rows.to_string()]]);
+}
+
+/// Two workers ingest the same payroll at the same moment: one batch, the other adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_ingesting_the_same_file_at_once_make_one_batch() {
+    let Some(env) = SendEnv::start_on_postgres(SimConfig::new(), "same_file").await else {
+        return;
+    };
+    let pg = env.pg.as_ref().unwrap();
+    let path = env.work.path().join("payroll.csv");
+    payrun::fixtures::write_payout_csv(
+        std::io::BufWriter::new(std::fs::File::create(&path).unwrap()),
+        20_000,
+    )
+    .unwrap();
+    // The schema first, so that both start their ingest rather than their migration.
+    env.work.run(&["status"]);
+    let path_text = path.to_str().unwrap();
+    let both: Vec<Child> = (0..2)
+        .map(|_| {
+            env.work
+                .command(&["ingest", path_text])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut outputs = Vec::new();
+    for child in both {
+        outputs.push(finish(child).await);
+    }
+    for (code, output) in &outputs {
+        assert_eq!(*code, 0, "{output}");
+    }
+    let accepted = outputs
+        .iter()
+        .filter(|(_, o)| o.contains("accepted"))
+        .count();
+    let skipped = outputs
+        .iter()
+        .filter(|(_, o)| o.contains("skipped"))
+        .count();
+    assert_eq!((accepted, skipped), (1, 1), "{outputs:?}");
+    assert_eq!(
+        pg.query("SELECT count(*) FROM batches"),
+        [vec!["1".to_string()]]
+    );
+    assert_eq!(
+        pg.query("SELECT count(*) FROM payouts"),
+        [vec!["20000".to_string()]]
+    );
+}
+
+/// Two processes opening a new ledger at once apply its schema once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_starting_together_migrate_once() {
+    let Some(env) = SendEnv::start_on_postgres(SimConfig::new(), "migrate_once").await else {
+        return;
+    };
+    let pg = env.pg.as_ref().unwrap();
+    let both: Vec<Child> = (0..4)
+        .map(|_| {
+            env.work
+                .command(&["status", "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in both {
+        let (code, output) = finish(child).await;
+        assert_eq!(code, 0, "{output}");
+    }
+    assert_eq!(
+        pg.query("SELECT version FROM payrun_schema ORDER BY version"),
+        [vec!["1".to_string()]]
+    );
+}
+
+/// A command that does not run on PostgreSQL yet says so, with the configuration status, and
+/// a URL's password never reaches the message.
+#[test]
+fn commands_not_yet_on_postgres_say_so_and_hide_the_password() {
+    let work = crate::support::Workdir::on_postgres("postgres://payrun:s3cret@127.0.0.1:1/none");
+    let run = work.run(&["report"]);
+    assert_eq!(run.code, 78, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`payrun report` does not run on a PostgreSQL ledger yet")
+    );
+    let unreachable = work.run(&["status"]);
+    assert_ne!(unreachable.code, 0);
+    assert!(
+        unreachable
+            .stderr
+            .contains("postgres://payrun@127.0.0.1:1/none"),
+        "{}",
+        unreachable.stderr
+    );
+    assert!(
+        !unreachable.stderr.contains("s3cret"),
+        "{}",
+        unreachable.stderr
+    );
+}
