@@ -35,10 +35,25 @@ CREATE INDEX batches_by_file_sha256 ON batches (file_sha256);
 CREATE UNIQUE INDEX batches_by_identity ON batches (records_sha256, coalesce(pay_date, ''))
     WHERE records_sha256 IS NOT NULL;
 
+-- Batches are never deleted (a cancelled batch keeps its row), which is what makes the
+-- payouts' batch_id safe without a foreign key: see payouts below.
+CREATE FUNCTION batches_are_never_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'batches are never deleted; cancel a batch instead';
+END;
+$$;
+
+CREATE TRIGGER batches_are_never_deleted BEFORE DELETE ON batches
+    FOR EACH ROW EXECUTE FUNCTION batches_are_never_deleted();
+
 CREATE TABLE payouts (
     -- (batch_id << 32) | line, as on SQLite: the primary key makes (batch, line) unique.
     id                  bigint  PRIMARY KEY CHECK (id = (batch_id << 32) | line),
-    batch_id            bigint  NOT NULL REFERENCES batches (id),
+    -- No foreign key: its check per row took 10 of the 16 s of a million-row COPY (measured
+    -- on 2 cores). Only the ingest writes payouts, each with the id of the batch row it
+    -- inserted in the same transaction, and checks that COPY wrote as many rows as it parsed;
+    -- batches are never deleted (the trigger above).
+    batch_id            bigint  NOT NULL,
     line                bigint  NOT NULL CHECK (line BETWEEN 1 AND 4294967295),
     reference           text    NOT NULL,
     destination         text    NOT NULL,

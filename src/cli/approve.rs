@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::Failure;
 use crate::exit;
-use crate::ledger::{Approval, Ledger};
+use crate::ledger::{Approval, Ledger, StatusLedger};
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
@@ -15,7 +15,14 @@ pub struct ApproveArgs {
 }
 
 pub(super) fn run(ledger_path: &Path, args: &ApproveArgs) -> anyhow::Result<u8> {
-    let mut ledger = Ledger::open_writer(ledger_path)?;
+    approve(&mut Ledger::open_writer(ledger_path)?, args)
+}
+
+pub(super) fn run_postgres(url: &str, args: &ApproveArgs) -> anyhow::Result<u8> {
+    approve(&mut crate::ledger::postgres::PgLedger::open(url)?, args)
+}
+
+fn approve(ledger: &mut impl StatusLedger, args: &ApproveArgs) -> anyhow::Result<u8> {
     let now = crate::ledger::timestamp(time::OffsetDateTime::now_utc());
     match ledger.approve_batch(args.batch, &now)? {
         Approval::Approved => println!(

@@ -175,7 +175,7 @@ pub fn main() -> ExitCode {
         .to_str()
         .filter(|text| crate::ledger::postgres::is_postgres_url(text));
     let result = match postgres_url {
-        Some(url) => postgres::dispatch(cli.command, url, &file),
+        Some(url) => postgres::dispatch(cli.command, url, &file, file_path.as_deref()),
         None => dispatch(cli.command, &ledger, &file, file_path.as_deref()),
     };
     report_outcome(result)

@@ -3,16 +3,27 @@
 
 use std::time::Duration;
 
-use super::{Command, Failure, client_tokens, connect, demo, ingest, send, sim, status};
+use super::{Command, Failure, approve, client_tokens, connect, demo, ingest, send, sim, status};
 use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::postgres::Leases;
 
-pub(super) fn dispatch(command: Command, url: &str, file: &FileConfig) -> anyhow::Result<u8> {
+pub(super) fn dispatch(
+    command: Command,
+    url: &str,
+    file: &FileConfig,
+    file_path: Option<&std::path::Path>,
+) -> anyhow::Result<u8> {
     match command {
         Command::Ingest(args) => ingest::run_postgres(url, file, &args),
         Command::Send(args) => send::run_postgres(url, file, &args, leases(file)?),
         Command::Status(args) => status::run_postgres(url, &args),
+        Command::Approve(args) => approve::run_postgres(url, &args),
+        // Shows the ledger's URL without its password.
+        Command::Config(super::config::ConfigCommand::Check(args)) => {
+            let shown = crate::ledger::postgres::shown_url(url);
+            super::config::run_check(std::path::Path::new(&shown), file, file_path, &args)
+        }
         // The commands that keep no ledger.
         Command::Sim(args) => sim::run(args).map(|()| exit::OK),
         Command::Demo(args) => demo::run(&args),
@@ -23,7 +34,7 @@ pub(super) fn dispatch(command: Command, url: &str, file: &FileConfig) -> anyhow
         Command::Transfers(command) => connect::run_transfers(file, &command),
         Command::ClientTokens(command) => client_tokens::run(file, &command),
         other => Err(Failure::config(format!(
-            "`payrun {}` does not run on a PostgreSQL ledger yet (ingest, send and status do); give it a SQLite ledger file with --ledger",
+            "`payrun {}` does not run on a PostgreSQL ledger yet (ingest, send, status and approve do); give it a SQLite ledger file with --ledger",
             name_of(&other)
         ))
         .into()),

@@ -7,17 +7,19 @@ use std::collections::HashMap;
 
 use super::postgres::PgLedger;
 use super::{
-    BatchIdentity, DuePayout, ExistingBatch, LateBatch, Ledger, NewBatch, RecordedOutcome, Result,
-    RowBuffer, Summary, Unsent, WaitingBatch,
+    Approval, BatchIdentity, DuePayout, ExistingBatch, LateBatch, Ledger, NewBatch,
+    RecordedOutcome, Result, RowBuffer, Summary, Unsent, WaitingBatch,
 };
 use crate::ledger::RepeatOverlap;
 use crate::money::Cents;
 
-/// `payrun status`'s view of a ledger.
+/// `payrun status`'s and `payrun approve`'s view of a ledger.
 pub trait StatusLedger {
     fn summary(&self) -> Result<Summary>;
     /// Batches with pending payouts that wait: held, for their window, or for approval.
     fn waiting_batches(&self) -> Result<Vec<WaitingBatch>>;
+    /// Lets an `awaiting_approval` batch be sent.
+    fn approve_batch(&mut self, batch_id: i64, now: &str) -> Result<Approval>;
 }
 
 impl StatusLedger for Ledger {
@@ -28,6 +30,10 @@ impl StatusLedger for Ledger {
     fn waiting_batches(&self) -> Result<Vec<WaitingBatch>> {
         Ledger::waiting_batches(self)
     }
+
+    fn approve_batch(&mut self, batch_id: i64, now: &str) -> Result<Approval> {
+        Ledger::approve_batch(self, batch_id, now)
+    }
 }
 
 impl StatusLedger for PgLedger {
@@ -37,6 +43,10 @@ impl StatusLedger for PgLedger {
 
     fn waiting_batches(&self) -> Result<Vec<WaitingBatch>> {
         PgLedger::waiting_batches(self)
+    }
+
+    fn approve_batch(&mut self, batch_id: i64, now: &str) -> Result<Approval> {
+        PgLedger::approve_batch(self, batch_id, now)
     }
 }
 

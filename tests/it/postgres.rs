@@ -11,10 +11,6 @@ use payrun::sim::SimConfig;
 
 use crate::support::SendEnv;
 
-/// Lease and heartbeat short enough for a test to see a takeover.
-const LEASE_SECONDS: &str = "3";
-const HEARTBEAT_SECONDS: &str = "0.5";
-
 fn send_worker(env: &SendEnv, rate: &str, concurrency: &str) -> Command {
     let mut command = env.command(&[
         "send",
@@ -28,11 +24,7 @@ fn send_worker(env: &SendEnv, rate: &str, concurrency: &str) -> Command {
         "--max-attempts",
         "60",
     ]);
-    command
-        .env("PAYRUN_LEASE_SECONDS", LEASE_SECONDS)
-        .env("PAYRUN_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     command
 }
 
@@ -290,4 +282,46 @@ fn commands_not_yet_on_postgres_say_so_and_hide_the_password() {
         "{}",
         unreachable.stderr
     );
+}
+
+/// A batch that waits for approval on PostgreSQL: status says so, the sender leaves it alone,
+/// and `payrun approve` lets the next send pay it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_waiting_for_approval_is_sent_once_approved() {
+    let Some(env) = SendEnv::start_on_postgres(SimConfig::new(), "approval").await else {
+        return;
+    };
+    let path = env.work.path().join("payroll.csv");
+    payrun::fixtures::write_payout_csv(
+        std::io::BufWriter::new(std::fs::File::create(&path).unwrap()),
+        25,
+    )
+    .unwrap();
+    let ingest = env
+        .run(&["ingest", "--require-approval", path.to_str().unwrap()])
+        .await;
+    assert_eq!(ingest.code, 0, "{}", ingest.stderr);
+    let status = env.work.status_json();
+    assert_eq!(
+        status["batches"][0]["status"], "awaiting_approval",
+        "{status}"
+    );
+    let before = send_worker(&env, "50", "4").spawn().unwrap();
+    let (code, output) = finish(before).await;
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(states(&env), HashMap::from([("pending".to_string(), 25)]));
+
+    let approve = env.run(&["approve", "1"]).await;
+    assert_eq!(approve.code, 0, "{}", approve.stderr);
+    assert!(
+        approve.stdout.contains("batch 1 approved"),
+        "{}",
+        approve.stdout
+    );
+    let after = send_worker(&env, "50", "4").spawn().unwrap();
+    let (code, output) = finish(after).await;
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(env.assert_exactly_once(), 25);
+    let unknown = env.run(&["approve", "7"]).await;
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
 }

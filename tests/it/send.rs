@@ -7,11 +7,16 @@ use std::time::{Duration, Instant};
 use payrun::ledger::Ledger;
 use payrun::sim::{Faults, SimConfig};
 
+use crate::on_both_engines;
 use crate::support::SendEnv;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_payout_becomes_one_transfer_on_the_happy_path() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    every_payout_becomes_one_transfer_on_the_happy_path,
+    SimConfig::new(),
+    happy_path
+);
+
+async fn happy_path(env: SendEnv) {
     env.ingest_rows("payouts.csv", 300);
     let report = env
         .send(
@@ -47,9 +52,14 @@ async fn every_payout_becomes_one_transfer_on_the_happy_path() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drops_errors_timeouts_conflicts_and_429s_still_pay_each_payout_exactly_once() {
-    let config = SimConfig {
+on_both_engines!(
+    drops_errors_timeouts_conflicts_and_429s_still_pay_each_payout_exactly_once,
+    every_fault_class(),
+    every_fault_class_once
+);
+
+fn every_fault_class() -> SimConfig {
+    SimConfig {
         drop_rate: 0.15,
         error_rate: 0.15,
         timeout_rate: 0.05,
@@ -57,8 +67,10 @@ async fn drops_errors_timeouts_conflicts_and_429s_still_pay_each_payout_exactly_
         rate_limit: Some(150),
         seed: 7,
         ..SimConfig::new()
-    };
-    let env = SendEnv::start(config).await;
+    }
+}
+
+async fn every_fault_class_once(env: SendEnv) {
     env.ingest_rows("payouts.csv", 400);
     // Faster than the simulator allows, so 429s come; a short timeout, so held responses time
     // out and their retries meet the first request still in flight (409).
@@ -82,13 +94,16 @@ async fn drops_errors_timeouts_conflicts_and_429s_still_pay_each_payout_exactly_
     assert_eq!(stats.transfers_created, 400);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_access_token_that_expires_mid_run_is_renewed() {
-    let config = SimConfig {
+on_both_engines!(
+    an_access_token_that_expires_mid_run_is_renewed,
+    SimConfig {
         token_ttl: Duration::from_secs(1),
         ..SimConfig::new()
-    };
-    let env = SendEnv::start(config).await;
+    },
+    token_renewed_mid_run
+);
+
+async fn token_renewed_mid_run(env: SendEnv) {
     env.ingest_rows("payouts.csv", 150);
     // 150 payouts at 60/s take 2.5 s: the run outlives at least two tokens.
     let started = std::time::Instant::now();
@@ -266,6 +281,7 @@ impl SendEnv {
             )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
+        crate::support::with_test_leases(&mut command);
         command
     }
 
@@ -294,11 +310,12 @@ fn ordinary_faults() -> SimConfig {
     }
 }
 
-/// Runs `payrun send` as a child process against that fault mix, SIGKILLs it ten times at
-/// random moments, then lets one run go to the end: it exits 0 with every payout paid once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_sigkills_under_the_ordinary_fault_mix_then_one_run_pays_every_payout_once() {
-    let env = SendEnv::start(ordinary_faults()).await;
+on_both_engines!(
+    /// Runs `payrun send` as a child process against that fault mix, SIGKILLs it ten times at
+    /// random moments, then lets one run go to the end: it exits 0 with every payout paid once.
+    ten_sigkills_under_the_ordinary_fault_mix_then_one_run_pays_every_payout_once, ordinary_faults(), ten_sigkills);
+
+async fn ten_sigkills(env: SendEnv) {
     let n_rows = 3000;
     env.ingest_rows("payouts.csv", n_rows);
     let mut rng_state: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -414,19 +431,23 @@ async fn wait_for(env: &SendEnv, done: impl Fn(&SendEnv) -> bool) {
     }
 }
 
-/// Tokens that live shorter than the longest throttle wait (a 3 s Retry-After against 2 s
-/// tokens): each request takes its token when it leaves, so none reaches Dwolla expired and
-/// no 401 reaches the run's outcome.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_shorter_than_the_throttles_waits_never_reach_dwolla_expired() {
-    let config = SimConfig {
+on_both_engines!(
+    /// Tokens that live shorter than the longest throttle wait (a 3 s Retry-After against 2 s
+    /// tokens): each request takes its token when it leaves, so none reaches Dwolla expired and
+    /// no 401 reaches the run's outcome.
+    tokens_shorter_than_the_throttles_waits_never_reach_dwolla_expired, short_tokens_long_waits(), short_tokens);
+
+fn short_tokens_long_waits() -> SimConfig {
+    SimConfig {
         token_ttl: Duration::from_secs(2),
         rate_limit: Some(40),
         rate_limit_penalty: Some(Duration::from_secs(3)),
         retry_after: true,
         ..SimConfig::new()
-    };
-    let env = SendEnv::start(config).await;
+    }
+}
+
+async fn short_tokens(env: SendEnv) {
     env.ingest_rows("payouts.csv", 300);
     let client = env.client(80, 8, Duration::from_secs(5));
     let report = env.send(client.clone(), env.send_config(8)).await;
@@ -443,11 +464,12 @@ async fn tokens_shorter_than_the_throttles_waits_never_reach_dwolla_expired() {
     env.assert_exactly_once();
 }
 
-/// `--attempts-per-run` bounds a run's tries per payout: with Dwolla failing everything, each
-/// payout the run starts gets exactly that many POSTs, and the run exits 69 with them in doubt.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attempts_per_run_bounds_the_tries_of_one_run() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    /// `--attempts-per-run` bounds a run's tries per payout: with Dwolla failing everything, each
+    /// payout the run starts gets exactly that many POSTs, and the run exits 69 with them in doubt.
+    attempts_per_run_bounds_the_tries_of_one_run, SimConfig::new(), attempts_per_run_bound);
+
+async fn attempts_per_run_bound(env: SendEnv) {
     env.ingest_rows("payouts.csv", 20);
     let mut command = env.send_command("50", "4");
     command.args(["--attempts-per-run", "2"]);

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use payrun::dwolla::{Client, DwollaConfig};
 use payrun::ledger::Ledger;
+use payrun::ledger::postgres::{Leases, PgLedger};
 use payrun::money::Cents;
 use payrun::secret::Secret;
+use payrun::sender::fleet::Fleet;
 use payrun::sender::{SendConfig, SendReport, progress::Display};
 use payrun::sim::{SimConfig, SimHandle};
 use serde_json::Value;
@@ -243,6 +245,51 @@ pub fn point_at<'c>(command: &'c mut Command, sim: &SimHandle) -> &'c mut Comman
         .env_remove("DWOLLA_ENV")
 }
 
+/// Leases short enough that a test sees a dead worker's payouts taken over within seconds.
+pub const TEST_LEASES: Leases = Leases {
+    lease: Duration::from_secs(3),
+    heartbeat: Duration::from_millis(500),
+};
+
+/// [`TEST_LEASES`] for a `payrun` child process (ignored on a SQLite ledger).
+pub fn with_test_leases(command: &mut Command) -> &mut Command {
+    command
+        .env(
+            "PAYRUN_LEASE_SECONDS",
+            TEST_LEASES.lease.as_secs_f64().to_string(),
+        )
+        .env(
+            "PAYRUN_HEARTBEAT_SECONDS",
+            TEST_LEASES.heartbeat.as_secs_f64().to_string(),
+        )
+}
+
+/// Defines a test module `$name` running `$test(env)` twice: `$name::sqlite` on a ledger file
+/// and `$name::postgres` on a fresh PostgreSQL database (which skips, saying why, where no
+/// server can be had outside CI). `$config` is the simulator's configuration.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($(#[$meta:meta])* $name:ident, $config:expr, $test:ident) => {
+        $(#[$meta])*
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $test($crate::support::SendEnv::start($config).await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let test = concat!(module_path!(), "::", stringify!($name));
+                if let Some(env) = $crate::support::SendEnv::start_on_postgres($config, test).await {
+                    $test(env).await
+                }
+            }
+        }
+    };
+}
+
 /// The payouts of a PostgreSQL ledger (none before its schema exists).
 fn pg_payouts(pg: &postgres::PgDatabase) -> Vec<LedgerPayout> {
     let exists = pg.query("SELECT to_regclass('payouts') IS NOT NULL");
@@ -364,6 +411,7 @@ impl SendEnv {
                 self.sim.source_funding_source(),
             )
             .env_remove("PAYRUN_CONFIG");
+        with_test_leases(&mut command);
         command
     }
 
@@ -383,8 +431,17 @@ impl SendEnv {
     }
 
     pub async fn send(&self, client: Client, config: SendConfig) -> SendReport {
-        let ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
         let (_stop, stopping) = tokio::sync::watch::channel(false);
+        if let Some(pg) = &self.pg {
+            let mut ledger = PgLedger::open(&pg.url).unwrap();
+            ledger.set_leases(TEST_LEASES);
+            let fleet = Fleet::join(&mut ledger, &client).await.unwrap();
+            let report = payrun::sender::send(ledger, client, config, stopping).await;
+            let now = payrun::ledger::timestamp(time::OffsetDateTime::now_utc());
+            fleet.leave(now).await.expect("the worker leaves");
+            return report.expect("send runs");
+        }
+        let ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
         payrun::sender::send(ledger, client, config, stopping)
             .await
             .expect("send runs")

@@ -70,6 +70,7 @@ impl PgLedger {
             received_at: batch.received_at.to_string(),
             shown: &shown,
             rejected: Vec::new(),
+            copied: 0,
             finished: false,
         };
         let written = write(&mut writer)?;
@@ -103,6 +104,8 @@ struct PgBatch<'c> {
     shown: &'c str,
     /// Written at the end, after the COPY, with one statement.
     rejected: Vec<(i64, String)>,
+    /// Rows the server says its COPYs wrote, checked against the parser's count.
+    copied: u64,
     finished: bool,
 }
 
@@ -117,7 +120,7 @@ impl PgBatch<'_> {
             return Ok(());
         };
         let rest = self.buffer.split().freeze();
-        futures_executor::block_on(async {
+        self.copied += futures_executor::block_on(async {
             if !rest.is_empty() {
                 sink.send(rest).await?;
             }
@@ -237,6 +240,15 @@ impl BatchWriter for PgBatch<'_> {
         identity: &BatchIdentity,
     ) -> Result<i64> {
         self.end_copy()?;
+        if self.copied != n_payouts {
+            return Err(LedgerError::Invalid {
+                path: self.shown.into(),
+                message: format!(
+                    "the ingest parsed {n_payouts} payouts but wrote {}; nothing was added",
+                    self.copied
+                ),
+            });
+        }
         let schedule = &identity.schedule;
         let (lines, errors): (Vec<i64>, Vec<String>) = self.rejected.drain(..).unzip();
         futures_executor::block_on(async {

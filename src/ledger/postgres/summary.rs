@@ -1,9 +1,9 @@
-//! `payrun status` on PostgreSQL: the same views as `ledger::summary` and
+//! `payrun status` and `payrun approve` on PostgreSQL: the same views as `ledger::summary` and
 //! `ledger::payday::waiting_batches`, in PostgreSQL's SQL.
 
 use super::PgLedger;
 use crate::ledger::summary::{BatchRow, StateTotal, Summary};
-use crate::ledger::{LedgerError, Result, WaitingBatch};
+use crate::ledger::{Approval, LedgerError, Result, WaitingBatch};
 use crate::payout::PayoutState;
 
 /// As SQLite's `SHOWN_BATCH_STATUS`: a ready batch with nothing on its way is `settled`.
@@ -70,6 +70,25 @@ impl PgLedger {
         Ok(Summary {
             payouts: totals,
             batches,
+        })
+    }
+
+    /// As on SQLite: lets an `awaiting_approval` batch be sent.
+    pub fn approve_batch(&mut self, batch_id: i64, now: &str) -> Result<Approval> {
+        let row = self.block(self.client.query_opt(
+            "WITH approved AS (
+                 UPDATE batches SET status = 'ready', approved_at = $2
+                 WHERE id = $1 AND status = 'awaiting_approval' RETURNING id)
+             SELECT b.status, EXISTS (SELECT 1 FROM approved) FROM batches b WHERE b.id = $1",
+            &[&batch_id, &now],
+        ))?;
+        Ok(match row {
+            None => Approval::NoSuchBatch,
+            Some(row) if row.get::<_, bool>(1) => Approval::Approved,
+            Some(row) => match row.get::<_, &str>(0) {
+                "cancelled" => Approval::Cancelled,
+                _ => Approval::AlreadyApproved,
+            },
         })
     }
 

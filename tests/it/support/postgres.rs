@@ -176,7 +176,7 @@ fn start_throwaway_cluster() -> Result<String, String> {
         .map_err(|e| e.to_string())?
         .port();
     let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200",
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
         dir.display()
     );
     let started = as_server_user(&pg_ctl)
