@@ -90,9 +90,10 @@ CREATE TABLE payouts (
     claimed_by          uuid
 );
 
+-- Payouts in doubt, by when to try again; also how a worker finds its own claims (few rows).
+-- Every index here is paid by each row a COPY writes: no other index on payouts until
+-- tracking runs on PostgreSQL and needs its own.
 CREATE INDEX payouts_in_doubt ON payouts (next_attempt_at) WHERE state = 'submitting';
-CREATE INDEX payouts_claimed ON payouts (claimed_by) WHERE state = 'submitting';
-CREATE INDEX payouts_tracked ON payouts (next_poll_at) WHERE state IN ('submitted', 'processed');
 
 CREATE TABLE payout_history (
     id          bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
