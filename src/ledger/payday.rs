@@ -294,25 +294,28 @@ pub struct WaitingBatch {
     pub approval_reason: Option<String>,
 }
 
+/// Batches with pending payouts that wait, in SQL both engines read alike: id, pay date,
+/// when the window opens (if closed), the hold, and the repeat guard's reason.
+pub(super) const WAITING_BATCHES: &str =
+    "SELECT id, pay_date, CASE WHEN send_open_at IS NULL THEN send_after END,
+            held_at, held_by, hold_reason,
+            CASE WHEN status = 'awaiting_approval' THEN approval_reason END
+     FROM batches b
+     WHERE status != 'cancelled'
+       AND (held_at IS NOT NULL OR send_open_at IS NULL
+            OR (status = 'awaiting_approval' AND approval_reason IS NOT NULL))
+       AND EXISTS (SELECT 1 FROM payouts p
+                   WHERE p.id BETWEEN b.id << 32 AND (b.id << 32) | 4294967295
+                     AND p.state = 'pending')
+     ORDER BY id";
+
 impl Ledger {
     /// Batches with pending payouts that wait for their send window, are held, or were held
     /// for approval by the repeat guard.
     pub fn waiting_batches(&self) -> Result<Vec<WaitingBatch>> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, pay_date, CASE WHEN send_open_at IS NULL THEN send_after END,
-                        held_at, held_by, hold_reason,
-                        CASE WHEN status = 'awaiting_approval' THEN approval_reason END
-                 FROM batches b
-                 WHERE status != 'cancelled'
-                   AND (held_at IS NOT NULL OR send_open_at IS NULL
-                        OR (status = 'awaiting_approval' AND approval_reason IS NOT NULL))
-                   AND EXISTS (SELECT 1 FROM payouts p
-                               WHERE p.id BETWEEN b.id << 32 AND (b.id << 32) | 4294967295
-                                 AND p.state = 'pending')
-                 ORDER BY id",
-            )
+            .prepare(WAITING_BATCHES)
             .map_err(|e| self.error(e))?;
         let rows = stmt
             .query_map([], |row| {

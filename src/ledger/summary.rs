@@ -22,6 +22,16 @@ pub(super) const SHOWN_BATCH_STATUS: &str = "CASE WHEN status = 'ready' AND NOT 
           AND p.state IN ('pending', 'submitting', 'submitted', 'needs_review'))
     THEN 'settled' ELSE status END";
 
+/// Every batch as [`BatchRow`] reads it, in SQL both engines read alike.
+pub(super) fn batch_rows_sql() -> String {
+    format!(
+        "SELECT id, file_name, file_sha256, received_at, {SHOWN_BATCH_STATUS}, row_count,
+                total_cents, rejected_rows, pay_date, send_after, send_by, send_late,
+                send_open_at, sent_at, held_at, held_by, approval_reason
+         FROM batches ORDER BY id"
+    )
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchRow {
     pub id: i64,
@@ -89,12 +99,7 @@ impl Ledger {
         }
         let mut stmt = self
             .conn
-            .prepare(&format!(
-                "SELECT id, file_name, file_sha256, received_at, {SHOWN_BATCH_STATUS}, row_count,
-                        total_cents, rejected_rows, pay_date, send_after, send_by, send_late,
-                        send_open_at, sent_at, held_at, held_by, approval_reason
-                 FROM batches ORDER BY id"
-            ))
+            .prepare(&batch_rows_sql())
             .map_err(|e| self.error(e))?;
         let batches = stmt
             .query_map([], |row| {

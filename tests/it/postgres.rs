@@ -72,13 +72,7 @@ async fn three_workers_one_killed_at_random_pay_every_payout_once_within_one_rat
     let steady: Vec<Child> = (0..2)
         .map(|_| send_worker(&env, &rate.to_string(), "8").spawn().unwrap())
         .collect();
-    let mut rng_state: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next_delay = || {
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        Duration::from_millis(300 + rng_state % 1700)
-    };
+    let mut next_delay = crate::support::random_delays(0x2545_F491_4F6C_DD1D, 300, 1700);
     let mut n_kills = 0;
     while n_kills < 5 {
         let mut victim = send_worker(&env, &rate.to_string(), "8").spawn().unwrap();

@@ -318,13 +318,7 @@ on_both_engines!(
 async fn ten_sigkills(env: SendEnv) {
     let n_rows = 3000;
     env.ingest_rows("payouts.csv", n_rows);
-    let mut rng_state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next_delay = || {
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        Duration::from_millis(100 + rng_state % 1500)
-    };
+    let mut next_delay = crate::support::random_delays(0x9E37_79B9_7F4A_7C15, 100, 1500);
     let mut n_kills = 0;
     while n_kills < 10 {
         let mut child = env.send_command("100", "8").spawn().unwrap();

@@ -312,6 +312,18 @@ fn pg_payouts(pg: &postgres::PgDatabase) -> Vec<LedgerPayout> {
     .collect()
 }
 
+/// A repeatable sequence of delays of `min_ms` plus up to `spread_ms` (xorshift from `seed`),
+/// for killing a process at random but reproducible moments.
+pub fn random_delays(seed: u64, min_ms: u64, spread_ms: u64) -> impl FnMut() -> Duration {
+    let mut state = seed.max(1);
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        Duration::from_millis(min_ms + state % spread_ms)
+    }
+}
+
 /// Runs the binary off the async threads, so that an in-process simulator keeps answering.
 pub async fn run_blocking(mut command: Command) -> Run {
     tokio::task::spawn_blocking(move || Run::from(command.output().expect("run payrun")))

@@ -1,17 +1,11 @@
 //! `payrun status` and `payrun approve` on PostgreSQL: the same views as `ledger::summary` and
-//! `ledger::payday::waiting_batches`, in PostgreSQL's SQL.
+//! `ledger::payday::waiting_batches`, from the same SQL.
 
 use super::PgLedger;
-use crate::ledger::summary::{BatchRow, StateTotal, Summary};
+use crate::ledger::payday::WAITING_BATCHES;
+use crate::ledger::summary::{BatchRow, StateTotal, Summary, batch_rows_sql};
 use crate::ledger::{Approval, LedgerError, Result, WaitingBatch};
 use crate::payout::PayoutState;
-
-/// As SQLite's `SHOWN_BATCH_STATUS`: a ready batch with nothing on its way is `settled`.
-const SHOWN_BATCH_STATUS: &str = "CASE WHEN status = 'ready' AND NOT EXISTS (
-        SELECT 1 FROM payouts p
-        WHERE p.id BETWEEN batches.id << 32 AND (batches.id << 32) + 4294967295
-          AND p.state IN ('pending', 'submitting', 'submitted', 'needs_review'))
-    THEN 'settled' ELSE status END";
 
 impl PgLedger {
     pub fn summary(&self) -> Result<Summary> {
@@ -36,15 +30,7 @@ impl PgLedger {
                 };
             }
         }
-        let rows = self.block(self.client.query(
-            &format!(
-                "SELECT id, file_name, file_sha256, received_at, {SHOWN_BATCH_STATUS}, row_count,
-                        total_cents, rejected_rows, pay_date, send_after, send_by, send_late,
-                        send_open_at, sent_at, held_at, held_by, approval_reason
-                 FROM batches ORDER BY id"
-            ),
-            &[],
-        ))?;
+        let rows = self.block(self.client.query(&batch_rows_sql(), &[]))?;
         let batches = rows
             .iter()
             .map(|row| BatchRow {
@@ -93,20 +79,7 @@ impl PgLedger {
     }
 
     pub fn waiting_batches(&self) -> Result<Vec<WaitingBatch>> {
-        let rows = self.block(self.client.query(
-            "SELECT id, pay_date, CASE WHEN send_open_at IS NULL THEN send_after END,
-                    held_at, held_by, hold_reason,
-                    CASE WHEN status = 'awaiting_approval' THEN approval_reason END
-             FROM batches b
-             WHERE status != 'cancelled'
-               AND (held_at IS NOT NULL OR send_open_at IS NULL
-                    OR (status = 'awaiting_approval' AND approval_reason IS NOT NULL))
-               AND EXISTS (SELECT 1 FROM payouts p
-                           WHERE p.id BETWEEN b.id << 32 AND (b.id << 32) | 4294967295
-                             AND p.state = 'pending')
-             ORDER BY id",
-            &[],
-        ))?;
+        let rows = self.block(self.client.query(WAITING_BATCHES, &[]))?;
         Ok(rows
             .iter()
             .map(|row| {
