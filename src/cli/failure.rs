@@ -37,6 +37,13 @@ pub(super) fn exit_status_of(err: &anyhow::Error) -> u8 {
         {
             return exit::LOCKED;
         }
+        if let Some(LedgerError::Postgres { source, .. }) = cause.downcast_ref()
+            && source.as_db_error().is_none()
+        {
+            // The database could not be reached or went away: nothing was half-done, and the
+            // next run carries on, as after a held writer lock.
+            return exit::TEMPORARY;
+        }
     }
     if crate::dwolla::dwolla_cause(err).is_some() {
         return exit::UNAVAILABLE;

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::{Command, Failure, approve, client_tokens, connect, demo, ingest, send, sim, status};
+use super::{
+    Command, Failure, approve, client_tokens, connect, demo, ingest, report, send, sim, status,
+};
 use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::postgres::Leases;
@@ -19,6 +21,7 @@ pub(super) fn dispatch(
         Command::Send(args) => send::run_postgres(url, file, &args, leases(file)?),
         Command::Status(args) => status::run_postgres(url, &args),
         Command::Approve(args) => approve::run_postgres(url, &args),
+        Command::Report(args) => report::run_postgres(url, &args),
         // Shows the ledger's URL without its password.
         Command::Config(super::config::ConfigCommand::Check(args)) => {
             let shown = crate::ledger::postgres::shown_url(url);
@@ -34,7 +37,7 @@ pub(super) fn dispatch(
         Command::Transfers(command) => connect::run_transfers(file, &command),
         Command::ClientTokens(command) => client_tokens::run(file, &command),
         other => Err(Failure::config(format!(
-            "`payrun {}` does not run on a PostgreSQL ledger yet (ingest, send, status and approve do); give it a SQLite ledger file with --ledger",
+            "`payrun {}` does not run on a PostgreSQL ledger yet (ingest, send, status, approve and report do); give it a SQLite ledger file with --ledger",
             name_of(&other)
         ))
         .into()),

@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use super::Failure;
 use super::values::FormatArg;
 use crate::exit;
-use crate::ledger::{self, BatchSelection, Ledger};
+use crate::ledger::{self, BatchSelection, Ledger, ReportLedger};
 use crate::report::{Format, Summary, write_report};
 
 #[derive(Debug, Args)]
@@ -52,6 +52,15 @@ pub fn parse_since(text: &str) -> Result<OffsetDateTime, String> {
 
 pub(super) fn run(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
     let ledger = Ledger::open_reader(ledger_path)?;
+    report(&ledger, &crate::names::shown(ledger_path), args)
+}
+
+pub(super) fn run_postgres(url: &str, args: &ReportArgs) -> anyhow::Result<u8> {
+    let ledger = crate::ledger::postgres::PgLedger::open(url)?;
+    report(&ledger, ledger.shown_url(), args)
+}
+
+fn report(ledger: &impl ReportLedger, ledger_name: &str, args: &ReportArgs) -> anyhow::Result<u8> {
     let selection = BatchSelection {
         batch: args.batch,
         received_since: args.since.map(ledger::timestamp),
@@ -61,7 +70,7 @@ pub(super) fn run(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
     {
         return Err(Failure {
             status: exit::USAGE,
-            message: format!("no batch {batch} in {}", crate::names::shown(ledger_path)),
+            message: format!("no batch {batch} in {ledger_name}"),
         }
         .into());
     }
@@ -71,11 +80,11 @@ pub(super) fn run(ledger_path: &Path, args: &ReportArgs) -> anyhow::Result<u8> {
         .or_else(|| args.out.as_deref().and_then(Format::from_path))
         .unwrap_or(Format::Csv);
     let summary = match &args.out {
-        Some(path) => crate::report::write_report_file(&ledger, &selection, format, path)?,
+        Some(path) => crate::report::write_report_file(ledger, &selection, format, path)?,
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout);
-            let summary = write_report(&ledger, &selection, format, &mut out)?;
+            let summary = write_report(ledger, &selection, format, &mut out)?;
             out.flush().context("cannot write the report")?;
             summary
         }

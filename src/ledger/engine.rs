@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use super::postgres::PgLedger;
 use super::{
-    Approval, BatchIdentity, DuePayout, ExistingBatch, LateBatch, Ledger, NewBatch,
-    RecordedOutcome, Result, RowBuffer, Summary, Unsent, WaitingBatch,
+    Approval, BatchIdentity, BatchSelection, DuePayout, ExistingBatch, LateBatch, Ledger,
+    LedgerError, NewBatch, PayoutRecord, ReadSnapshot, RecordedOutcome, ReportBatch, Result,
+    RowBuffer, Summary, Unsent, WaitingBatch,
 };
 use crate::ledger::RepeatOverlap;
 use crate::money::Cents;
@@ -47,6 +48,65 @@ impl StatusLedger for PgLedger {
 
     fn approve_batch(&mut self, batch_id: i64, now: &str) -> Result<Approval> {
         PgLedger::approve_batch(self, batch_id, now)
+    }
+}
+
+/// The reports' view of a ledger: batches and their payouts, in one snapshot.
+pub trait ReportLedger {
+    /// A read snapshot that every query shares while it lives.
+    type Snapshot<'a>
+    where
+        Self: 'a;
+    fn read_snapshot(&self) -> Result<Self::Snapshot<'_>>;
+    fn report_batches(&self, selection: &BatchSelection) -> Result<Vec<ReportBatch>>;
+    /// Every payout of `batch_id` in file order (or only the exceptions), one at a time.
+    fn for_each_batch_payout<E: From<LedgerError>>(
+        &self,
+        batch_id: i64,
+        exceptions_only: bool,
+        each: impl FnMut(&PayoutRecord<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E>;
+}
+
+impl ReportLedger for Ledger {
+    type Snapshot<'a> = ReadSnapshot<'a>;
+
+    fn read_snapshot(&self) -> Result<ReadSnapshot<'_>> {
+        Ledger::read_snapshot(self)
+    }
+
+    fn report_batches(&self, selection: &BatchSelection) -> Result<Vec<ReportBatch>> {
+        Ledger::report_batches(self, selection)
+    }
+
+    fn for_each_batch_payout<E: From<LedgerError>>(
+        &self,
+        batch_id: i64,
+        exceptions_only: bool,
+        each: impl FnMut(&PayoutRecord<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        Ledger::for_each_batch_payout(self, batch_id, exceptions_only, each)
+    }
+}
+
+impl ReportLedger for PgLedger {
+    type Snapshot<'a> = super::postgres::PgSnapshot<'a>;
+
+    fn read_snapshot(&self) -> Result<super::postgres::PgSnapshot<'_>> {
+        PgLedger::read_snapshot(self)
+    }
+
+    fn report_batches(&self, selection: &BatchSelection) -> Result<Vec<ReportBatch>> {
+        PgLedger::report_batches(self, selection)
+    }
+
+    fn for_each_batch_payout<E: From<LedgerError>>(
+        &self,
+        batch_id: i64,
+        exceptions_only: bool,
+        each: impl FnMut(&PayoutRecord<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        PgLedger::for_each_batch_payout(self, batch_id, exceptions_only, each)
     }
 }
 

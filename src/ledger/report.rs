@@ -109,10 +109,10 @@ impl Drop for ReadSnapshot<'_> {
     }
 }
 
-const EXCEPTION_STATES: &str = "('rejected', 'failed', 'returned', 'needs_review')";
+pub(super) const EXCEPTION_STATES: &str = "('rejected', 'failed', 'returned', 'needs_review')";
 const SENT_STATES: &str = "('submitted', 'processed', 'failed', 'returned')";
 
-const PAYOUT_COLUMNS: &str =
+pub(super) const PAYOUT_COLUMNS: &str =
     "batch_id, line, amount_cents, attempts, state, reference, name, destination,
      currency, transfer_url, transfer_status, failure_code, failure_description,
      failure_explanation, failure_path, idempotency_key, correlation_id, created_at, updated_at,
@@ -123,7 +123,7 @@ const PAYOUT_COLUMNS: &str =
      email, memo";
 
 /// The first and last possible payout id of a batch.
-fn id_range(batch_id: i64) -> (i64, i64) {
+pub(super) fn id_range(batch_id: i64) -> (i64, i64) {
     (
         super::payout_id(batch_id, 0),
         super::payout_id(batch_id, u32::MAX),

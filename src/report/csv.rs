@@ -10,7 +10,7 @@ use std::sync::mpsc;
 
 use super::action;
 use super::summary::{Summary, SummaryBuilder};
-use crate::ledger::{self, Ledger, PayoutRecord};
+use crate::ledger::{self, PayoutRecord, ReportLedger};
 use crate::payout::PayoutState;
 
 /// The columns, in order. The first eighteen are the stable contract; later additions go at
@@ -84,7 +84,7 @@ fn needs_neutralising(value: &[u8]) -> bool {
 /// cores that halves the time of a million-row report. At most [`CHUNKS_IN_FLIGHT`] chunks of
 /// [`ROWS_PER_CHUNK`] rows exist at once, so memory stays flat whatever the ledger's size.
 pub fn write_payouts_csv(
-    ledger: &Ledger,
+    ledger: &impl ReportLedger,
     summary: SummaryBuilder,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<Summary> {

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use super::summary::{StateLine, Summary, Totals};
 use super::{action, dollars};
-use crate::ledger::{Ledger, text};
+use crate::ledger::{ReportLedger, text};
 use crate::payout::PayoutState;
 
 /// Exceptions listed one by one; beyond this the page points to the CSV.
@@ -85,7 +85,11 @@ pub fn meaning(state: PayoutState) -> &'static str {
 }
 
 /// Writes the page. The exception rows are streamed from the ledger.
-pub fn write_html(ledger: &Ledger, summary: &Summary, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn write_html(
+    ledger: &impl ReportLedger,
+    summary: &Summary,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut page = String::with_capacity(64 * 1024);
     head(&mut page, summary);
     cards(&mut page, &summary.overall, summary.batches.len());
@@ -441,7 +445,11 @@ fn batches_table(page: &mut String, summary: &Summary) {
     page.push_str("</table>\n");
 }
 
-fn exception_rows(ledger: &Ledger, summary: &Summary, out: &mut dyn Write) -> anyhow::Result<()> {
+fn exception_rows(
+    ledger: &impl ReportLedger,
+    summary: &Summary,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let total = summary.overall.needing_attention;
     let mut html = String::from("<h2>Payouts needing attention</h2>\n");
     if total == 0 {

@@ -22,7 +22,7 @@ pub mod summary;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::ledger::{BatchSelection, Ledger};
+use crate::ledger::{BatchSelection, ReportLedger};
 pub use crate::money::{decimal, dollars};
 pub use action::action;
 pub use summary::{Summary, SummaryBuilder, build_summary};
@@ -60,7 +60,7 @@ impl Format {
 
 /// Writes one report of the selected batches to `out`. All reads share one ledger snapshot.
 pub fn write_report(
-    ledger: &Ledger,
+    ledger: &impl ReportLedger,
     selection: &BatchSelection,
     format: Format,
     out: &mut (dyn Write + Send),
@@ -81,7 +81,7 @@ pub fn write_report(
 
 /// Writes one report to `path` atomically: readers see the old file or the whole new one.
 pub fn write_report_file(
-    ledger: &Ledger,
+    ledger: &impl ReportLedger,
     selection: &BatchSelection,
     format: Format,
     path: &Path,
@@ -93,7 +93,7 @@ pub fn write_report_file(
 /// needed) as `payrun-report[-batch-N].{csv,json,html}`, all from one ledger snapshot, and
 /// returns their paths (CSV, JSON, HTML) and the summary. For `payrun run` and `demo`.
 pub fn write_reports(
-    ledger: &Ledger,
+    ledger: &impl ReportLedger,
     selection: &BatchSelection,
     dir: &Path,
 ) -> anyhow::Result<(Vec<PathBuf>, Summary)> {

@@ -9,7 +9,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::{action, decimal};
-use crate::ledger::{BatchSelection, Ledger, PayoutRecord, ReportBatch, text};
+use crate::ledger::{BatchSelection, PayoutRecord, ReportBatch, ReportLedger, text};
 use crate::payout::PayoutState;
 
 /// States in report order: the exceptions first, then work in progress, then the settled.
@@ -148,7 +148,10 @@ impl Summary {
 
 /// Reads the selected batches and streams their payouts once to total them; the caller holds
 /// a snapshot if it needs one.
-pub fn build_summary(ledger: &Ledger, selection: &BatchSelection) -> anyhow::Result<Summary> {
+pub fn build_summary(
+    ledger: &impl ReportLedger,
+    selection: &BatchSelection,
+) -> anyhow::Result<Summary> {
     let batches = ledger.report_batches(selection)?;
     let mut builder = SummaryBuilder::new(selection, batches);
     for index in 0..builder.batches.len() {

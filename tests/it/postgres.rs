@@ -256,14 +256,15 @@ async fn workers_starting_together_migrate_once() {
 #[test]
 fn commands_not_yet_on_postgres_say_so_and_hide_the_password() {
     let work = crate::support::Workdir::on_postgres("postgres://payrun:s3cret@127.0.0.1:1/none");
-    let run = work.run(&["report"]);
+    let run = work.run(&["track"]);
     assert_eq!(run.code, 78, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("`payrun report` does not run on a PostgreSQL ledger yet")
+            .contains("`payrun track` does not run on a PostgreSQL ledger yet")
     );
+    // A database that cannot be reached: try again later, like a held writer lock.
     let unreachable = work.run(&["status"]);
-    assert_ne!(unreachable.code, 0);
+    assert_eq!(unreachable.code, 75, "{}", unreachable.stderr);
     assert!(
         unreachable
             .stderr
@@ -279,9 +280,9 @@ fn commands_not_yet_on_postgres_say_so_and_hide_the_password() {
 }
 
 /// A batch that waits for approval on PostgreSQL: status says so, the sender leaves it alone,
-/// and `payrun approve` lets the next send pay it.
+/// `payrun approve` lets the next send pay it, and the report ties out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_waiting_for_approval_is_sent_once_approved() {
+async fn a_batch_waiting_for_approval_is_sent_once_approved_and_reported() {
     let Some(env) = SendEnv::start_on_postgres(SimConfig::new(), "approval").await else {
         return;
     };
@@ -318,4 +319,35 @@ async fn a_batch_waiting_for_approval_is_sent_once_approved() {
     assert_eq!(env.assert_exactly_once(), 25);
     let unknown = env.run(&["approve", "7"]).await;
     assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+
+    // The report finance reads, from the PostgreSQL ledger: it ties out to the file.
+    let json = env.run(&["report", "--format", "json"]).await;
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let total = payrun::money::Cents::new(payrun::fixtures::payout_csv_total_cents(25))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        report["overall"]["tie_out"]["input_total"], total,
+        "{report}"
+    );
+    assert_eq!(report["overall"]["payouts"], 25, "{report}");
+    assert!(
+        json.stderr.contains("ties out to the input files"),
+        "{}",
+        json.stderr
+    );
+    let csv = env.run(&["report", "--format", "csv"]).await;
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    assert_eq!(
+        csv.stdout.lines().count(),
+        26,
+        "a header and a row per payout"
+    );
+    assert_eq!(
+        csv.stdout.matches(",submitted,").count(),
+        25,
+        "{}",
+        csv.stdout
+    );
 }

@@ -8,6 +8,7 @@
 //! a file lock, PostgreSQL has row claims: see [`send`] and [`workers`].
 
 mod ingest;
+mod report;
 mod send;
 mod summary;
 mod transitions;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
+pub use report::PgSnapshot;
 pub use workers::{FleetShare, WorkerId};
 
 use super::{LedgerError, Result};
