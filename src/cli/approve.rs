@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::Failure;
 use crate::exit;
-use crate::ledger::{Approval, Ledger, StatusLedger};
+use crate::ledger::{Approval, Ledger, OperatorLedger};
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
@@ -22,7 +22,7 @@ pub(super) fn run_postgres(url: &str, args: &ApproveArgs) -> anyhow::Result<u8> 
     approve(&mut crate::ledger::postgres::PgLedger::open(url)?, args)
 }
 
-fn approve(ledger: &mut impl StatusLedger, args: &ApproveArgs) -> anyhow::Result<u8> {
+fn approve(ledger: &mut impl OperatorLedger, args: &ApproveArgs) -> anyhow::Result<u8> {
     let now = crate::ledger::timestamp(time::OffsetDateTime::now_utc());
     match ledger.approve_batch(args.batch, &now)? {
         Approval::Approved => println!(

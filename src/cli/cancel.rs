@@ -1,13 +1,11 @@
 //! `payrun cancel BATCH [--reference REF...] --reason TEXT`: pending payouts become
 //! `cancelled`; anything already committed for sending is left alone and named.
 
-use std::path::Path;
-
 use clap::Args;
 
 use super::Failure;
 use crate::exit;
-use crate::ledger::Ledger;
+use crate::ledger::OperatorLedger;
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {
@@ -21,7 +19,7 @@ pub struct CancelArgs {
     pub reason: String,
 }
 
-pub(super) fn run(ledger_path: &Path, args: &CancelArgs) -> anyhow::Result<u8> {
+pub(super) fn run(ledger: &mut dyn OperatorLedger, args: &CancelArgs) -> anyhow::Result<u8> {
     let reason = args.reason.trim();
     if reason.is_empty() {
         return Err(usage(
@@ -30,7 +28,6 @@ pub(super) fn run(ledger_path: &Path, args: &CancelArgs) -> anyhow::Result<u8> {
     }
     let now = crate::ledger::timestamp(super::payday::clock()?.now());
     let operator = super::hold::operator();
-    let mut ledger = Ledger::open_writer(ledger_path)?;
     let references = (!args.references.is_empty()).then_some(args.references.as_slice());
     let batch = args.batch;
     let Some(report) = ledger.cancel_payouts(batch, references, &now, &operator, reason)? else {

@@ -30,6 +30,19 @@ impl Failure {
 }
 
 /// The documented status for an error that ended a command.
+/// Whether PostgreSQL could not be reached or the connection broke (an I/O error below, or a
+/// closed connection), rather than a statement it refused.
+fn is_unreachable(error: &tokio_postgres::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        if inner.is::<std::io::Error>() {
+            return true;
+        }
+        cause = inner.source();
+    }
+    error.is_closed()
+}
+
 pub(super) fn exit_status_of(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(LedgerError::Locked(crate::ledger::LockError::HeldByOther { .. })) =
@@ -38,7 +51,7 @@ pub(super) fn exit_status_of(err: &anyhow::Error) -> u8 {
             return exit::LOCKED;
         }
         if let Some(LedgerError::Postgres { source, .. }) = cause.downcast_ref()
-            && source.as_db_error().is_none()
+            && is_unreachable(source)
         {
             // The database could not be reached or went away: nothing was half-done, and the
             // next run carries on, as after a held writer lock.

@@ -1,12 +1,10 @@
 //! `payrun hold BATCH` / `payrun release BATCH`: stop a batch from being sent, and let it go.
 
-use std::path::Path;
-
 use clap::Args;
 
 use super::Failure;
 use crate::exit;
-use crate::ledger::{HoldChange, Ledger};
+use crate::ledger::{HoldChange, OperatorLedger};
 
 #[derive(Debug, Args)]
 pub struct HoldArgs {
@@ -31,17 +29,24 @@ pub(super) fn operator() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-pub(super) fn run_hold(ledger_path: &Path, args: &HoldArgs) -> anyhow::Result<u8> {
-    change(ledger_path, args.batch, true, args.reason.as_deref())
+pub(super) fn run_hold(ledger: &mut dyn OperatorLedger, args: &HoldArgs) -> anyhow::Result<u8> {
+    change(ledger, args.batch, true, args.reason.as_deref())
 }
 
-pub(super) fn run_release(ledger_path: &Path, args: &ReleaseArgs) -> anyhow::Result<u8> {
-    change(ledger_path, args.batch, false, None)
+pub(super) fn run_release(
+    ledger: &mut dyn OperatorLedger,
+    args: &ReleaseArgs,
+) -> anyhow::Result<u8> {
+    change(ledger, args.batch, false, None)
 }
 
-fn change(ledger_path: &Path, batch: i64, hold: bool, reason: Option<&str>) -> anyhow::Result<u8> {
+fn change(
+    ledger: &mut dyn OperatorLedger,
+    batch: i64,
+    hold: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<u8> {
     let now = crate::ledger::timestamp(super::payday::clock()?.now());
-    let mut ledger = Ledger::open_writer(ledger_path)?;
     let refused = |message: String| {
         Err(Failure {
             status: exit::USAGE,

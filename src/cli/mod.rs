@@ -44,6 +44,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::FileConfig;
 use crate::exit;
+use crate::ledger::Ledger;
 use crate::telemetry;
 use values::LogFormatArg;
 
@@ -194,9 +195,9 @@ fn dispatch(
         Command::Run(args) => run::run(ledger, file, &args),
         Command::Watch(args) => watch::run(ledger, file, &args),
         Command::Approve(args) => approve::run(ledger, &args),
-        Command::Hold(args) => hold::run_hold(ledger, &args),
-        Command::Release(args) => hold::run_release(ledger, &args),
-        Command::Cancel(args) => cancel::run(ledger, &args),
+        Command::Hold(args) => hold::run_hold(&mut Ledger::open_writer(ledger)?, &args),
+        Command::Release(args) => hold::run_release(&mut Ledger::open_writer(ledger)?, &args),
+        Command::Cancel(args) => cancel::run(&mut Ledger::open_writer(ledger)?, &args),
         Command::Plan(args) => plan::run(ledger, file, &args),
         Command::Config(config::ConfigCommand::Check(args)) => {
             config::run_check(ledger, file, file_path, &args)

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::exit;
-use crate::ledger::{Ledger, StatusLedger};
+use crate::ledger::{Ledger, OperatorLedger};
 use crate::money::Cents;
 
 #[derive(Debug, Args)]
@@ -24,7 +24,7 @@ pub(super) fn run_postgres(url: &str, args: &StatusArgs) -> anyhow::Result<u8> {
     show(&crate::ledger::postgres::PgLedger::open(url)?, args)
 }
 
-fn show(ledger: &impl StatusLedger, args: &StatusArgs) -> anyhow::Result<u8> {
+fn show(ledger: &impl OperatorLedger, args: &StatusArgs) -> anyhow::Result<u8> {
     let summary = ledger.summary().context("cannot read the ledger summary")?;
     if args.json {
         let payouts: serde_json::Map<String, serde_json::Value> = summary

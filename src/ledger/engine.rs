@@ -7,23 +7,42 @@ use std::collections::HashMap;
 
 use super::postgres::PgLedger;
 use super::{
-    Approval, BatchIdentity, BatchSelection, DuePayout, ExistingBatch, LateBatch, Ledger,
-    LedgerError, NewBatch, PayoutRecord, ReadSnapshot, RecordedOutcome, ReportBatch, Result,
-    RowBuffer, Summary, Unsent, WaitingBatch,
+    Approval, BatchIdentity, BatchSelection, CancelReport, DuePayout, ExistingBatch, HoldChange,
+    LateBatch, Ledger, LedgerError, NewBatch, PayoutRecord, ReadSnapshot, RecordedOutcome,
+    ReportBatch, Result, RowBuffer, Summary, Unsent, WaitingBatch,
 };
 use crate::ledger::RepeatOverlap;
 use crate::money::Cents;
 
-/// `payrun status`'s and `payrun approve`'s view of a ledger.
-pub trait StatusLedger {
+/// What `payrun status` and the operator's commands (approve, hold, release, cancel) need of
+/// a ledger.
+pub trait OperatorLedger {
     fn summary(&self) -> Result<Summary>;
     /// Batches with pending payouts that wait: held, for their window, or for approval.
     fn waiting_batches(&self) -> Result<Vec<WaitingBatch>>;
     /// Lets an `awaiting_approval` batch be sent.
     fn approve_batch(&mut self, batch_id: i64, now: &str) -> Result<Approval>;
+    /// Holds (or releases) a batch: nothing of it is claimed for sending while held.
+    fn set_hold(
+        &mut self,
+        batch_id: i64,
+        hold: bool,
+        now: &str,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<HoldChange>;
+    /// Cancels the pending payouts of a batch (all, or those with `references`).
+    fn cancel_payouts(
+        &mut self,
+        batch_id: i64,
+        references: Option<&[String]>,
+        now: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<Option<CancelReport>>;
 }
 
-impl StatusLedger for Ledger {
+impl OperatorLedger for Ledger {
     fn summary(&self) -> Result<Summary> {
         Ledger::summary(self)
     }
@@ -35,9 +54,31 @@ impl StatusLedger for Ledger {
     fn approve_batch(&mut self, batch_id: i64, now: &str) -> Result<Approval> {
         Ledger::approve_batch(self, batch_id, now)
     }
+
+    fn set_hold(
+        &mut self,
+        batch_id: i64,
+        hold: bool,
+        now: &str,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<HoldChange> {
+        Ledger::set_hold(self, batch_id, hold, now, by, reason)
+    }
+
+    fn cancel_payouts(
+        &mut self,
+        batch_id: i64,
+        references: Option<&[String]>,
+        now: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<Option<CancelReport>> {
+        Ledger::cancel_payouts(self, batch_id, references, now, operator, reason)
+    }
 }
 
-impl StatusLedger for PgLedger {
+impl OperatorLedger for PgLedger {
     fn summary(&self) -> Result<Summary> {
         PgLedger::summary(self)
     }
@@ -48,6 +89,28 @@ impl StatusLedger for PgLedger {
 
     fn approve_batch(&mut self, batch_id: i64, now: &str) -> Result<Approval> {
         PgLedger::approve_batch(self, batch_id, now)
+    }
+
+    fn set_hold(
+        &mut self,
+        batch_id: i64,
+        hold: bool,
+        now: &str,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<HoldChange> {
+        PgLedger::set_hold(self, batch_id, hold, now, by, reason)
+    }
+
+    fn cancel_payouts(
+        &mut self,
+        batch_id: i64,
+        references: Option<&[String]>,
+        now: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<Option<CancelReport>> {
+        PgLedger::cancel_payouts(self, batch_id, references, now, operator, reason)
     }
 }
 

@@ -351,3 +351,62 @@ async fn a_batch_waiting_for_approval_is_sent_once_approved_and_reported() {
         csv.stdout
     );
 }
+
+/// The operator's brakes on PostgreSQL: a held batch is not sent, a released one is, and
+/// cancelled payouts stay unpaid with the operator's reason in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_release_and_cancel_work_on_postgres() {
+    let Some(env) = SendEnv::start_on_postgres(SimConfig::new(), "brakes").await else {
+        return;
+    };
+    env.ingest_rows("payroll.csv", 30);
+    let hold = env
+        .run(&["hold", "1", "--reason", "bank details in question"])
+        .await;
+    assert_eq!(hold.code, 0, "{}", hold.stderr);
+    let (code, output) = finish(send_worker(&env, "50", "4").spawn().unwrap()).await;
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(states(&env), HashMap::from([("pending".to_string(), 30)]));
+    let status = env.run(&["status"]).await;
+    assert!(
+        status.stdout.contains("batch 1 is held"),
+        "{}",
+        status.stdout
+    );
+
+    let cancel = env
+        .run(&[
+            "cancel",
+            "1",
+            "--reference",
+            "REF-00000003",
+            "--reference",
+            "REF-00000007",
+            "--reason",
+            "left the company",
+        ])
+        .await;
+    assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+    let release = env.run(&["release", "1"]).await;
+    assert_eq!(release.code, 0, "{}", release.stderr);
+    let (code, output) = finish(send_worker(&env, "50", "4").spawn().unwrap()).await;
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        states(&env),
+        HashMap::from([("submitted".to_string(), 28), ("cancelled".to_string(), 2)])
+    );
+    assert_eq!(env.assert_exactly_once(), 28);
+    let csv = env.run(&["report", "--format", "csv"]).await;
+    assert_eq!(
+        csv.stdout.matches("left the company").count(),
+        2,
+        "{}",
+        csv.stdout
+    );
+    let again = env.run(&["cancel", "1", "--reason", "too late"]).await;
+    assert_eq!(
+        again.code, 3,
+        "committed payouts are reported: {}",
+        again.stdout
+    );
+}

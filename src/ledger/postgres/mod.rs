@@ -7,6 +7,7 @@
 //! ingest's writer thread, a command outside any runtime. Where SQLite has one writer behind
 //! a file lock, PostgreSQL has row claims: see [`send`] and [`workers`].
 
+mod brakes;
 mod ingest;
 mod report;
 mod send;
