@@ -109,6 +109,15 @@ async fn three_workers_one_killed_at_random_pay_every_payout_once_within_one_rat
     assert_eq!(env.assert_exactly_once(), n_rows as usize);
     assert_eq!(env.sim.transfers().len(), n_rows as usize);
     let stats = env.sim.stats();
+    eprintln!(
+        "three workers, {n_kills} kills: busiest second {} of {rate}; {} requests, {} 500s, {} dropped, {} 429s, {} replays",
+        stats.max_requests_per_second,
+        stats.total_requests,
+        stats.server_errors,
+        stats.dropped_responses,
+        stats.rate_limited,
+        stats.idempotent_replays
+    );
     assert!(
         stats.max_requests_per_second <= rate,
         "{} requests in one second from all workers together, over the limit of {rate}",
