@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    Command, Failure, approve, cancel, client_tokens, connect, demo, hold, ingest, report, send,
-    sim, status,
+    Command, Failure, approve, cancel, client_tokens, connect, demo, hold, ingest, reconcile,
+    report, send, sim, status,
 };
 use crate::config::FileConfig;
 use crate::exit;
@@ -23,6 +23,7 @@ pub(super) fn dispatch(
         Command::Status(args) => status::run_postgres(url, &args),
         Command::Approve(args) => approve::run_postgres(url, &args),
         Command::Report(args) => report::run_postgres(url, &args),
+        Command::Reconcile(args) => reconcile::run_postgres(url, file, &args),
         Command::Hold(args) => hold::run_hold(&mut PgLedger::open(url)?, &args),
         Command::Release(args) => hold::run_release(&mut PgLedger::open(url)?, &args),
         Command::Cancel(args) => cancel::run(&mut PgLedger::open(url)?, &args),
@@ -41,7 +42,7 @@ pub(super) fn dispatch(
         Command::Transfers(command) => connect::run_transfers(file, &command),
         Command::ClientTokens(command) => client_tokens::run(file, &command),
         other => Err(Failure::config(format!(
-            "`payrun {}` does not run on a PostgreSQL ledger yet (ingest, send, status, approve, report, hold, release and cancel do); give it a SQLite ledger file with --ledger",
+            "`payrun {}` does not run on a PostgreSQL ledger yet (ingest, send, status, approve, report, reconcile, hold, release and cancel do); give it a SQLite ledger file with --ledger",
             name_of(&other)
         ))
         .into()),

@@ -13,7 +13,7 @@ use super::runtime::runtime;
 use super::{DwollaArgs, Failure};
 use crate::config::FileConfig;
 use crate::exit;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, ReconcileLedger};
 use crate::report::reconcile::{DiscrepancyWriter, ReconcileOptions, ReconcileSummary, reconcile};
 use crate::report::{Format, atomic};
 
@@ -47,7 +47,27 @@ pub(super) fn run(
     args: &ReconcileArgs,
 ) -> anyhow::Result<u8> {
     let client = args.dwolla.client(file)?;
-    let ledger = Ledger::open_reader(ledger_path)?;
+    reconcile_ledger(&Ledger::open_reader(ledger_path)?, &client, args)
+}
+
+pub(super) fn run_postgres(
+    url: &str,
+    file: &FileConfig,
+    args: &ReconcileArgs,
+) -> anyhow::Result<u8> {
+    let client = args.dwolla.client(file)?;
+    reconcile_ledger(
+        &crate::ledger::postgres::PgLedger::open(url)?,
+        &client,
+        args,
+    )
+}
+
+fn reconcile_ledger(
+    ledger: &impl ReconcileLedger,
+    client: &crate::dwolla::Client,
+    args: &ReconcileArgs,
+) -> anyhow::Result<u8> {
     let options = ReconcileOptions { since: args.since };
     let format = args
         .format
@@ -62,8 +82,7 @@ pub(super) fn run(
             ReconcileFormat::Csv => DiscrepancyWriter::csv(out)?,
             ReconcileFormat::Json => DiscrepancyWriter::json(out)?,
         };
-        let summary =
-            runtime.block_on(reconcile(&ledger, &client, &options, |d| writer.write(d)))?;
+        let summary = runtime.block_on(reconcile(ledger, client, &options, |d| writer.write(d)))?;
         writer.finish(&summary)?;
         Ok(summary)
     };

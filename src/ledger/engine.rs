@@ -11,7 +11,7 @@ use super::{
     LateBatch, Ledger, LedgerError, NewBatch, PayoutRecord, ReadSnapshot, RecordedOutcome,
     ReportBatch, Result, RowBuffer, Summary, Unsent, WaitingBatch,
 };
-use crate::ledger::RepeatOverlap;
+use crate::ledger::{ReconcilePayout, RepeatOverlap};
 use crate::money::Cents;
 
 /// What `payrun status` and the operator's commands (approve, hold, release, cancel) need of
@@ -170,6 +170,57 @@ impl ReportLedger for PgLedger {
         each: impl FnMut(&PayoutRecord<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         PgLedger::for_each_batch_payout(self, batch_id, exceptions_only, each)
+    }
+}
+
+/// `payrun reconcile`'s view of a ledger, beside the report's snapshot.
+pub trait ReconcileLedger: ReportLedger {
+    /// Batch key (the middle of every correlation id payrun makes) to batch id.
+    fn batch_ids_by_key(&self) -> Result<HashMap<String, i64>>;
+    /// One payout by id.
+    fn reconcile_payout(&self, id: i64) -> Result<Option<ReconcilePayout>>;
+    /// Every payout the ledger says Dwolla has a transfer for, in id order; with `since`,
+    /// only those first sent (or ingested) at or after it.
+    fn for_each_sent_payout<E: From<LedgerError>>(
+        &self,
+        since: Option<&str>,
+        each: impl FnMut(ReconcilePayout) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E>;
+}
+
+impl ReconcileLedger for Ledger {
+    fn batch_ids_by_key(&self) -> Result<HashMap<String, i64>> {
+        Ledger::batch_ids_by_key(self)
+    }
+
+    fn reconcile_payout(&self, id: i64) -> Result<Option<ReconcilePayout>> {
+        Ledger::reconcile_payout(self, id)
+    }
+
+    fn for_each_sent_payout<E: From<LedgerError>>(
+        &self,
+        since: Option<&str>,
+        each: impl FnMut(ReconcilePayout) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        Ledger::for_each_sent_payout(self, since, each)
+    }
+}
+
+impl ReconcileLedger for PgLedger {
+    fn batch_ids_by_key(&self) -> Result<HashMap<String, i64>> {
+        PgLedger::batch_ids_by_key(self)
+    }
+
+    fn reconcile_payout(&self, id: i64) -> Result<Option<ReconcilePayout>> {
+        PgLedger::reconcile_payout(self, id)
+    }
+
+    fn for_each_sent_payout<E: From<LedgerError>>(
+        &self,
+        since: Option<&str>,
+        each: impl FnMut(ReconcilePayout) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        PgLedger::for_each_sent_payout(self, since, each)
     }
 }
 

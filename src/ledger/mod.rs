@@ -27,7 +27,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub use batches::{Approval, DestinationTotal, PayoutLine};
-pub use engine::{BatchWriter, IngestLedger, OperatorLedger, ReportLedger, SendLedger};
+pub use engine::{
+    BatchWriter, IngestLedger, OperatorLedger, ReconcileLedger, ReportLedger, SendLedger,
+};
 pub use ingest::{
     BatchIdentity, ExistingBatch, IngestTx, NewBatch, NewPayout, RowBuffer, batch_and_line,
     correlation_id, new_batch_key, parse_correlation_id, payout_id,

@@ -110,7 +110,7 @@ impl Drop for ReadSnapshot<'_> {
 }
 
 pub(super) const EXCEPTION_STATES: &str = "('rejected', 'failed', 'returned', 'needs_review')";
-const SENT_STATES: &str = "('submitted', 'processed', 'failed', 'returned')";
+pub(super) const SENT_STATES: &str = "('submitted', 'processed', 'failed', 'returned')";
 
 pub(super) const PAYOUT_COLUMNS: &str =
     "batch_id, line, amount_cents, attempts, state, reference, name, destination,

@@ -21,7 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use super::{csv::neutralise, decimal, transfer_id};
 use crate::dwolla::wire::{MAX_PAGE_LIMIT, Transfer, TransferQuery};
 use crate::dwolla::{Client, LoopGuard};
-use crate::ledger::{self, Ledger, ReconcilePayout, parse_correlation_id};
+use crate::ledger::{self, ReconcileLedger, ReconcilePayout, parse_correlation_id};
 use crate::money::Cents;
 use crate::payout::{self, Decision, Event, PayoutState, TransferStatus};
 
@@ -138,8 +138,8 @@ pub struct ReconcileSummary {
 /// Compares the ledger with the account's transfers at Dwolla and hands each discrepancy to
 /// `found` as it is found: transfers in Dwolla's listing order, then missing transfers in
 /// payout-id order.
-pub async fn reconcile(
-    ledger: &Ledger,
+pub async fn reconcile<L: ReconcileLedger>(
+    ledger: &L,
     client: &Client,
     options: &ReconcileOptions,
     found: impl FnMut(&Discrepancy) -> anyhow::Result<()>,
@@ -184,9 +184,9 @@ impl<F: FnMut(&Discrepancy) -> anyhow::Result<()>> Findings<F> {
 }
 
 /// Walks the account's transfer list, 200 a page, and compares each transfer with the ledger.
-async fn compare_listed<F: FnMut(&Discrepancy) -> anyhow::Result<()>>(
+async fn compare_listed<L: ReconcileLedger, F: FnMut(&Discrepancy) -> anyhow::Result<()>>(
     client: &Client,
-    matcher: &mut Matcher<'_>,
+    matcher: &mut Matcher<'_, L>,
     findings: &mut Findings<F>,
 ) -> anyhow::Result<()> {
     let root = client
@@ -231,8 +231,8 @@ async fn compare_listed<F: FnMut(&Discrepancy) -> anyhow::Result<()>>(
 }
 
 /// Every payout the ledger calls sent (since `since`) whose transfer Dwolla did not list.
-fn report_missing<F: FnMut(&Discrepancy) -> anyhow::Result<()>>(
-    ledger: &Ledger,
+fn report_missing<L: ReconcileLedger, F: FnMut(&Discrepancy) -> anyhow::Result<()>>(
+    ledger: &L,
     since: Option<&str>,
     seen: &HashSet<i64>,
     findings: &mut Findings<F>,
@@ -258,15 +258,15 @@ fn report_missing<F: FnMut(&Discrepancy) -> anyhow::Result<()>>(
     Ok(())
 }
 
-struct Matcher<'a> {
-    ledger: &'a Ledger,
+struct Matcher<'a, L> {
+    ledger: &'a L,
     batch_ids: &'a HashMap<String, i64>,
     since: Option<OffsetDateTime>,
     /// Payouts whose transfer was listed.
     seen: HashSet<i64>,
 }
 
-impl Matcher<'_> {
+impl<L: ReconcileLedger> Matcher<'_, L> {
     /// Whether the transfer is inside `since`, and what is wrong with it, if anything.
     fn check(&mut self, transfer: &Transfer) -> anyhow::Result<(bool, Option<Discrepancy>)> {
         let in_window = match self.since {

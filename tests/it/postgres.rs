@@ -289,9 +289,10 @@ fn commands_not_yet_on_postgres_say_so_and_hide_the_password() {
 }
 
 /// A batch that waits for approval on PostgreSQL: status says so, the sender leaves it alone,
-/// `payrun approve` lets the next send pay it, and the report ties out.
+/// `payrun approve` lets the next send pay it, the report ties out, and reconcile agrees with
+/// Dwolla until the ledger is made to disagree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_waiting_for_approval_is_sent_once_approved_and_reported() {
+async fn a_batch_waiting_for_approval_is_sent_once_approved_reported_and_reconciled() {
     let Some(env) = SendEnv::start_on_postgres(SimConfig::new(), "approval").await else {
         return;
     };
@@ -358,6 +359,22 @@ async fn a_batch_waiting_for_approval_is_sent_once_approved_and_reported() {
         25,
         "{}",
         csv.stdout
+    );
+
+    // Reconcile against the simulator: the ledger and Dwolla agree ...
+    let agree = env.run(&["reconcile"]).await;
+    assert_eq!(agree.code, 0, "{}{}", agree.stdout, agree.stderr);
+    // ... until one payout's correlation id is not the one its transfer carries: an orphan
+    // transfer at Dwolla and a payout whose transfer Dwolla does not list.
+    let pg = env.pg.as_ref().unwrap();
+    pg.query("UPDATE payouts SET correlation_id = correlation_id || '0' WHERE line = 3");
+    let differ = env.run(&["reconcile"]).await;
+    assert_eq!(differ.code, 3, "{}{}", differ.stdout, differ.stderr);
+    assert_eq!(
+        differ.stdout.lines().count(),
+        3,
+        "a header and two rows: {}",
+        differ.stdout
     );
 }
 

@@ -4,9 +4,11 @@
 use futures_util::StreamExt;
 
 use super::{PgLedger, pg_error};
-use crate::ledger::report::{EXCEPTION_STATES, PAYOUT_COLUMNS, id_range};
+use crate::ledger::report::{EXCEPTION_STATES, PAYOUT_COLUMNS, SENT_STATES, id_range};
 use crate::ledger::summary::SHOWN_BATCH_STATUS;
-use crate::ledger::{BatchSelection, LedgerError, PayoutRecord, ReportBatch, Result};
+use crate::ledger::{
+    BatchSelection, LedgerError, PayoutRecord, ReconcilePayout, ReportBatch, Result,
+};
 use crate::payout::PayoutState;
 
 /// A read-only repeatable-read transaction on the ledger's connection: every query while it
@@ -94,6 +96,65 @@ impl PgLedger {
             each(&record)?;
         }
         Ok(())
+    }
+}
+
+/// The columns of a [`ReconcilePayout`], as on SQLite.
+const RECONCILE_COLUMNS: &str = "id, batch_id, line, reference, destination, amount_cents, state,
+     transfer_url, transfer_status, correlation_id";
+
+impl PgLedger {
+    pub fn batch_ids_by_key(&self) -> Result<std::collections::HashMap<String, i64>> {
+        let rows = self.block(self.client.query("SELECT batch_key, id FROM batches", &[]))?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    pub fn reconcile_payout(&self, id: i64) -> Result<Option<ReconcilePayout>> {
+        let sql = format!("SELECT {RECONCILE_COLUMNS} FROM payouts WHERE id = $1");
+        let row = self.block(self.client.query_opt(&sql, &[&id]))?;
+        row.map(|row| self.reconcile_row(&row)).transpose()
+    }
+
+    /// As on SQLite: the payouts Dwolla should have a transfer for, streamed in id order.
+    pub fn for_each_sent_payout<E: From<LedgerError>>(
+        &self,
+        since: Option<&str>,
+        mut each: impl FnMut(ReconcilePayout) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let sql = format!(
+            "SELECT {RECONCILE_COLUMNS} FROM payouts
+             WHERE state IN {SENT_STATES}
+               AND ($1::text IS NULL OR COALESCE(first_attempt_at, created_at) >= $1)
+             ORDER BY id"
+        );
+        let error = |source| pg_error(&self.shown, source);
+        let rows =
+            futures_executor::block_on(self.client.query_raw(&sql, [since])).map_err(error)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = futures_executor::block_on(rows.next()) {
+            each(self.reconcile_row(&row.map_err(error)?)?)?;
+        }
+        Ok(())
+    }
+
+    fn reconcile_row(&self, row: &tokio_postgres::Row) -> Result<ReconcilePayout> {
+        let state_text: &str = row.get(6);
+        let state = state_text.parse().map_err(|message| LedgerError::Invalid {
+            path: self.shown.to_string().into(),
+            message,
+        })?;
+        Ok(ReconcilePayout {
+            id: row.get(0),
+            batch_id: row.get(1),
+            line: row.get(2),
+            reference: row.get(3),
+            destination: row.get(4),
+            amount_cents: row.get(5),
+            state,
+            transfer_url: row.get(7),
+            transfer_status: row.get(8),
+            correlation_id: row.get(9),
+        })
     }
 }
 
