@@ -1,4 +1,5 @@
-//! payrun: a durable payout batch worker. CSV payout files go into a SQLite ledger, each payout
+//! payrun: a durable payout batch worker. CSV payout files go into a ledger (a SQLite file, or
+//! PostgreSQL for several workers), each payout
 //! goes to Dwolla Connect as a transfer exactly once, and every transfer is followed to its end.
 //!
 //! # Layout
@@ -13,14 +14,17 @@
 //! - `calendar`, `payday`, `clock`: banking days, pay dates and send windows, the injectable clock;
 //! - `money`: integer cents, their strict parse, and every cents-to-text conversion;
 //! - `payout`: payout states, Dwolla's transfer status and the one transition function;
-//! - `ledger`: all SQL, the migrations and the single-writer lock;
+//! - `ledger`: all SQL, the migrations and the single-writer lock; `ledger::engine` the
+//!   interfaces both engines implement, `ledger::postgres` the PostgreSQL one (row claims,
+//!   workers and leases, COPY ingest);
 //! - `ingest`: CSV payout files into the ledger, validated, all or nothing;
 //! - `secret`: a string type that never prints;
 //! - `names`: file names as printed and logged, control characters escaped;
 //! - `signature`: webhook HMAC signing and verification;
 //! - `config`: the configuration file and its layering under environment and flags;
 //! - `dwolla`: the Dwolla Connect API client, its wire types, throttle and list paging;
-//! - `sender`: `payrun send`, every due payout to Dwolla exactly once;
+//! - `sender`: `payrun send`, every due payout to Dwolla exactly once; `sender::fleet` a
+//!   worker's heartbeat and share of the rate limit on a PostgreSQL ledger;
 //! - `inbox`, `operate`, `plan`: the drop folder, unattended cycles (`run`, `watch`), dry runs;
 //! - `onboard`: the Connect resources from the command line, and the payee directory;
 //! - `drop_in`: `POST /client-tokens` for Dwolla's drop-in components;

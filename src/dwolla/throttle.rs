@@ -506,6 +506,43 @@ mod tests {
         assert_eq!(ThrottleConfig::new(1000, 1).burst(), 20);
     }
 
+    /// A fleet of four shares R = 100: this worker's window holds at most 25 starts, its pace
+    /// is near 25/s, and a slower worker's factor slows it further; alone again, it is back
+    /// at full rate.
+    #[tokio::test(start_paused = true)]
+    async fn a_fleet_share_caps_every_window_at_r_over_the_workers() {
+        let throttle = Throttle::new(ThrottleConfig::new(100, 8));
+        throttle.set_fleet_share(4, 1.0);
+        let started = Instant::now();
+        let starts = run_flat_out(&throttle, 100).await;
+        let window = Duration::from_millis(1025);
+        assert!(most_in_any_window(&starts, window) <= 25);
+        let pace = 100.0 / (Instant::now() - started).as_secs_f64();
+        assert!((22.0..=26.0).contains(&pace), "{pace}/s");
+
+        throttle.set_fleet_share(4, 0.5);
+        let started = Instant::now();
+        run_flat_out(&throttle, 50).await;
+        let pace = 50.0 / (Instant::now() - started).as_secs_f64();
+        assert!(
+            (11.0..=13.5).contains(&pace),
+            "{pace}/s with the fleet at half rate"
+        );
+        assert!(
+            (throttle.congestion_factor() - 1.0).abs() < 1e-9,
+            "its own rate is clean"
+        );
+
+        throttle.set_fleet_share(1, 1.0);
+        tokio::time::advance(window).await;
+        let started = Instant::now();
+        run_flat_out(&throttle, 90).await;
+        assert!(
+            Instant::now() - started < Duration::from_secs(1),
+            "full rate alone"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn callers_that_come_and_go_never_push_a_window_past_r() {
         // Idle gaps let GCRA's burst refill and tokio wake us late; the log still holds.
