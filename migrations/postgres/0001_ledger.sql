@@ -132,6 +132,9 @@ CREATE TABLE workers (
     pid             integer     NOT NULL,
     started_at      timestamptz NOT NULL DEFAULT now(),
     heartbeat_at    timestamptz NOT NULL DEFAULT now(),
+    -- When its next heartbeat is due: a worker that joins waits until every live worker's has
+    -- passed, so that all of them have counted it before it sends (a dead one's has passed).
+    next_heartbeat_by timestamptz NOT NULL DEFAULT now(),
     lease_until     timestamptz NOT NULL,
     rate_factor     double precision NOT NULL DEFAULT 1 CHECK (rate_factor > 0 AND rate_factor <= 1)
 );

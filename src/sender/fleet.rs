@@ -5,7 +5,8 @@
 //! congestion factor, and learns how many workers are live and the lowest factor among them:
 //! this process then starts at most R / live workers requests in any second, paced down to
 //! that factor, so N workers together never exceed R and a 429 at one slows them all. A
-//! worker that joins waits until every other has seen it in a heartbeat before it sends.
+//! worker that joins waits until every other live worker's next heartbeat is due (so that all
+//! have counted it) before it sends.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::with_ledger;
 use crate::dwolla::Client;
 use crate::ledger::LateBatch;
-use crate::ledger::postgres::{PgLedger, WorkerId};
+use crate::ledger::postgres::{FleetShare, PgLedger, WorkerId};
 
 /// This process's membership of the fleet, from [`Fleet::join`] to [`Fleet::leave`].
 pub struct Fleet {
@@ -36,13 +37,14 @@ impl Fleet {
         let share = beat(&heartbeat, client).await?;
         tracing::info!(
             %worker,
-            live_workers = share,
+            live_workers = share.live_workers,
             "joined the workers of this ledger; each takes its share of the rate limit"
         );
-        if share > 1 {
+        if !share.others_beat_within.is_zero() {
             // The others learn of us at their next heartbeat; until then they may still be
-            // using our part of the rate.
-            tokio::time::sleep(every + every / 2 + Duration::from_millis(100)).await;
+            // using our part of the rate. A dead worker's beat is past: it is not waited for.
+            let margin = Duration::from_millis(100);
+            tokio::time::sleep(share.others_beat_within + margin).await;
             beat(&heartbeat, client).await?;
         }
         let (stop, stopping) = watch::channel(false);
@@ -74,12 +76,12 @@ impl Fleet {
     }
 }
 
-/// One heartbeat: renews the leases, and sets the client's share. Returns the live workers.
-async fn beat(heartbeat: &Arc<Mutex<PgLedger>>, client: &Client) -> anyhow::Result<u32> {
+/// One heartbeat: renews the leases, and sets the client's share.
+async fn beat(heartbeat: &Arc<Mutex<PgLedger>>, client: &Client) -> anyhow::Result<FleetShare> {
     let factor = client.congestion_factor();
     let share = with_ledger(heartbeat, move |l| l.heartbeat(factor)).await?;
     client.set_fleet_share(share.live_workers, share.rate_factor);
-    Ok(share.live_workers)
+    Ok(share)
 }
 
 async fn keep_beating(

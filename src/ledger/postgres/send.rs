@@ -70,6 +70,10 @@ impl PgLedger {
         self.leases.lease.as_secs_f64() * 1000.0
     }
 
+    pub(super) fn heartbeat_ms(&self) -> f64 {
+        self.leases.heartbeat.as_secs_f64() * 1000.0
+    }
+
     /// Claims every payout in doubt that no live worker holds, soonest due first: at the start
     /// of a run, those a crash left in flight, ours or a dead worker's.
     pub fn claim_in_doubt(&mut self, batch: Option<i64>) -> Result<Vec<DuePayout>> {
@@ -238,18 +242,30 @@ impl PgLedger {
         })
     }
 
-    /// How long until the first lease of a payout in doubt that another worker holds passes.
+    /// How long until the first lease of a payout in doubt that another worker holds passes;
+    /// zero when a sendable pending payout is left, which another worker's claim skipped
+    /// past and then rolled back (it died inside its claim transaction).
     pub fn held_elsewhere(&self, batch: Option<i64>) -> Result<Option<std::time::Duration>> {
         let worker = self.worker_or_error()?;
-        let row = self.block(self.client.query_one(
-            "SELECT extract(epoch FROM min(w.lease_until) - now())::float8
-             FROM payouts p JOIN workers w ON w.id = p.claimed_by
-             WHERE p.state = 'submitting' AND ($1::bigint IS NULL OR p.batch_id = $1)
-               AND p.claimed_by != $2",
-            &[&batch, &worker],
-        ))?;
+        let sql = format!(
+            "SELECT (SELECT extract(epoch FROM min(w.lease_until) - now())::float8
+                     FROM payouts p JOIN workers w ON w.id = p.claimed_by
+                     WHERE p.state = 'submitting' AND ($1::bigint IS NULL OR p.batch_id = $1)
+                       AND p.claimed_by != $2),
+                    EXISTS (SELECT 1 FROM batches b
+                            WHERE {SENDABLE} AND ($1::bigint IS NULL OR b.id = $1)
+                              AND EXISTS (SELECT 1 FROM payouts p
+                                          WHERE p.id BETWEEN b.id << 32 AND (b.id << 32) | 4294967295
+                                            AND p.state = 'pending'))"
+        );
+        let row = self.block(self.client.query_one(&sql, &[&batch, &worker]))?;
         let seconds: Option<f64> = row.get(0);
-        Ok(seconds.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))))
+        let pending_left: bool = row.get(1);
+        Ok(match (seconds, pending_left) {
+            (_, true) => Some(std::time::Duration::ZERO),
+            (Some(s), false) => Some(std::time::Duration::from_secs_f64(s.max(0.0))),
+            (None, false) => None,
+        })
     }
 
     /// As on SQLite: opens the send window of every batch whose `send_after` has come.

@@ -22,6 +22,9 @@ pub struct FleetShare {
     pub live_workers: u32,
     /// The lowest rate factor any live worker reports (1 = full rate; a 429 lowers it).
     pub rate_factor: f64,
+    /// How long until every other live worker's next heartbeat is due (and so until all of
+    /// them count this one); zero when none is.
+    pub others_beat_within: std::time::Duration,
 }
 
 impl PgLedger {
@@ -32,11 +35,12 @@ impl PgLedger {
             .map(|name| name.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
         let pid = std::process::id() as i32;
-        let lease = self.lease_ms();
+        let (lease, every) = (self.lease_ms(), self.heartbeat_ms());
         self.block(self.client.execute(
-            "INSERT INTO workers (id, host, pid, lease_until)
-             VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')",
-            &[&id.0, &host, &pid, &lease],
+            "INSERT INTO workers (id, host, pid, lease_until, next_heartbeat_by)
+             VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond',
+                     now() + $5 * interval '1 millisecond')",
+            &[&id.0, &host, &pid, &lease, &every],
         ))?;
         self.worker = Some(id);
         Ok(id)
@@ -51,29 +55,35 @@ impl PgLedger {
     /// and returns the share of the rate it may use.
     pub fn heartbeat(&mut self, rate_factor: f64) -> Result<FleetShare> {
         let worker = self.worker_or_error()?;
-        let lease = self.lease_ms();
+        let (lease, every) = (self.lease_ms(), self.heartbeat_ms());
         let factor = rate_factor.clamp(0.01, 1.0);
         let row = self.block(async {
             self.client
                 .execute(
-                    "INSERT INTO workers (id, host, pid, lease_until, rate_factor)
-                     VALUES ($1, 'unknown', 0, now() + $2 * interval '1 millisecond', $3)
+                    "INSERT INTO workers (id, host, pid, lease_until, rate_factor, next_heartbeat_by)
+                     VALUES ($1, 'unknown', 0, now() + $2 * interval '1 millisecond', $3,
+                             now() + $4 * interval '1 millisecond')
                      ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(),
-                         lease_until = excluded.lease_until, rate_factor = excluded.rate_factor",
-                    &[&worker, &lease, &factor],
+                         lease_until = excluded.lease_until, rate_factor = excluded.rate_factor,
+                         next_heartbeat_by = excluded.next_heartbeat_by",
+                    &[&worker, &lease, &factor, &every],
                 )
                 .await?;
             self.client
                 .query_one(
-                    "SELECT count(*), coalesce(min(rate_factor), 1) FROM workers
-                     WHERE lease_until > now()",
-                    &[],
+                    "SELECT count(*), coalesce(min(rate_factor), 1),
+                            coalesce(extract(epoch FROM max(next_heartbeat_by)
+                                FILTER (WHERE id != $1) - now()), 0)::float8
+                     FROM workers WHERE lease_until > now()",
+                    &[&worker],
                 )
                 .await
         })?;
+        let others: f64 = row.get(2);
         Ok(FleetShare {
             live_workers: (row.get::<_, i64>(0) as u32).max(1),
             rate_factor: row.get(1),
+            others_beat_within: std::time::Duration::from_secs_f64(others.max(0.0)),
         })
     }
 
