@@ -246,8 +246,10 @@ pub trait SendLedger: Send + 'static {
     fn record_outcomes(&mut self, outcomes: &[RecordedOutcome], now: &str) -> Result<()>;
     /// What is left unsent: in doubt, and pending in batches that may be sent now.
     fn unsent(&self, batch: Option<i64>) -> Result<Unsent>;
-    /// When payouts in doubt are held by other workers: how long until the first of their
-    /// leases passes. Always `None` for a single writer.
+    /// Whether the run must wait for other workers before it may end: how long until the
+    /// first lease of a payout in doubt another worker holds passes (zero when sendable
+    /// pending payouts are left that another worker's claim skipped and rolled back).
+    /// Always `None` for a single writer.
     fn held_elsewhere(&self, batch: Option<i64>) -> Result<Option<std::time::Duration>>;
 }
 

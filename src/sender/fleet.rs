@@ -17,11 +17,10 @@ use tokio::task::JoinHandle;
 use super::with_ledger;
 use crate::dwolla::Client;
 use crate::ledger::LateBatch;
-use crate::ledger::postgres::{FleetShare, PgLedger, WorkerId};
+use crate::ledger::postgres::{FleetShare, PgLedger};
 
 /// This process's membership of the fleet, from [`Fleet::join`] to [`Fleet::leave`].
 pub struct Fleet {
-    worker: WorkerId,
     heartbeat: Arc<Mutex<PgLedger>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -55,15 +54,10 @@ impl Fleet {
             stopping,
         ));
         Ok(Fleet {
-            worker,
             heartbeat,
             stop,
             task,
         })
-    }
-
-    pub fn worker(&self) -> WorkerId {
-        self.worker
     }
 
     /// Stops the heartbeat, leaves the fleet (releasing any claim left, so that another worker

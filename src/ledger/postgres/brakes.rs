@@ -3,9 +3,9 @@
 //! either commits before (and the payout is reported as already committed for sending) or
 //! finds them cancelled.
 
+use super::PgLedger;
 use super::transitions::{ApplyError, Change, apply_all, parse_state};
-use super::{PgLedger, pg_error};
-use crate::ledger::{CancelReport, HoldChange, LedgerError, Result};
+use crate::ledger::{CancelReport, HoldChange, Result};
 use crate::payout::{Event, PayoutState};
 
 impl PgLedger {
@@ -61,7 +61,6 @@ impl PgLedger {
         if self.batch_status(batch_id)?.is_none() {
             return Ok(None);
         }
-        let shown = self.shown.clone();
         let source = format!("operator:{operator}");
         let result = futures_executor::block_on(async {
             let tx = self.client.transaction().await?;
@@ -87,10 +86,7 @@ impl PgLedger {
                 if references.is_some_and(|wanted| !wanted.iter().any(|r| r == reference)) {
                     continue;
                 }
-                let state = match parse_state(id, row.get(3)) {
-                    Ok(state) => state,
-                    Err(message) => return Ok(Err(message)),
-                };
+                let state = parse_state(id, row.get(3)).map_err(ApplyError::Invalid)?;
                 let named = (line as u64, reference.to_string());
                 match state {
                     PayoutState::Pending => {
@@ -126,19 +122,8 @@ impl PgLedger {
             }
             report.batch_cancelled = left == 0;
             tx.commit().await?;
-            Ok::<_, ApplyError>(Ok(report))
+            Ok::<_, ApplyError>(report)
         });
-        match result {
-            Ok(Ok(report)) => Ok(Some(report)),
-            Ok(Err(message)) => Err(LedgerError::Invalid {
-                path: shown.to_string().into(),
-                message,
-            }),
-            Err(ApplyError::Postgres(source)) => Err(pg_error(&shown, source)),
-            Err(other) => Err(LedgerError::Invalid {
-                path: shown.to_string().into(),
-                message: other.to_string(),
-            }),
-        }
+        result.map(Some).map_err(|error| self.apply_error(error))
     }
 }

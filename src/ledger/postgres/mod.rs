@@ -204,6 +204,21 @@ impl PgLedger {
         .and_then(|(tx, applied)| apply_migrations(tx, applied, &shown))
     }
 
+    /// An error about this ledger in words.
+    fn invalid(&self, message: String) -> LedgerError {
+        LedgerError::Invalid {
+            path: self.shown.to_string().into(),
+            message,
+        }
+    }
+
+    fn apply_error(&self, error: transitions::ApplyError) -> LedgerError {
+        match error {
+            transitions::ApplyError::Postgres(source) => pg_error(&self.shown, source),
+            other => self.invalid(other.to_string()),
+        }
+    }
+
     /// Runs `future` to its end on this thread.
     fn block<T>(
         &self,

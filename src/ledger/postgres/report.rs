@@ -139,10 +139,9 @@ impl PgLedger {
 
     fn reconcile_row(&self, row: &tokio_postgres::Row) -> Result<ReconcilePayout> {
         let state_text: &str = row.get(6);
-        let state = state_text.parse().map_err(|message| LedgerError::Invalid {
-            path: self.shown.to_string().into(),
-            message,
-        })?;
+        let state = state_text
+            .parse()
+            .map_err(|message| self.invalid(message))?;
         Ok(ReconcilePayout {
             id: row.get(0),
             batch_id: row.get(1),

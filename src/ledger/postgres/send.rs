@@ -46,34 +46,6 @@ fn due_payout(row: &Row) -> std::result::Result<DuePayout, String> {
 }
 
 impl PgLedger {
-    fn invalid(&self, message: String) -> LedgerError {
-        LedgerError::Invalid {
-            path: self.shown.to_string().into(),
-            message,
-        }
-    }
-
-    fn apply_error(&self, error: ApplyError) -> LedgerError {
-        match error {
-            ApplyError::Postgres(source) => pg_error(&self.shown, source),
-            other => self.invalid(other.to_string()),
-        }
-    }
-
-    pub(super) fn worker_or_error(&self) -> Result<uuid::Uuid> {
-        self.worker
-            .map(|worker| worker.0)
-            .ok_or_else(|| self.invalid("this connection has not joined as a worker".into()))
-    }
-
-    pub(super) fn lease_ms(&self) -> f64 {
-        self.leases.lease.as_secs_f64() * 1000.0
-    }
-
-    pub(super) fn heartbeat_ms(&self) -> f64 {
-        self.leases.heartbeat.as_secs_f64() * 1000.0
-    }
-
     /// Claims every payout in doubt that no live worker holds, soonest due first: at the start
     /// of a run, those a crash left in flight, ours or a dead worker's.
     pub fn claim_in_doubt(&mut self, batch: Option<i64>) -> Result<Vec<DuePayout>> {
@@ -181,7 +153,6 @@ impl PgLedger {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let shown = self.shown.clone();
         let ids: Vec<i64> = outcomes.iter().map(|o| o.payout_id).collect();
         let described: Vec<_> = outcomes.iter().map(|o| transition_of(&o.outcome)).collect();
         let result = futures_executor::block_on(async {
@@ -197,13 +168,10 @@ impl PgLedger {
             let mut changes = Vec::with_capacity(outcomes.len());
             for (recorded, (event, reason, source)) in outcomes.iter().zip(&described) {
                 let id = recorded.payout_id;
-                let Some(state) = states.get(&id) else {
-                    return Ok(Err(format!("payout {id} does not exist")));
-                };
-                let from = match parse_state(id, state) {
-                    Ok(from) => from,
-                    Err(message) => return Ok(Err(message)),
-                };
+                let state = states
+                    .get(&id)
+                    .ok_or_else(|| ApplyError::Invalid(format!("payout {id} does not exist")))?;
+                let from = parse_state(id, state).map_err(ApplyError::Invalid)?;
                 changes.push(Change {
                     id,
                     from,
@@ -215,16 +183,9 @@ impl PgLedger {
             apply_all(&tx, &changes, now).await?;
             write_outcome_columns(&tx, outcomes, now).await?;
             tx.commit().await?;
-            Ok::<_, ApplyError>(Ok(()))
+            Ok::<_, ApplyError>(())
         });
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(LedgerError::Invalid {
-                path: shown.to_string().into(),
-                message,
-            }),
-            Err(error) => Err(self.apply_error(error)),
-        }
+        result.map_err(|error| self.apply_error(error))
     }
 
     /// What a run leaves unsent: payouts in doubt, and pending payouts it could have claimed.
@@ -301,18 +262,6 @@ impl PgLedger {
             .collect();
         late.sort_by_key(|batch| batch.id);
         Ok(late)
-    }
-
-    /// The sender's decisions, for tests and the chaos check: payouts by state.
-    pub fn count_by_state(&self) -> Result<Vec<(String, u64)>> {
-        let rows = self.block(self.client.query(
-            "SELECT state, COUNT(*) FROM payouts GROUP BY state ORDER BY state",
-            &[],
-        ))?;
-        Ok(rows
-            .iter()
-            .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
-            .collect())
     }
 }
 

@@ -4,7 +4,7 @@
 use super::PgLedger;
 use crate::ledger::payday::WAITING_BATCHES;
 use crate::ledger::summary::{BatchRow, StateTotal, Summary, batch_rows_sql};
-use crate::ledger::{Approval, LedgerError, Result, WaitingBatch};
+use crate::ledger::{Approval, Result, WaitingBatch};
 use crate::payout::PayoutState;
 
 impl PgLedger {
@@ -19,10 +19,7 @@ impl PgLedger {
         ))?;
         for row in rows {
             let text: &str = row.get(0);
-            let state: PayoutState = text.parse().map_err(|message| LedgerError::Invalid {
-                path: self.shown.to_string().into(),
-                message,
-            })?;
+            let state: PayoutState = text.parse().map_err(|message| self.invalid(message))?;
             if let Some((_, total)) = totals.iter_mut().find(|(s, _)| *s == state) {
                 *total = StateTotal {
                     count: row.get::<_, i64>(1) as u64,

@@ -21,6 +21,9 @@ pub(super) enum ApplyError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("payout {id}: {source}")]
     Illegal { id: i64, source: IllegalTransition },
+    /// What the ledger holds makes no sense (an unknown state, a payout that is not there).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Applies every change; returns the decisions in the order given.

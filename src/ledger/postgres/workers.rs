@@ -46,8 +46,18 @@ impl PgLedger {
         Ok(id)
     }
 
-    pub fn worker(&self) -> Option<WorkerId> {
+    pub(super) fn worker_or_error(&self) -> Result<uuid::Uuid> {
         self.worker
+            .map(|worker| worker.0)
+            .ok_or_else(|| self.invalid("this connection has not joined as a worker".into()))
+    }
+
+    pub(super) fn lease_ms(&self) -> f64 {
+        self.leases.lease.as_secs_f64() * 1000.0
+    }
+
+    pub(super) fn heartbeat_ms(&self) -> f64 {
+        self.leases.heartbeat.as_secs_f64() * 1000.0
     }
 
     /// Renews this worker's lease (which is its claimed payouts' lease too: no payout row is
