@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::on_both_engines;
 use crate::support::{Workdir, sample};
 
 fn state(status: &serde_json::Value, state: &str) -> (u64, i64) {
@@ -13,9 +14,9 @@ fn state(status: &serde_json::Value, state: &str) -> (u64, i64) {
     )
 }
 
-#[test]
-fn the_sample_payroll_is_ingested_once_and_shows_in_status() {
-    let work = Workdir::new();
+on_both_engines!(cli: the_sample_payroll_is_ingested_once_and_shows_in_status, ingested_once);
+
+fn ingested_once(work: Workdir) {
     let payroll = sample("payroll.csv");
     let first = work.run(&["ingest", payroll.to_str().unwrap()]);
     assert_eq!(first.code, 0, "{first:?}");

@@ -38,6 +38,8 @@ pub struct Workdir {
     dir: tempfile::TempDir,
     /// A PostgreSQL ledger's URL, given as `--ledger` instead of the file.
     ledger_url: Option<String>,
+    /// The database behind `ledger_url` when this directory owns it (dropped with it).
+    pg: Option<postgres::PgDatabase>,
 }
 
 impl Workdir {
@@ -45,6 +47,7 @@ impl Workdir {
         Workdir {
             dir: tempfile::tempdir().expect("create a scratch directory"),
             ledger_url: None,
+            pg: None,
         }
     }
 
@@ -54,6 +57,58 @@ impl Workdir {
             ledger_url: Some(url.to_string()),
             ..Workdir::new()
         }
+    }
+
+    /// A scratch directory on a fresh PostgreSQL database of its own, or `None` (saying why)
+    /// where no server can be had outside CI.
+    pub fn on_fresh_postgres(test: &str) -> Option<Workdir> {
+        let pg = postgres::database(test)?;
+        Some(Workdir {
+            ledger_url: Some(pg.url.clone()),
+            pg: Some(pg),
+            ..Workdir::new()
+        })
+    }
+
+    /// Whether the ledger is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.ledger_url.is_some()
+    }
+
+    /// What `--ledger` gets: the scratch file, or the PostgreSQL URL.
+    pub fn ledger_arg(&self) -> std::ffi::OsString {
+        match &self.ledger_url {
+            Some(url) => url.into(),
+            None => self.ledger().into_os_string(),
+        }
+    }
+
+    /// Rows of `sql` on the ledger, whichever engine keeps it, each column as text (`NULL`
+    /// as an empty string). Keep `sql` to what both engines read alike: no booleans (write
+    /// `CASE WHEN ... THEN 1 ELSE 0 END`), integers and texts only.
+    pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        if let Some(url) = &self.ledger_url {
+            return postgres::query(url, sql);
+        }
+        let conn = rusqlite::Connection::open(self.ledger()).expect("open the ledger file");
+        let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let width = stmt.column_count();
+        stmt.query_map([], |row| {
+            (0..width)
+                .map(|i| {
+                    Ok(match row.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => String::new(),
+                        rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                        rusqlite::types::ValueRef::Real(x) => x.to_string(),
+                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                        rusqlite::types::ValueRef::Blob(b) => format!("{b:?}"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
     }
 
     pub fn path(&self) -> &Path {
@@ -76,10 +131,7 @@ impl Workdir {
         command
             .current_dir(self.path())
             .arg("--ledger")
-            .arg(match &self.ledger_url {
-                Some(url) => url.into(),
-                None => self.ledger().into_os_string(),
-            })
+            .arg(self.ledger_arg())
             .args(args);
         command.env_remove("RUST_LOG").env_remove("PAYRUN_LEDGER");
         command
@@ -269,6 +321,27 @@ pub fn with_test_leases(command: &mut Command) -> &mut Command {
 /// server can be had outside CI). `$config` is the simulator's configuration.
 #[macro_export]
 macro_rules! on_both_engines {
+    // `cli: name, test`: `test(work)` with a scratch `Workdir` on each engine, for tests that
+    // run the binary (through `work.command`/`work.run`) and read the ledger with `work.query`.
+    (cli: $(#[$meta:meta])* $name:ident, $test:ident) => {
+        $(#[$meta])*
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn sqlite() {
+                $test($crate::support::Workdir::new())
+            }
+
+            #[test]
+            fn postgres() {
+                let test = concat!(module_path!(), "::", stringify!($name));
+                if let Some(work) = $crate::support::Workdir::on_fresh_postgres(test) {
+                    $test(work)
+                }
+            }
+        }
+    };
     ($(#[$meta:meta])* $name:ident, $config:expr, $test:ident) => {
         $(#[$meta])*
         mod $name {

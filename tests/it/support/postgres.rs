@@ -30,13 +30,19 @@ impl Drop for PgDatabase {
 impl PgDatabase {
     /// Rows of `sql`, each as its columns' text (`NULL` as an empty string).
     pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
-        psql(&self.url, sql)
-            .unwrap_or_else(|error| panic!("{sql}: {error}"))
-            .lines()
-            .filter(|line| !line.is_empty())
-            .map(|line| line.split('\u{1f}').map(str::to_string).collect())
-            .collect()
+        query(&self.url, sql)
     }
+}
+
+/// Rows of `sql` on the database at `url`, each as its columns' text (`NULL` as an empty
+/// string).
+pub fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
+    psql(url, sql)
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| line.split('\u{1f}').map(str::to_string).collect())
+        .collect()
 }
 
 /// A new database on the test server, or `None` (with a note on stderr) where no server can
