@@ -144,7 +144,7 @@ impl Webhooks {
         let serving = tokio::spawn(webhooks::serve(
             listener,
             ServeConfig {
-                ledger_path: ledger_path.to_path_buf(),
+                ledger: crate::ledger::LedgerPlace::File(ledger_path.to_path_buf()),
                 env_secret: Some(secret.clone()),
                 limits: crate::listener::ConnectionLimits::standard(
                     webhooks::DEFAULT_MAX_BODY_BYTES,

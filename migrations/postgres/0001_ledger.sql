@@ -91,9 +91,11 @@ CREATE TABLE payouts (
 );
 
 -- Payouts in doubt, by when to try again; also how a worker finds its own claims (few rows).
--- Every index here is paid by each row a COPY writes: no other index on payouts until
--- tracking runs on PostgreSQL and needs its own.
+-- Every index here is paid by each row a COPY writes; both are partial, and a freshly
+-- ingested (pending) payout is in neither.
 CREATE INDEX payouts_in_doubt ON payouts (next_attempt_at) WHERE state = 'submitting';
+-- What tracking follows: submitted payouts, and processed ones inside their returns window.
+CREATE INDEX payouts_tracked ON payouts (next_poll_at) WHERE state IN ('submitted', 'processed');
 
 CREATE TABLE payout_history (
     id          bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -121,6 +123,40 @@ CREATE TABLE rejected_rows (
     line        bigint  NOT NULL,
     errors      text    NOT NULL,
     PRIMARY KEY (batch_id, line)
+);
+
+-- The webhook event spool: every verified event `serve` received, stored (deduplicated by
+-- Dwolla's event id) before it answered 2xx, then applied by any process. Several `serve`
+-- processes behind a load balancer share it: an applier claims a page of due events by
+-- moving their next_attempt_at past its claim (FOR UPDATE SKIP LOCKED), so each is fetched
+-- once; an applier that dies leaves them to come due again.
+CREATE TABLE webhook_events (
+    seq             bigint  GENERATED ALWAYS AS IDENTITY UNIQUE,
+    event_id        text    PRIMARY KEY,
+    topic           text    NOT NULL,
+    resource_id     text,
+    resource_url    text,
+    correlation_id  text,
+    event_created   text,
+    received_at     text    NOT NULL,
+    -- The exact signed bytes, for audit.
+    body            bytea   NOT NULL,
+    applied_at      text,
+    outcome         text,
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at text,
+    last_error      text
+);
+
+CREATE INDEX webhook_events_pending ON webhook_events (seq) WHERE applied_at IS NULL;
+CREATE INDEX webhook_events_finished ON webhook_events (applied_at) WHERE applied_at IS NOT NULL;
+
+-- Webhook subscriptions payrun created, with the secret Dwolla signs their deliveries with.
+CREATE TABLE webhook_subscriptions (
+    id          text PRIMARY KEY,
+    url         text NOT NULL,
+    secret      text NOT NULL,
+    created_at  text NOT NULL
 );
 
 -- Every worker sending from this ledger. A worker is live while lease_until is ahead of the

@@ -215,8 +215,14 @@ fn dispatch(
         Command::Report(args) => report::run(ledger, &args),
         Command::Reconcile(args) => reconcile::run(ledger, file, &args),
         Command::Track(args) => track::run(ledger, file, &args),
-        Command::Serve(args) => serve::run(ledger, file, &args),
-        Command::Webhooks(args) => webhooks::run(ledger, file, &args),
+        Command::Serve(args) => {
+            serve::run(crate::ledger::LedgerPlace::File(ledger.into()), file, &args)
+        }
+        Command::Webhooks(args) => webhooks::run(
+            &crate::ledger::LedgerPlace::File(ledger.into()),
+            file,
+            &args,
+        ),
     }
 }
 

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use super::{
     Command, Failure, approve, cancel, client_tokens, connect, demo, hold, ingest, reconcile,
-    report, send, sim, status,
+    report, send, serve, sim, status, track, webhooks,
 };
 use crate::config::FileConfig;
 use crate::exit;
+use crate::ledger::LedgerPlace;
 use crate::ledger::postgres::{Leases, PgLedger};
 
 pub(super) fn dispatch(
@@ -27,6 +28,9 @@ pub(super) fn dispatch(
         Command::Hold(args) => hold::run_hold(&mut PgLedger::open(url)?, &args),
         Command::Release(args) => hold::run_release(&mut PgLedger::open(url)?, &args),
         Command::Cancel(args) => cancel::run(&mut PgLedger::open(url)?, &args),
+        Command::Track(args) => track::run_postgres(url, file, &args),
+        Command::Webhooks(args) => webhooks::run(&LedgerPlace::Postgres(url.into()), file, &args),
+        Command::Serve(args) => serve::run(LedgerPlace::Postgres(url.into()), file, &args),
         // Shows the ledger's URL without its password.
         Command::Config(super::config::ConfigCommand::Check(args)) => {
             let shown = crate::ledger::postgres::shown_url(url);

@@ -1,6 +1,5 @@
 //! `payrun serve`: the webhook receiver (and, when configured, `POST /client-tokens`).
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,6 +11,7 @@ use super::runtime::{runtime, stop_signal};
 use super::settings::{track_config, webhook_secret};
 use super::{DwollaArgs, ListenerArgs};
 use crate::config::FileConfig;
+use crate::ledger::LedgerPlace;
 use crate::tracking;
 use crate::webhooks::{
     ApplierConfig, DEFAULT_MAX_BODY_BYTES, HEALTH_PATH, ServeConfig, WEBHOOK_PATH, serve,
@@ -44,7 +44,9 @@ pub struct ServeArgs {
 
 /// `payrun serve`: prints one JSON line with the webhook URL, then serves until SIGINT or
 /// SIGTERM.
-pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &ServeArgs) -> anyhow::Result<u8> {
+/// `ledger` is a ledger file (the spool is the file beside it) or a PostgreSQL ledger (the
+/// spool is in it, shared by every `serve` on it).
+pub(super) fn run(ledger: LedgerPlace, file: &FileConfig, args: &ServeArgs) -> anyhow::Result<u8> {
     let listen = args
         .listen
         .clone()
@@ -80,7 +82,7 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &ServeArgs) -> an
         Err(other) => return Err(super::Failure::config(other.to_string()).into()),
     };
     let config = ServeConfig {
-        ledger_path: ledger_path.to_path_buf(),
+        ledger,
         env_secret,
         limits: args.connections.limits(file, args.max_body_bytes),
         applier,

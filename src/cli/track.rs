@@ -11,7 +11,8 @@ use super::values::ListModeArg;
 use super::{DwollaArgs, Failure};
 use crate::config::FileConfig;
 use crate::exit;
-use crate::ledger::{self, Ledger, Spool};
+use crate::ledger::postgres::PgLedger;
+use crate::ledger::{self, EventSpool, Ledger, Spool, TrackLedger};
 use crate::payout::PayoutState;
 use crate::tracking::{TrackConfig, TrackOptions, TrackReport, schedule, track};
 
@@ -55,9 +56,8 @@ impl TrackArgs {
     }
 }
 
-/// `payrun track`.
+/// `payrun track` on a ledger file, with its spool when `serve` ever made one.
 pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &TrackArgs) -> anyhow::Result<u8> {
-    let client = args.dwolla.client(file)?;
     let mut ledger = Ledger::open_writer(ledger_path)?;
     let spool_path = ledger::spool_path_for(ledger_path);
     let mut spool = if spool_path.exists() {
@@ -65,6 +65,25 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &TrackArgs) -> an
     } else {
         None
     };
+    run_on(&mut ledger, spool.as_mut(), file, args)
+}
+
+/// `payrun track` on a PostgreSQL ledger: its spool is in the same database, on a second
+/// connection. Any number of trackers may run; each stores a page of observations under row
+/// locks.
+pub(super) fn run_postgres(url: &str, file: &FileConfig, args: &TrackArgs) -> anyhow::Result<u8> {
+    let mut ledger = PgLedger::open(url)?;
+    let mut spool = ledger.reconnect()?;
+    run_on(&mut ledger, Some(&mut spool), file, args)
+}
+
+fn run_on<L: TrackLedger + Send, S: EventSpool + Send>(
+    ledger: &mut L,
+    spool: Option<&mut S>,
+    file: &FileConfig,
+    args: &TrackArgs,
+) -> anyhow::Result<u8> {
+    let client = args.dwolla.client(file)?;
     let config = args.config(file);
     let options = TrackOptions {
         until_settled: args.until_settled,
@@ -72,15 +91,7 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &TrackArgs) -> an
     };
     let report = runtime()?.block_on(async {
         let stopping = stop_signal();
-        track(
-            &mut ledger,
-            spool.as_mut(),
-            &client,
-            &config,
-            &options,
-            stopping,
-        )
-        .await
+        track(ledger, spool, &client, &config, &options, stopping).await
     });
     let report = report.map_err(|err| {
         let unreachable = crate::dwolla::dwolla_cause(&err).is_some();
@@ -93,11 +104,11 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &TrackArgs) -> an
             message: crate::exit::describe(&err),
         }
     })?;
-    print_report(&ledger, &report);
+    print_report(ledger, &report);
     Ok(super::outcome::track_status(&report))
 }
 
-fn print_report(ledger: &Ledger, report: &TrackReport) {
+fn print_report(ledger: &impl TrackLedger, report: &TrackReport) {
     let mut tally = report.tally.clone();
     tally.merge(report.events.tally.clone());
     println!(

@@ -69,7 +69,7 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &WatchArgs) -> an
                     .limits(file, crate::webhooks::DEFAULT_MAX_BODY_BYTES);
                 Some(
                     crate::webhooks::serve_beside(
-                        ledger_path,
+                        crate::ledger::LedgerPlace::File(ledger_path.to_path_buf()),
                         &listen,
                         secret,
                         limits,

@@ -1,7 +1,5 @@
 //! `payrun webhooks subscribe|list|delete|resume`: Dwolla webhook subscriptions.
 
-use std::path::Path;
-
 use clap::{Args, Subcommand};
 
 use super::runtime::runtime;
@@ -9,7 +7,7 @@ use super::{DwollaArgs, Failure};
 use crate::config::FileConfig;
 use crate::dwolla::DwollaError;
 use crate::exit;
-use crate::ledger::spool_path_for;
+use crate::ledger::LedgerPlace;
 use crate::webhooks::subscriptions::{delete, list, resume, subscribe};
 
 #[derive(Debug, Args)]
@@ -41,20 +39,19 @@ pub enum WebhooksCommand {
 }
 
 pub(super) fn run(
-    ledger_path: &Path,
+    ledger: &LedgerPlace,
     file: &FileConfig,
     args: &WebhooksArgs,
 ) -> anyhow::Result<u8> {
     let client = args.dwolla.client(file)?;
-    let spool_path = spool_path_for(ledger_path);
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         match &args.command {
             WebhooksCommand::Subscribe { url, secret } => {
-                subscribe(&client, &spool_path, url, secret.clone()).await
+                subscribe(&client, ledger, url, secret.clone()).await
             }
-            WebhooksCommand::List => list(&client, &spool_path).await,
-            WebhooksCommand::Delete { id } => delete(&client, &spool_path, id).await,
+            WebhooksCommand::List => list(&client, ledger).await,
+            WebhooksCommand::Delete { id } => delete(&client, ledger, id).await,
             WebhooksCommand::Resume { id } => resume(&client, id).await,
         }
     });

@@ -10,6 +10,7 @@ mod ingest;
 mod lock;
 mod payday;
 mod payees;
+mod place;
 pub mod postgres;
 mod repeat;
 mod report;
@@ -37,15 +38,18 @@ pub use ingest::{
 pub use lock::{LockError, WriterLock, lock_path_for};
 pub use payday::{BatchSchedule, CancelReport, HoldChange, LateBatch, WaitingBatch};
 pub use payees::{NewPayee, Payee};
+pub use place::LedgerPlace;
 pub use repeat::{RepeatCandidate, RepeatOverlap};
 pub use report::{BatchSelection, PayoutRecord, ReadSnapshot, ReconcilePayout, ReportBatch, text};
 pub use send::{DuePayout, RecordedOutcome, SendOutcome, Unsent};
 pub use summary::{BatchRow, StateTotal, Summary};
 pub use tracking::spool::{
-    EventFate, IncomingEvent, Spool, SpoolCounts, SpooledEvent, StoredSubscription, spool_path_for,
+    EventFate, EventSpool, IncomingEvent, Spool, SpoolCounts, SpooledEvent, StoredSubscription,
+    spool_path_for,
 };
 pub use tracking::{
-    FailureDetails, Observation, ObservationOutcome, PollTimes, TrackedPayout, TrackingCounts,
+    FailureDetails, Observation, ObservationOutcome, PollTimes, TrackLedger, TrackedPayout,
+    TrackingCounts,
 };
 pub use transitions::Provenance;
 

@@ -87,12 +87,12 @@ pub struct TrackingCounts {
     pub next_due_at: Option<String>,
 }
 
-const TRACKED_COLUMNS: &str =
+pub(super) const TRACKED_COLUMNS: &str =
     "id, state, correlation_id, transfer_url, transfer_status, first_attempt_at";
 
 /// Tracked: submitted payouts, and processed ones still watched. A processed payout without
 /// `watch_until` (settled by the sender's lookup, say) has not had its window started yet.
-const TRACKED_WHERE: &str = "state IN ('submitted', 'processed')
+pub(super) const TRACKED_WHERE: &str = "state IN ('submitted', 'processed')
      AND (state = 'submitted' OR watch_until IS NULL OR next_poll_at IS NOT NULL)";
 
 /// Due: never polled, or the poll time has come.
@@ -112,6 +112,63 @@ fn tracked_payout(row: &Row<'_>) -> rusqlite::Result<TrackedPayout> {
         first_attempt_at: row.get(5)?,
         due: row.get(6)?,
     })
+}
+
+/// What status tracking (`track`, and the appliers of webhook events) needs of a ledger,
+/// whichever engine keeps it.
+pub trait TrackLedger: super::ReconcileLedger {
+    /// Every tracked payout (or only the due ones), in id order.
+    fn tracked_payouts(&self, now: &str, only_due: bool) -> Result<Vec<TrackedPayout>>;
+    /// One payout as tracking sees it, whatever its state.
+    fn tracked_payout(&self, id: i64, now: &str) -> Result<Option<TrackedPayout>>;
+    /// How many payouts tracking still follows, and when the next is due.
+    fn tracking_counts(&self) -> Result<TrackingCounts>;
+    /// Payouts first sent at or after `since`.
+    fn count_sent_since(&self, since: &str) -> Result<u64>;
+    /// A payout's reference, failure code and stored advice.
+    fn failure_summary(&self, id: i64) -> Result<Option<(String, String, String)>>;
+    /// Moves the poll time of payouts whose transfer could not be read.
+    fn postpone_polls(&mut self, ids: &[i64], next_poll_at: &str, now: &str) -> Result<()>;
+    /// Stores many observations in one transaction, each through the transition function.
+    fn record_observations(
+        &mut self,
+        observations: &[Observation],
+        times: &PollTimes,
+    ) -> Result<Vec<ObservationOutcome>>;
+}
+
+impl TrackLedger for Ledger {
+    fn tracked_payouts(&self, now: &str, only_due: bool) -> Result<Vec<TrackedPayout>> {
+        Ledger::tracked_payouts(self, now, only_due)
+    }
+
+    fn tracked_payout(&self, id: i64, now: &str) -> Result<Option<TrackedPayout>> {
+        Ledger::tracked_payout(self, id, now)
+    }
+
+    fn tracking_counts(&self) -> Result<TrackingCounts> {
+        Ledger::tracking_counts(self)
+    }
+
+    fn count_sent_since(&self, since: &str) -> Result<u64> {
+        Ledger::count_sent_since(self, since)
+    }
+
+    fn failure_summary(&self, id: i64) -> Result<Option<(String, String, String)>> {
+        Ledger::failure_summary(self, id)
+    }
+
+    fn postpone_polls(&mut self, ids: &[i64], next_poll_at: &str, now: &str) -> Result<()> {
+        Ledger::postpone_polls(self, ids, next_poll_at, now)
+    }
+
+    fn record_observations(
+        &mut self,
+        observations: &[Observation],
+        times: &PollTimes,
+    ) -> Result<Vec<ObservationOutcome>> {
+        Ledger::record_observations(self, observations, times)
+    }
 }
 
 impl Ledger {
@@ -339,7 +396,7 @@ fn store_transfer(
 /// When to poll a payout next, and the end of its returns window, given its state after an
 /// observation. Settled outcomes (failed, returned) are never polled again; a processed one
 /// is polled until its window ends, with one last poll at the end.
-fn schedule(
+pub(super) fn schedule(
     state: PayoutState,
     stored_watch_until: Option<String>,
     times: &PollTimes,
@@ -359,7 +416,7 @@ fn schedule(
     }
 }
 
-fn observation_reason(observation: &Observation) -> String {
+pub(super) fn observation_reason(observation: &Observation) -> String {
     match &observation.failure {
         Some(failure)
             if matches!(
@@ -379,7 +436,7 @@ fn observation_reason(observation: &Observation) -> String {
 }
 
 /// The last path segment of a URL: a transfer's id.
-fn last_segment(url: &str) -> &str {
+pub(super) fn last_segment(url: &str) -> &str {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     path.trim_end_matches('/')
         .rsplit('/')

@@ -23,8 +23,8 @@ use super::{
 use crate::dwolla::wire::Transfer;
 use crate::dwolla::{Client, DwollaError};
 use crate::ledger::{
-    self, EventFate, Ledger, LedgerError, LockError, Observation, ObservationOutcome, Spool,
-    SpooledEvent, TrackedPayout, WriterLock,
+    self, EventFate, EventSpool, Ledger, LedgerError, LockError, Observation, ObservationOutcome,
+    SpooledEvent, TrackLedger, TrackedPayout, WriterLock,
 };
 use crate::payout::{PayoutState, TransferStatus};
 
@@ -71,9 +71,9 @@ pub enum Opportunity {
 
 /// Applies every due spooled event with the writer lock held (by `track`, `send` or any
 /// writer): batch by batch, one GET per distinct transfer, one ledger transaction per batch.
-pub async fn apply_spooled_events(
-    ledger: &mut Ledger,
-    spool: &mut Spool,
+pub async fn apply_spooled_events<L: TrackLedger + Send, S: EventSpool + Send + ?Sized>(
+    ledger: &mut L,
+    spool: &mut S,
     client: &Client,
     config: &TrackConfig,
 ) -> anyhow::Result<ApplyReport> {
@@ -96,13 +96,16 @@ pub const SPOOL_RETENTION: time::Duration = time::Duration::days(30);
 const PRUNE_LIMIT: usize = 10_000;
 
 /// Keeps the spool from growing forever: finished events older than [`SPOOL_RETENTION`] go.
-fn prune_spool(spool: &mut Spool, now: OffsetDateTime) -> Result<(), LedgerError> {
+fn prune_spool(
+    spool: &mut (impl EventSpool + ?Sized),
+    now: OffsetDateTime,
+) -> Result<(), LedgerError> {
     let cutoff = ledger::timestamp(now - SPOOL_RETENTION);
     let n_pruned = spool.prune_finished(&cutoff, PRUNE_LIMIT)?;
     if n_pruned > 0 {
         tracing::info!(
             n_pruned,
-            spool = %crate::names::shown(spool.path()),
+            spool = %spool.shown(),
             "pruned webhook events finished more than 30 days ago"
         );
     }
@@ -113,9 +116,9 @@ fn prune_spool(spool: &mut Spool, now: OffsetDateTime) -> Result<(), LedgerError
 /// without the lock, which is taken without waiting only to commit each batch and released
 /// at once. If another process holds it, the events stay pending for that process (`track`
 /// and `send` drain the spool) or for a later try.
-pub async fn apply_opportunistically(
+pub async fn apply_opportunistically<S: EventSpool + Send + ?Sized>(
     ledger_path: &Path,
-    spool: &mut Spool,
+    spool: &mut S,
     client: &Client,
     config: &TrackConfig,
 ) -> anyhow::Result<Opportunity> {
@@ -167,6 +170,22 @@ pub async fn apply_opportunistically(
     Ok(Opportunity::Applied(report))
 }
 
+/// For a ledger every process may write at once (PostgreSQL): applies the due events, each
+/// page claimed from the other appliers, with no lock to wait for.
+pub async fn apply_pending<L: TrackLedger + Send, S: EventSpool + Send + ?Sized>(
+    ledger: &mut L,
+    spool: &mut S,
+    client: &Client,
+    config: &TrackConfig,
+) -> anyhow::Result<Opportunity> {
+    let now = ledger::timestamp(OffsetDateTime::now_utc());
+    if !spool.has_pending(&now)? {
+        return Ok(Opportunity::NothingPending);
+    }
+    let report = apply_spooled_events(ledger, spool, client, config).await?;
+    Ok(Opportunity::Applied(report))
+}
+
 /// One batch of events, read and fetched, not yet committed.
 struct FetchedBatch {
     n_events: usize,
@@ -209,9 +228,9 @@ fn is_stale(payout: &TrackedPayout, announced: TransferStatus) -> bool {
 
 /// Takes `&mut` only so that the future is `Send` (a SQLite connection is not `Sync`); it
 /// only reads.
-async fn fetch_batch(
-    ledger: &mut Ledger,
-    spool: &mut Spool,
+async fn fetch_batch<L: TrackLedger + Send, S: EventSpool + Send + ?Sized>(
+    ledger: &mut L,
+    spool: &mut S,
     client: &Client,
     config: &TrackConfig,
 ) -> anyhow::Result<Option<FetchedBatch>> {
@@ -244,7 +263,7 @@ async fn fetch_batch(
 /// Decides, without a request, what each event needs: finished at once (ignored topic, no
 /// resource, not payrun's, stale) into `batch.fates`, or a fetch of its transfer, one per URL.
 fn plan_fetches(
-    ledger: &mut Ledger,
+    ledger: &mut impl TrackLedger,
     client: &Client,
     config: &TrackConfig,
     events: &[SpooledEvent],
@@ -398,8 +417,8 @@ fn settle(
 }
 
 fn commit_batch(
-    ledger: &mut Ledger,
-    spool: &mut Spool,
+    ledger: &mut impl TrackLedger,
+    spool: &mut (impl EventSpool + ?Sized),
     batch: FetchedBatch,
     config: &TrackConfig,
     report: &mut ApplyReport,

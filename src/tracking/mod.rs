@@ -29,11 +29,13 @@ use tokio::sync::watch;
 use crate::dwolla::{Client, Disposition, DwollaError};
 use crate::failure;
 use crate::ledger::{
-    self, FailureDetails, Ledger, Observation, ObservationOutcome, Spool, TrackingCounts,
+    self, EventSpool, FailureDetails, Observation, ObservationOutcome, TrackLedger, TrackingCounts,
 };
 use crate::payout::{PayoutState, TransferStatus};
 
-pub use events::{ApplyReport, Opportunity, apply_opportunistically, apply_spooled_events};
+pub use events::{
+    ApplyReport, Opportunity, apply_opportunistically, apply_pending, apply_spooled_events,
+};
 pub use poll::{SweepMode, SweepReport, sweep};
 pub use topics::TopicMap;
 
@@ -167,9 +169,9 @@ pub struct TrackOptions {
 
 /// One `track` run with the writer lock held: drain the spool (when there is one), sweep the
 /// due payouts, and with `until_settled` repeat as polls fall due until nothing is unsettled.
-pub async fn track(
-    ledger: &mut Ledger,
-    mut spool: Option<&mut Spool>,
+pub async fn track<L: TrackLedger + Send, S: EventSpool + Send + ?Sized>(
+    ledger: &mut L,
+    mut spool: Option<&mut S>,
     client: &Client,
     config: &TrackConfig,
     options: &TrackOptions,
@@ -325,7 +327,7 @@ pub(crate) fn observation(
 
 /// Stores observations and counts what they did.
 pub(crate) fn record(
-    ledger: &mut Ledger,
+    ledger: &mut impl TrackLedger,
     observations: &[Observation],
     config: &TrackConfig,
     tally: &mut Tally,
@@ -344,7 +346,7 @@ pub(crate) fn record(
 
 /// One log line per payout that needs a person, naming it the way finance does (batch, file
 /// line, reference) with Dwolla's code and transfer; ordinary moves only at debug level.
-fn log_outcome(ledger: &Ledger, observation: &Observation, outcome: &ObservationOutcome) {
+fn log_outcome(ledger: &impl TrackLedger, observation: &Observation, outcome: &ObservationOutcome) {
     let (batch, line) = ledger::batch_and_line(observation.payout_id);
     let transfer = observation.transfer_url.as_str();
     let source = observation.source.as_str();

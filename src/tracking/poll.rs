@@ -17,7 +17,7 @@ use super::{
     Tally, TrackConfig, is_unreachable, observation, payout_id_for, read_with_retry, record,
 };
 use crate::dwolla::{Client, Page, Transfer, TransferQuery};
-use crate::ledger::{self, Ledger, Observation, TrackedPayout};
+use crate::ledger::{self, Observation, TrackLedger, TrackedPayout};
 use crate::payout::TransferStatus;
 
 /// Dwolla's largest page of transfers.
@@ -46,8 +46,8 @@ pub struct SweepReport {
 }
 
 /// Polls every due payout once and stores what Dwolla says, with source `poll`.
-pub async fn sweep(
-    ledger: &mut Ledger,
+pub async fn sweep<L: TrackLedger + Send>(
+    ledger: &mut L,
     client: &Client,
     account_id: &str,
     config: &TrackConfig,
@@ -94,7 +94,7 @@ pub async fn sweep(
 }
 
 /// How many list pages reach back to the oldest due payout, counting payrun's transfers only.
-fn estimate_list_pages(ledger: &Ledger, due: &[TrackedPayout]) -> anyhow::Result<u64> {
+fn estimate_list_pages(ledger: &impl TrackLedger, due: &[TrackedPayout]) -> anyhow::Result<u64> {
     let oldest = due
         .iter()
         .filter_map(|payout| payout.first_attempt_at.as_deref())
@@ -109,8 +109,8 @@ fn estimate_list_pages(ledger: &Ledger, due: &[TrackedPayout]) -> anyhow::Result
 /// Walks the account's transfers until every due payout was seen (or `max_pages`). Stores an
 /// observation for each due payout seen, and for any other tracked payout whose transfer has
 /// moved on (free news). Returns the due payouts not seen.
-async fn walk_list(
-    ledger: &mut Ledger,
+async fn walk_list<L: TrackLedger + Send>(
+    ledger: &mut L,
     client: &Client,
     account_id: &str,
     config: &TrackConfig,
@@ -195,8 +195,8 @@ fn moved_on(stored: Option<TransferStatus>, seen: TransferStatus) -> bool {
 }
 
 /// GETs each payout's transfer, a bounded number at a time.
-async fn get_each(
-    ledger: &mut Ledger,
+async fn get_each<L: TrackLedger + Send>(
+    ledger: &mut L,
     client: &Client,
     config: &TrackConfig,
     payouts: Vec<TrackedPayout>,

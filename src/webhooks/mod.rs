@@ -17,7 +17,6 @@ pub mod subscriptions;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -34,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::dwolla::Client;
-use crate::ledger::{self, IncomingEvent, Spool, spool_path_for};
+use crate::ledger::{self, EventSpool, IncomingEvent, LedgerPlace};
 use crate::listener::ConnectionLimits;
 use crate::secret::Secret;
 use crate::signature::{self, SIGNATURE_HEADER};
@@ -53,7 +52,8 @@ pub const SECRET_ENV: &str = "PAYRUN_WEBHOOK_SECRET";
 /// How `serve` behaves.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub ledger_path: PathBuf,
+    /// The ledger whose spool stores the events (beside a ledger file, or in PostgreSQL).
+    pub ledger: LedgerPlace,
     /// A secret from the environment, accepted beside the stored subscriptions' secrets.
     pub env_secret: Option<Secret>,
     /// The body cap, and what a slow client may hold (`crate::listener`).
@@ -96,9 +96,8 @@ pub async fn serve(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let spool_path = spool_path_for(&config.ledger_path);
-    let spool = Spool::open(&spool_path)?;
-    let secrets = Secrets::load(config.env_secret.clone(), spool_path.clone())?;
+    let spool = config.ledger.open_spool()?;
+    let secrets = Secrets::load(config.env_secret.clone(), config.ledger.clone())?;
     if secrets.is_empty() {
         tracing::warn!(
             "no webhook secret: set {SECRET_ENV} or run `payrun webhooks subscribe`; every delivery gets 401 until then"
@@ -119,15 +118,9 @@ pub async fn serve(
         let _ = stop.send(true);
     });
     let applier = config.applier.clone().map(|applier| {
-        let (ledger_path, spool_path) = (config.ledger_path.clone(), spool_path.clone());
+        let ledger = config.ledger.clone();
         let (wake, stopping) = (wake_applier.clone(), stopping.clone());
-        tokio::spawn(run_applier(
-            ledger_path,
-            spool_path,
-            applier,
-            wake,
-            stopping,
-        ))
+        tokio::spawn(run_applier(ledger, applier, wake, stopping))
     });
     let refresher = {
         let (app, mut stopping) = (app.clone(), stopping.clone());
@@ -263,19 +256,34 @@ const SECRETS_REFRESH: Duration = Duration::from_secs(1);
 struct Secrets {
     env: Option<Secret>,
     stored: RwLock<Vec<Secret>>,
-    spool_path: PathBuf,
+    ledger: LedgerPlace,
+    /// The spool connection the secrets are reread from (opened again after an error).
+    reader: Mutex<Option<Box<dyn EventSpool + Send>>>,
     last_reload: Mutex<Instant>,
 }
 
 impl Secrets {
-    fn load(env: Option<Secret>, spool_path: PathBuf) -> anyhow::Result<Secrets> {
-        let stored = stored_secrets(&spool_path)?;
+    fn load(env: Option<Secret>, ledger: LedgerPlace) -> anyhow::Result<Secrets> {
+        let reader = ledger.open_spool()?;
+        let stored = stored_secrets(reader.as_ref())?;
         Ok(Secrets {
             env: env.filter(|secret| !secret.is_empty()),
             stored: RwLock::new(stored),
-            spool_path,
+            ledger,
+            reader: Mutex::new(Some(reader)),
             last_reload: Mutex::new(Instant::now()),
         })
+    }
+
+    fn reread(&self) -> anyhow::Result<Vec<Secret>> {
+        let mut reader = self.reader.lock().expect("not poisoned");
+        let spool = match reader.take() {
+            Some(spool) => spool,
+            None => self.ledger.open_spool()?,
+        };
+        let stored = stored_secrets(spool.as_ref())?;
+        *reader = Some(spool);
+        Ok(stored)
     }
 
     fn is_empty(&self) -> bool {
@@ -283,7 +291,7 @@ impl Secrets {
     }
 
     fn reload(&self) {
-        match stored_secrets(&self.spool_path) {
+        match self.reread() {
             Ok(stored) => *self.stored.write().expect("not poisoned") = stored,
             Err(err) => tracing::warn!(
                 "cannot reread the webhook secrets: {}",
@@ -316,8 +324,7 @@ impl Secrets {
     }
 }
 
-fn stored_secrets(spool_path: &Path) -> anyhow::Result<Vec<Secret>> {
-    let spool = Spool::open(spool_path)?;
+fn stored_secrets(spool: &(dyn EventSpool + Send)) -> anyhow::Result<Vec<Secret>> {
     Ok(spool
         .subscriptions()?
         .into_iter()
@@ -339,7 +346,7 @@ struct SpoolWriter {
 impl SpoolWriter {
     const GROUP: usize = 256;
 
-    fn start(mut spool: Spool) -> (SpoolWriter, std::thread::JoinHandle<()>) {
+    fn start(mut spool: Box<dyn EventSpool + Send>) -> (SpoolWriter, std::thread::JoinHandle<()>) {
         let (jobs, mut incoming) = mpsc::channel::<StoreJob>(4096);
         let thread = std::thread::spawn(move || {
             while let Some(first) = incoming.blocking_recv() {
@@ -384,13 +391,12 @@ impl SpoolWriter {
 // --- The applier ---------------------------------------------------------------------------
 
 async fn run_applier(
-    ledger_path: PathBuf,
-    spool_path: PathBuf,
+    ledger: LedgerPlace,
     config: ApplierConfig,
     wake: Arc<Notify>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut spool = match Spool::open(&spool_path) {
+    let mut spool = match ledger.open_spool() {
         Ok(spool) => spool,
         Err(err) => {
             tracing::error!(
@@ -399,18 +405,13 @@ async fn run_applier(
             return;
         }
     };
+    let mut shared_ledger = None;
     let mut busy_logged = false;
     loop {
         if *stopping.borrow() {
             break;
         }
-        let outcome = tracking::apply_opportunistically(
-            &ledger_path,
-            &mut spool,
-            &config.client,
-            &config.track,
-        )
-        .await;
+        let outcome = apply_once(&ledger, &mut shared_ledger, spool.as_mut(), &config).await;
         match outcome {
             Ok(Opportunity::Applied(report)) => {
                 busy_logged = false;
@@ -451,11 +452,39 @@ async fn run_applier(
     }
 }
 
+/// One pass of the applier. A ledger file is written only under its writer lock, taken
+/// without waiting; a PostgreSQL ledger is written by any process at once, through a
+/// connection kept between passes (opened again after an error).
+async fn apply_once(
+    ledger: &LedgerPlace,
+    shared_ledger: &mut Option<ledger::postgres::PgLedger>,
+    spool: &mut (dyn EventSpool + Send),
+    config: &ApplierConfig,
+) -> anyhow::Result<Opportunity> {
+    let (client, track) = (&config.client, &config.track);
+    match ledger {
+        LedgerPlace::File(path) => {
+            tracking::apply_opportunistically(path, spool, client, track).await
+        }
+        LedgerPlace::Postgres(url) => {
+            let mut open = match shared_ledger.take() {
+                Some(open) => open,
+                None => ledger::postgres::PgLedger::open(url)?,
+            };
+            let outcome = tracking::apply_pending(&mut open, spool, client, track).await;
+            if outcome.is_ok() {
+                *shared_ledger = Some(open);
+            }
+            outcome
+        }
+    }
+}
+
 /// The webhook endpoint inside a process that holds the ledger's writer lock (`watch`): it
 /// stores events in the spool, and that process's tracking applies them. Prints one JSON line
 /// with the URLs, like `serve`, and stops when `stopping` turns true.
 pub async fn serve_beside(
-    ledger_path: &Path,
+    ledger: LedgerPlace,
     listen: &str,
     secret: Option<Secret>,
     limits: ConnectionLimits,
@@ -468,7 +497,7 @@ pub async fn serve_beside(
         Err(other) => return Err(other.into()),
     };
     let config = ServeConfig {
-        ledger_path: ledger_path.to_path_buf(),
+        ledger,
         env_secret: secret,
         limits,
         applier: None,

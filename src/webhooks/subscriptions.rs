@@ -1,11 +1,9 @@
 //! `payrun webhooks subscribe|list|delete`: Dwolla webhook subscriptions, and the secrets of
 //! the ones payrun created, kept in the spool where `serve` finds them.
 
-use std::path::Path;
-
 use crate::dwolla::Client;
 use crate::dwolla::wire::{CreateWebhookSubscription, Webhook};
-use crate::ledger::{self, Spool};
+use crate::ledger::{self, LedgerPlace};
 use crate::secret::Secret;
 
 /// Dwolla's limit on a subscription secret.
@@ -18,7 +16,7 @@ pub fn generate_secret() -> Secret {
 
 pub async fn subscribe(
     client: &Client,
-    spool_path: &Path,
+    ledger: &LedgerPlace,
     url: &str,
     secret: Option<String>,
 ) -> anyhow::Result<()> {
@@ -28,7 +26,7 @@ pub async fn subscribe(
         !secret.is_empty() && secret.expose().chars().count() <= MAX_SECRET_CHARS,
         "the secret must be 1 to {MAX_SECRET_CHARS} characters"
     );
-    let mut spool = Spool::open(spool_path)?;
+    let mut spool = ledger.open_spool()?;
     let body = CreateWebhookSubscription {
         url: url.to_string(),
         secret: secret.clone(),
@@ -42,21 +40,18 @@ pub async fn subscribe(
         // The only time payrun shows it: the operator may need it for another receiver.
         println!(
             "secret (shown once; stored for `payrun serve` in {}): {}",
-            crate::names::shown(spool_path),
+            spool.shown(),
             secret.expose()
         );
     } else {
-        println!(
-            "secret stored for `payrun serve` in {}",
-            crate::names::shown(spool_path)
-        );
+        println!("secret stored for `payrun serve` in {}", spool.shown());
     }
     Ok(())
 }
 
-pub async fn list(client: &Client, spool_path: &Path) -> anyhow::Result<()> {
-    let stored: Vec<String> = if spool_path.exists() {
-        Spool::open(spool_path)?
+pub async fn list(client: &Client, ledger: &LedgerPlace) -> anyhow::Result<()> {
+    let stored: Vec<String> = if let Some(spool) = ledger.existing_spool()? {
+        spool
             .subscriptions()?
             .into_iter()
             .map(|subscription| subscription.id)
@@ -124,10 +119,10 @@ fn was_delivered(webhook: &Webhook) -> bool {
     })
 }
 
-pub async fn delete(client: &Client, spool_path: &Path, id: &str) -> anyhow::Result<()> {
+pub async fn delete(client: &Client, ledger: &LedgerPlace, id: &str) -> anyhow::Result<()> {
     let deleted = client.delete_webhook_subscription(id).await?;
-    let forgot = if spool_path.exists() {
-        Spool::open(spool_path)?.remove_subscription(&deleted.id)?
+    let forgot = if let Some(mut spool) = ledger.existing_spool()? {
+        spool.remove_subscription(&deleted.id)?
     } else {
         false
     };

@@ -11,7 +11,9 @@ mod brakes;
 mod ingest;
 mod report;
 mod send;
+mod spool;
 mod summary;
+mod tracking;
 mod transitions;
 mod workers;
 
@@ -21,6 +23,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
 pub use report::PgSnapshot;
+pub use spool::EVENT_CLAIM;
 pub use workers::{FleetShare, WorkerId};
 
 use super::{LedgerError, Result};

@@ -103,6 +103,83 @@ pub struct SpoolCounts {
     pub n_done: u64,
 }
 
+/// What `serve`, `track` and the `webhooks` commands need of a spool, whichever engine keeps
+/// it: the SQLite file beside a ledger file ([`Spool`]), or tables in the PostgreSQL ledger.
+pub trait EventSpool {
+    /// Where the spool is, for messages (never a password).
+    fn shown(&self) -> String;
+    /// Stores events in one transaction; for each, whether it was new.
+    fn store(&mut self, events: &[IncomingEvent], now: &str) -> Result<Vec<bool>>;
+    /// Events not yet applied whose time has come, oldest first. On an engine shared by
+    /// several appliers, the events returned are claimed for a while, so that each event is
+    /// applied by one of them (a claim that lapses, its applier gone, returns them).
+    fn pending(&mut self, now: &str, limit: usize) -> Result<Vec<SpooledEvent>>;
+    /// Records what became of events, in one transaction.
+    fn finish(&mut self, fates: &[(String, EventFate)], now: &str) -> Result<()>;
+    /// Deletes at most `limit` events finished before `finished_before`; how many.
+    fn prune_finished(&mut self, finished_before: &str, limit: usize) -> Result<u64>;
+    fn counts(&self) -> Result<SpoolCounts>;
+    /// Whether any event is due, claimed or not.
+    fn has_pending(&self, now: &str) -> Result<bool>;
+    /// The outcome stored for an event (`None` while pending or unknown).
+    fn outcome(&self, event_id: &str) -> Result<Option<String>>;
+    fn event_ids(&self) -> Result<Vec<String>>;
+    fn save_subscription(&mut self, id: &str, url: &str, secret: &Secret, now: &str) -> Result<()>;
+    /// Forgets a subscription's secret; returns whether there was one.
+    fn remove_subscription(&mut self, id: &str) -> Result<bool>;
+    fn subscriptions(&self) -> Result<Vec<StoredSubscription>>;
+}
+
+impl EventSpool for Spool {
+    fn shown(&self) -> String {
+        crate::names::shown(&self.path).to_string()
+    }
+
+    fn store(&mut self, events: &[IncomingEvent], now: &str) -> Result<Vec<bool>> {
+        Spool::store(self, events, now)
+    }
+
+    fn pending(&mut self, now: &str, limit: usize) -> Result<Vec<SpooledEvent>> {
+        Spool::pending(self, now, limit)
+    }
+
+    fn finish(&mut self, fates: &[(String, EventFate)], now: &str) -> Result<()> {
+        Spool::finish(self, fates, now)
+    }
+
+    fn prune_finished(&mut self, finished_before: &str, limit: usize) -> Result<u64> {
+        Spool::prune_finished(self, finished_before, limit)
+    }
+
+    fn counts(&self) -> Result<SpoolCounts> {
+        Spool::counts(self)
+    }
+
+    fn has_pending(&self, now: &str) -> Result<bool> {
+        Spool::has_pending(self, now)
+    }
+
+    fn outcome(&self, event_id: &str) -> Result<Option<String>> {
+        Spool::outcome(self, event_id)
+    }
+
+    fn event_ids(&self) -> Result<Vec<String>> {
+        Spool::event_ids(self)
+    }
+
+    fn save_subscription(&mut self, id: &str, url: &str, secret: &Secret, now: &str) -> Result<()> {
+        Spool::save_subscription(self, id, url, secret, now)
+    }
+
+    fn remove_subscription(&mut self, id: &str) -> Result<bool> {
+        Spool::remove_subscription(self, id)
+    }
+
+    fn subscriptions(&self) -> Result<Vec<StoredSubscription>> {
+        Spool::subscriptions(self)
+    }
+}
+
 #[derive(Debug)]
 pub struct Spool {
     conn: Connection,
