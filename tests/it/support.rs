@@ -70,6 +70,14 @@ impl Workdir {
         })
     }
 
+    /// Where the ledger is, for the library's calls that open its spool.
+    pub fn place(&self) -> payrun::ledger::LedgerPlace {
+        match &self.ledger_url {
+            Some(url) => payrun::ledger::LedgerPlace::Postgres(url.clone()),
+            None => payrun::ledger::LedgerPlace::File(self.ledger()),
+        }
+    }
+
     /// Whether the ledger is a PostgreSQL database.
     pub fn is_postgres(&self) -> bool {
         self.ledger_url.is_some()
@@ -471,8 +479,17 @@ impl SendEnv {
     }
 
     pub fn ingest_file(&self, path: &std::path::Path) -> i64 {
+        if let Some(pg) = &self.pg {
+            let mut ledger = PgLedger::open(&pg.url).unwrap();
+            return payrun::fixtures::ingest(&mut ledger, path).unwrap();
+        }
         let mut ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
         payrun::fixtures::ingest(&mut ledger, path).unwrap()
+    }
+
+    /// Rows of `sql` on the ledger, whichever engine keeps it (see [`Workdir::query`]).
+    pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        self.work.query(sql)
     }
 
     pub fn client(&self, rate: u32, concurrency: usize, request_timeout: Duration) -> Client {

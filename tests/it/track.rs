@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use payrun::dwolla::Client;
-use payrun::ledger::Ledger;
+use payrun::ledger::postgres::PgLedger;
+use payrun::ledger::{Ledger, TrackLedger, TrackingCounts};
 use payrun::sim::SimConfig;
-use payrun::tracking::{self, ListMode, SweepMode, TrackConfig};
+use payrun::tracking::{self, ListMode, SweepMode, SweepReport, TrackConfig};
 
+use crate::on_both_engines;
 use crate::support::SendEnv;
 
 /// (payee suffix, payout state, Dwolla status, failure code, advice)
@@ -81,29 +83,26 @@ pub struct TrackedRow {
 
 /// Tracking columns by destination suffix (the last two characters of the funding source).
 pub fn tracked_rows(env: &SendEnv) -> HashMap<String, TrackedRow> {
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT destination, state, transfer_status, failure_code, failure_advice, failure_explanation
-             FROM payouts",
-        )
-        .unwrap();
-    stmt.query_map([], |row| {
-        let destination: String = row.get(0)?;
-        Ok((
+    let present = |text: &String| Some(text.clone()).filter(|text| !text.is_empty());
+    env.query(
+        "SELECT destination, state, transfer_status, failure_code, failure_advice, failure_explanation
+         FROM payouts",
+    )
+    .into_iter()
+    .map(|row| {
+        let destination = &row[0];
+        (
             destination[destination.len() - 2..].to_string(),
             TrackedRow {
-                state: row.get(1)?,
-                transfer_status: row.get(2)?,
-                failure_code: row.get(3)?,
-                failure_advice: row.get(4)?,
-                failure_explanation: row.get(5)?,
+                state: row[1].clone(),
+                transfer_status: present(&row[2]),
+                failure_code: present(&row[3]),
+                failure_advice: present(&row[4]),
+                failure_explanation: present(&row[5]),
             },
-        ))
+        )
     })
-    .unwrap()
-    .collect::<rusqlite::Result<_>>()
-    .unwrap()
+    .collect()
 }
 
 /// Whether every payout reached the end [`OUTCOMES`] gives it.
@@ -137,22 +136,17 @@ pub fn assert_outcomes(env: &SendEnv) {
 
 /// (old state, new state, source) of every history row tracking wrote, by payout.
 pub fn tracking_history(env: &SendEnv) -> HashMap<i64, Vec<(String, String, String)>> {
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT payout_id, old_state, new_state, source FROM payout_history
-             WHERE source NOT IN ('send', 'lookup') ORDER BY id",
-        )
-        .unwrap();
     let mut history: HashMap<i64, Vec<_>> = HashMap::new();
-    let rows = stmt
-        .query_map([], |row| {
-            Ok((row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?)))
-        })
-        .unwrap();
+    let rows = env.query(
+        "SELECT payout_id, old_state, new_state, source FROM payout_history
+         WHERE source NOT IN ('send', 'lookup') ORDER BY id",
+    );
     for row in rows {
-        let (id, change) = row.unwrap();
-        history.entry(id).or_default().push(change);
+        let change = (row[1].clone(), row[2].clone(), row[3].clone());
+        history
+            .entry(row[0].parse().unwrap())
+            .or_default()
+            .push(change);
     }
     history
 }
@@ -190,14 +184,16 @@ pub fn fast_config(mode: ListMode) -> TrackConfig {
     }
 }
 
-/// A simulator whose clock moves only when the test advances it, and a ledger with the mixed
-/// file sent.
-pub async fn sent_mixed_file(sim: SimConfig) -> (SendEnv, Client) {
-    let env = SendEnv::start(SimConfig {
+/// A simulator whose clock moves only when the test advances it.
+pub fn settled_by_hand() -> SimConfig {
+    SimConfig {
         settle: Duration::from_secs(60),
-        ..sim
-    })
-    .await;
+        ..SimConfig::new()
+    }
+}
+
+/// `env` (on a [`settled_by_hand`] simulator) with the mixed file sent.
+pub async fn sent_mixed_file(env: SendEnv) -> (SendEnv, Client) {
     env.ingest_file(&mixed_file(&env));
     let client = env.client(1000, 8, Duration::from_secs(5));
     let report = env.send(client.clone(), env.send_config(8)).await;
@@ -205,22 +201,46 @@ pub async fn sent_mixed_file(sim: SimConfig) -> (SendEnv, Client) {
     (env, client)
 }
 
-async fn polls_converge(mode: ListMode) {
-    let (env, client) = sent_mixed_file(SimConfig::new()).await;
+/// One sweep of the ledger, whichever engine keeps it.
+pub async fn sweep(
+    env: &SendEnv,
+    client: &Client,
+    account_id: &str,
+    config: &TrackConfig,
+) -> SweepReport {
+    let swept = match &env.pg {
+        Some(pg) => {
+            let mut ledger = PgLedger::open(&pg.url).unwrap();
+            tracking::sweep(&mut ledger, client, account_id, config).await
+        }
+        None => {
+            let mut ledger = Ledger::open_writer(&env.work.ledger()).unwrap();
+            tracking::sweep(&mut ledger, client, account_id, config).await
+        }
+    };
+    swept.expect("the sweep runs")
+}
+
+pub fn tracking_counts(env: &SendEnv) -> TrackingCounts {
+    match &env.pg {
+        Some(pg) => PgLedger::open(&pg.url).unwrap().tracking_counts(),
+        None => Ledger::open_reader(&env.work.ledger())
+            .unwrap()
+            .tracking_counts(),
+    }
+    .unwrap()
+}
+
+async fn polls_converge(env: SendEnv, mode: ListMode) {
+    let (env, client) = sent_mixed_file(env).await;
     let config = fast_config(mode);
     let account_id = tracking::account_id(&client, &config).await.unwrap();
-    let mut ledger = Ledger::open_writer(&env.work.ledger()).unwrap();
     let mut sweeps = Vec::new();
     // created -> pending -> processed/failed -> returned: one settle step each.
     for _ in 0..4 {
         env.sim.advance_clock(Duration::from_secs(60));
-        sweeps.push(
-            tracking::sweep(&mut ledger, &client, &account_id, &config)
-                .await
-                .unwrap(),
-        );
+        sweeps.push(sweep(&env, &client, &account_id, &config).await);
     }
-    drop(ledger);
     assert_outcomes(&env);
     assert_history_forward(&env, "poll");
     let expected_mode = match mode {
@@ -229,71 +249,77 @@ async fn polls_converge(mode: ListMode) {
     };
     assert_eq!(sweeps[0].mode, Some(expected_mode));
     // The returns watch keeps polling the processed ones; failed and returned are done.
-    let counts = Ledger::open_reader(&env.work.ledger())
-        .unwrap()
-        .tracking_counts()
-        .unwrap();
+    let counts = tracking_counts(&env);
     assert_eq!(counts.n_unsettled, 0);
     assert_eq!(counts.n_watched, 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polling_the_transfer_list_converges_to_processed_failed_and_returned() {
-    polls_converge(ListMode::List).await;
+on_both_engines!(
+    polling_the_transfer_list_converges_to_processed_failed_and_returned,
+    settled_by_hand(),
+    list_polls_converge
+);
+
+async fn list_polls_converge(env: SendEnv) {
+    polls_converge(env, ListMode::List).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polling_each_transfer_converges_to_processed_failed_and_returned() {
-    polls_converge(ListMode::Get).await;
+on_both_engines!(
+    polling_each_transfer_converges_to_processed_failed_and_returned,
+    settled_by_hand(),
+    get_polls_converge
+);
+
+async fn get_polls_converge(env: SendEnv) {
+    polls_converge(env, ListMode::Get).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_list_sweep_costs_one_request_per_200_transfers() {
-    let env = SendEnv::start(SimConfig {
+on_both_engines!(
+    a_list_sweep_costs_one_request_per_200_transfers,
+    SimConfig {
         settle: Duration::from_secs(3600),
         ..SimConfig::new()
-    })
-    .await;
+    },
+    list_sweep_cost
+);
+
+async fn list_sweep_cost(env: SendEnv) {
     let n_rows = 450;
     env.ingest_rows("payouts.csv", n_rows);
     let client = env.client(5000, 32, Duration::from_secs(5));
     env.send(client.clone(), env.send_config(32)).await;
     let config = fast_config(ListMode::Auto);
     let account_id = tracking::account_id(&client, &config).await.unwrap();
-    let mut ledger = Ledger::open_writer(&env.work.ledger()).unwrap();
     let before = env.sim.stats().total_requests;
-    let sweep = tracking::sweep(&mut ledger, &client, &account_id, &config)
-        .await
-        .unwrap();
+    let first = sweep(&env, &client, &account_id, &config).await;
     let requests = env.sim.stats().total_requests - before;
-    assert_eq!(sweep.mode, Some(SweepMode::List));
-    assert_eq!(sweep.n_due, n_rows);
-    assert_eq!((sweep.n_pages, sweep.n_gets), (3, 0));
+    assert_eq!(first.mode, Some(SweepMode::List));
+    assert_eq!(first.n_due, n_rows);
+    assert_eq!((first.n_pages, first.n_gets), (3, 0));
     assert_eq!(requests, 3, "450 transfers in pages of 200");
-    assert_eq!(sweep.tally.n_observed, n_rows);
+    assert_eq!(first.tally.n_observed, n_rows);
     // Nothing is due again until its poll time: a second sweep asks nothing.
     let config = TrackConfig {
         poll_unsettled_every: Duration::from_secs(600),
         ..config
     };
     env.sim.advance_clock(Duration::from_secs(3600));
-    tracking::sweep(&mut ledger, &client, &account_id, &config)
-        .await
-        .unwrap();
-    let again = tracking::sweep(&mut ledger, &client, &account_id, &config)
-        .await
-        .unwrap();
+    sweep(&env, &client, &account_id, &config).await;
+    let again = sweep(&env, &client, &account_id, &config).await;
     assert_eq!((again.n_due, again.n_requests), (0, 0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn track_exits_3_on_failures_and_a_later_run_catches_the_late_return() {
+on_both_engines!(
+    track_exits_3_on_failures_and_a_later_run_catches_the_late_return,
     // Real time: one lifecycle step every 100 ms.
-    let env = SendEnv::start(SimConfig {
+    SimConfig {
         settle: Duration::from_millis(100),
         ..SimConfig::new()
-    })
-    .await;
+    },
+    track_exits_3_then_catches_the_return
+);
+
+async fn track_exits_3_then_catches_the_return(env: SendEnv) {
     env.ingest_file(&mixed_file(&env));
     let client = env.client(1000, 8, Duration::from_secs(5));
     env.send(client, env.send_config(8)).await;
@@ -350,9 +376,13 @@ async fn track_exits_3_on_failures_and_a_later_run_catches_the_late_return() {
     assert_eq!(status["payouts"]["failed"]["count"], 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn track_exits_69_when_dwolla_cannot_be_reached() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    track_exits_69_when_dwolla_cannot_be_reached,
+    SimConfig::new(),
+    track_exits_69
+);
+
+async fn track_exits_69(env: SendEnv) {
     env.ingest_rows("payouts.csv", 2);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());

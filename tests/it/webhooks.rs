@@ -3,16 +3,17 @@
 //! subscriptions with polling as the backstop, and SIGKILL of the real binary.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use payrun::dwolla::Client;
 use payrun::dwolla::wire::CreateWebhookSubscription;
-use payrun::ledger::{Ledger, Spool, spool_path_for};
+use payrun::ledger::postgres::PgLedger;
+use payrun::ledger::{Ledger, LedgerPlace};
 use payrun::secret::Secret;
 use payrun::signature::{SIGNATURE_HEADER, sign};
 use payrun::sim::SimConfig;
@@ -20,10 +21,11 @@ use payrun::tracking::{self, ListMode};
 use payrun::webhooks::{ApplierConfig, ServeConfig, WEBHOOK_PATH};
 use serde_json::json;
 
-use crate::support::SendEnv;
+use crate::on_both_engines;
+use crate::support::{SendEnv, Workdir};
 use crate::track::{
     OUTCOMES, assert_history_forward, assert_outcomes, converged, fast_config, mixed_file,
-    sent_mixed_file,
+    sent_mixed_file, settled_by_hand, sweep,
 };
 
 /// `serve` running in this process on 127.0.0.1.
@@ -34,11 +36,15 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start(ledger: &Path, env_secret: Option<&str>, client: Option<Client>) -> Receiver {
+    async fn start(
+        ledger: LedgerPlace,
+        env_secret: Option<&str>,
+        client: Option<Client>,
+    ) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = ServeConfig {
-            ledger_path: ledger.to_path_buf(),
+            ledger,
             env_secret: env_secret.map(Secret::new),
             limits: payrun::listener::ConnectionLimits::standard(4096),
             applier: client.map(|client| ApplierConfig {
@@ -70,7 +76,7 @@ impl Receiver {
 }
 
 /// Subscribes `url` at the simulator and stores the secret where serve finds it.
-async fn subscribe(client: &Client, ledger: &Path, url: &str, secret: &str) -> String {
+async fn subscribe(client: &Client, ledger: &LedgerPlace, url: &str, secret: &str) -> String {
     let created = client
         .create_webhook_subscription(
             &CreateWebhookSubscription {
@@ -82,7 +88,7 @@ async fn subscribe(client: &Client, ledger: &Path, url: &str, secret: &str) -> S
         .await
         .unwrap();
     let id = created.id().to_string();
-    let mut spool = Spool::open(&spool_path_for(ledger)).unwrap();
+    let mut spool = ledger.open_spool().unwrap();
     spool
         .save_subscription(&id, url, &Secret::new(secret), "2026-01-01T00:00:00.000Z")
         .unwrap();
@@ -126,22 +132,27 @@ async fn post(
     request.send().await.unwrap().status()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicated_and_reordered_webhooks_drive_payouts_to_their_end() {
-    let env = SendEnv::start(SimConfig {
+on_both_engines!(
+    duplicated_and_reordered_webhooks_drive_payouts_to_their_end,
+    SimConfig {
         settle: Duration::from_secs(60),
         webhook_duplicate_rate: 0.5,
         webhook_reorder_rate: 0.5,
         webhook_reorder_delay: Duration::from_secs(90),
         seed: 7,
         ..SimConfig::new()
-    })
-    .await;
+    },
+    webhooks_drive_payouts
+);
+
+async fn webhooks_drive_payouts(env: SendEnv) {
     env.ingest_file(&mixed_file(&env));
     let client = env.client(1000, 8, Duration::from_secs(5));
-    let receiver = Receiver::start(&env.work.ledger(), None, Some(client.clone())).await;
-    subscribe(&client, &env.work.ledger(), &receiver.url(), "s3cret").await;
-    // send holds the writer lock: events that arrive meanwhile wait in the spool.
+    let place = env.work.place();
+    let receiver = Receiver::start(place.clone(), None, Some(client.clone())).await;
+    subscribe(&client, &place, &receiver.url(), "s3cret").await;
+    // On a ledger file, send holds the writer lock: events that arrive meanwhile wait in the
+    // spool. On PostgreSQL they are applied beside the sender.
     env.send(client.clone(), env.send_config(8)).await;
     for _ in 0..6 {
         env.sim.advance_clock(Duration::from_secs(60));
@@ -159,18 +170,31 @@ async fn duplicated_and_reordered_webhooks_drive_payouts_to_their_end() {
         stats.webhook_deliveries > stats.events,
         "duplicates were delivered: {stats:?}"
     );
-    let spool = Spool::open(&spool_path_for(&env.work.ledger())).unwrap();
-    let counts = spool.counts().unwrap();
+    let counts = place.open_spool().unwrap().counts().unwrap();
     assert_eq!(counts.n_pending, 0);
     // created, pending and processed or failed for each transfer, and one return.
     assert_eq!(counts.n_done, 3 * OUTCOMES.len() as u64 + 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_absent_and_stale_signatures_get_401_and_big_bodies_413() {
-    let work = crate::support::Workdir::new();
-    let ledger = work.ledger();
-    let mut spool = Spool::open(&spool_path_for(&ledger)).unwrap();
+on_both_engines!(cli: forged_absent_and_stale_signatures_get_401_and_big_bodies_413, signatures_checked);
+
+fn signatures_checked(work: Workdir) {
+    in_runtime(checks_signatures(work));
+}
+
+/// Runs an async test body from a test the `cli:` form of `on_both_engines!` made.
+fn in_runtime(test: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
+}
+
+async fn checks_signatures(work: Workdir) {
+    let ledger = work.place();
+    let mut spool = ledger.open_spool().unwrap();
     spool
         .save_subscription(
             "sub-a",
@@ -179,7 +203,7 @@ async fn forged_absent_and_stale_signatures_get_401_and_big_bodies_413() {
             "t",
         )
         .unwrap();
-    let receiver = Receiver::start(&ledger, Some("env-secret"), None).await;
+    let receiver = Receiver::start(ledger.clone(), Some("env-secret"), None).await;
     let http = reqwest::Client::new();
     let url = receiver.url();
 
@@ -246,11 +270,16 @@ async fn forged_absent_and_stale_signatures_get_401_and_big_bodies_413() {
     assert_eq!(spool.event_ids().unwrap(), ["ev-1", "ev-2"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_topics_and_foreign_transfers_are_stored_and_ignored() {
-    let (env, client) = sent_mixed_file(SimConfig::new()).await;
-    let ledger_path = env.work.ledger();
-    let receiver = Receiver::start(&ledger_path, Some("k"), None).await;
+on_both_engines!(
+    unknown_topics_and_foreign_transfers_are_stored_and_ignored,
+    settled_by_hand(),
+    unknown_topics_ignored
+);
+
+async fn unknown_topics_ignored(env: SendEnv) {
+    let (env, client) = sent_mixed_file(env).await;
+    let place = env.work.place();
+    let receiver = Receiver::start(place.clone(), Some("k"), None).await;
     let http = reqwest::Client::new();
     let before = crate::track::tracked_rows(&env);
     let events = [
@@ -273,16 +302,19 @@ async fn unknown_topics_and_foreign_transfers_are_stored_and_ignored() {
         );
     }
     receiver.stop().await;
-    let mut ledger = Ledger::open_writer(&ledger_path).unwrap();
-    let mut spool = Spool::open(&spool_path_for(&ledger_path)).unwrap();
+    let mut spool = place.open_spool().unwrap();
     let requests = env.sim.stats().total_requests;
-    let report = tracking::apply_spooled_events(
-        &mut ledger,
-        &mut spool,
-        &client,
-        &fast_config(ListMode::Auto),
-    )
-    .await
+    let config = fast_config(ListMode::Auto);
+    let report = match &env.pg {
+        Some(pg) => {
+            let mut ledger = PgLedger::open(&pg.url).unwrap();
+            tracking::apply_spooled_events(&mut ledger, spool.as_mut(), &client, &config).await
+        }
+        None => {
+            let mut ledger = Ledger::open_writer(&env.work.ledger()).unwrap();
+            tracking::apply_spooled_events(&mut ledger, spool.as_mut(), &client, &config).await
+        }
+    }
     .unwrap();
     assert_eq!(
         (report.n_events, report.n_ignored, report.n_fetches),
@@ -301,7 +333,6 @@ async fn unknown_topics_and_foreign_transfers_are_stored_and_ignored() {
         spool.outcome("ev-foreign").unwrap().as_deref(),
         Some("not_payrun")
     );
-    drop(ledger);
     assert_eq!(
         crate::track::tracked_rows(&env),
         before,
@@ -309,11 +340,17 @@ async fn unknown_topics_and_foreign_transfers_are_stored_and_ignored() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_webhooks_paused_polling_still_converges() {
-    let (env, client) = sent_mixed_file(SimConfig::new()).await;
-    let receiver = Receiver::start(&env.work.ledger(), None, Some(client.clone())).await;
-    let id = subscribe(&client, &env.work.ledger(), &receiver.url(), "s").await;
+on_both_engines!(
+    with_webhooks_paused_polling_still_converges,
+    settled_by_hand(),
+    paused_webhooks_polling_converges
+);
+
+async fn paused_webhooks_polling_converges(env: SendEnv) {
+    let (env, client) = sent_mixed_file(env).await;
+    let place = env.work.place();
+    let receiver = Receiver::start(place.clone(), None, Some(client.clone())).await;
+    let id = subscribe(&client, &place, &receiver.url(), "s").await;
     // Pause it through the API, as Dwolla does after 400 failures.
     let http = reqwest::Client::new();
     let token =
@@ -332,10 +369,7 @@ async fn with_webhooks_paused_polling_still_converges() {
     let account_id = tracking::account_id(&client, &config).await.unwrap();
     for _ in 0..4 {
         env.sim.advance_clock(Duration::from_secs(60));
-        let mut ledger = Ledger::open_writer(&env.work.ledger()).unwrap();
-        tracking::sweep(&mut ledger, &client, &account_id, &config)
-            .await
-            .unwrap();
+        sweep(&env, &client, &account_id, &config).await;
     }
     receiver.stop().await;
     assert_eq!(env.sim.stats().webhook_attempts, 0, "nothing was delivered");
@@ -345,7 +379,7 @@ async fn with_webhooks_paused_polling_still_converges() {
 
 // ----- The real binary, killed -----
 
-fn spawn_serve(ledger: &Path, secret: &str) -> (Child, String) {
+fn spawn_serve(ledger: &OsString, secret: &str) -> (Child, String) {
     let mut child = std::process::Command::new(crate::support::payrun_bin())
         .args(["--ledger"])
         .arg(ledger)
@@ -411,15 +445,19 @@ async fn post_until_stopped(
     all
 }
 
-fn stored_ids(ledger: &Path) -> HashSet<String> {
-    let spool = Spool::open(&spool_path_for(ledger)).unwrap();
+fn stored_ids(work: &Workdir) -> HashSet<String> {
+    let spool = work.place().open_spool().unwrap();
     spool.event_ids().unwrap().into_iter().collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_killed_mid_burst_and_restarted_loses_no_acknowledged_event() {
-    let work = crate::support::Workdir::new();
-    let ledger: PathBuf = work.ledger();
+on_both_engines!(cli: serve_killed_mid_burst_and_restarted_loses_no_acknowledged_event, serve_killed);
+
+fn serve_killed(work: Workdir) {
+    in_runtime(serve_killed_loses_nothing(work));
+}
+
+async fn serve_killed_loses_nothing(work: Workdir) {
+    let ledger = work.ledger_arg();
     let secret = "kill-test-secret";
 
     let (mut first, url) = spawn_serve(&ledger, secret);
@@ -435,7 +473,7 @@ async fn serve_killed_mid_burst_and_restarted_loses_no_acknowledged_event() {
         "only {} events got through",
         acknowledged.len()
     );
-    let stored = stored_ids(&ledger);
+    let stored = stored_ids(&work);
     let lost: Vec<_> = acknowledged
         .iter()
         .filter(|id| !stored.contains(*id))
@@ -474,7 +512,7 @@ async fn serve_killed_mid_burst_and_restarted_loses_no_acknowledged_event() {
     *stop.lock().unwrap() = true;
     let acknowledged_b = posting.await.unwrap();
     assert_eq!(exited.code(), Some(0), "a graceful stop exits 0");
-    let stored = stored_ids(&ledger);
+    let stored = stored_ids(&work);
     for id in acknowledged.iter().chain(&acknowledged_b) {
         assert!(
             stored.contains(id),
