@@ -126,7 +126,7 @@ async fn webhook_convergence(n: u64) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}{WEBHOOK_PATH}", listener.local_addr().unwrap());
     let serve_config = ServeConfig {
-        ledger_path: ledger_path.clone(),
+        ledger: payrun::ledger::LedgerPlace::File(ledger_path.clone()),
         env_secret: Some(Secret::new("bench")),
         limits: payrun::listener::ConnectionLimits::standard(
             payrun::webhooks::DEFAULT_MAX_BODY_BYTES,
