@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::config::InboxDirs;
 use crate::ingest::{self, FileError, IngestOptions, IngestOutcome};
-use crate::ledger::Ledger;
+use crate::ledger::IngestLedger;
 use crate::money::Cents;
 
 /// What became of one file.
@@ -229,7 +229,7 @@ pub fn reject_entry(
 
 /// Takes one ready file through ingest and moves it to where it belongs.
 pub fn take_file(
-    ledger: &mut Ledger,
+    ledger: &mut impl IngestLedger,
     dirs: &InboxDirs,
     path: &Path,
     options: &IngestOptions,

@@ -15,7 +15,7 @@ use crate::config::InboxDirs;
 use crate::dwolla::Client;
 use crate::inbox::{self, FileResult};
 use crate::ingest::IngestOptions;
-use crate::ledger::{self, BatchSelection, LateBatch, Ledger, Spool, WaitingBatch};
+use crate::ledger::{self, BatchSelection, CycleLedger, LateBatch, WaitingBatch};
 use crate::sender::{self, SendConfig, SendReport, with_ledger};
 use crate::tracking::{self, TrackConfig, TrackOptions, TrackReport};
 
@@ -164,12 +164,12 @@ fn file_line(path: &std::path::Path, result: &FileResult) -> String {
 }
 
 /// One cycle over the ledger the caller opened (with its writer lock), which it gets back.
-pub async fn run_cycle(
-    ledger: Ledger,
+pub async fn run_cycle<L: CycleLedger>(
+    ledger: L,
     client: &Client,
     cycle: &Cycle,
     stopping: &watch::Receiver<bool>,
-) -> (Ledger, anyhow::Result<CycleSummary>) {
+) -> (L, anyhow::Result<CycleSummary>) {
     let shared = Arc::new(Mutex::new(ledger));
     let mut summary = CycleSummary {
         follow_up: cycle.follow_up,
@@ -190,8 +190,8 @@ pub async fn run_cycle(
     (ledger, result.map(|()| summary))
 }
 
-async fn ingest_and_send(
-    ledger: &Arc<Mutex<Ledger>>,
+async fn ingest_and_send<L: CycleLedger>(
+    ledger: &Arc<Mutex<L>>,
     client: &Client,
     cycle: &Cycle,
     stopping: &watch::Receiver<bool>,
@@ -233,8 +233,8 @@ async fn ingest_and_send(
 /// Takes every ready file of the inbox and moves aside what is not a file. With
 /// `wait_for_settling`, files still changing are waited for (at most `stable_for` from the
 /// start) and taken in this cycle; whatever is still changing then is named in the summary.
-async fn take_inbox(
-    ledger: &Arc<Mutex<Ledger>>,
+async fn take_inbox<L: CycleLedger>(
+    ledger: &Arc<Mutex<L>>,
     dirs: &InboxDirs,
     cycle: &Cycle,
     stopping: &watch::Receiver<bool>,
@@ -297,27 +297,22 @@ fn is_dwolla_error(error: &anyhow::Error) -> bool {
 /// Applies webhook events spooled by `serve`, polls what is due (once, or until settled
 /// within the deadline), then writes the reports: overall, and for each batch ingested now
 /// (its HTML also beside the archived file).
-async fn track_and_report(
-    ledger: &mut Ledger,
+async fn track_and_report<L: CycleLedger>(
+    ledger: &mut L,
     client: &Client,
     cycle: &Cycle,
     stopping: &watch::Receiver<bool>,
     summary: &mut CycleSummary,
 ) -> anyhow::Result<()> {
     if summary.unreachable.is_none() && !*stopping.borrow() {
-        let spool_path = ledger::spool_path_for(ledger.path());
-        let mut spool = if spool_path.exists() {
-            Some(Spool::open(&spool_path)?)
-        } else {
-            None
-        };
+        let mut spool = ledger.event_spool()?;
         let options = TrackOptions {
             until_settled: cycle.settle_deadline.is_some(),
             timeout: cycle.settle_deadline,
         };
         match tracking::track(
             ledger,
-            spool.as_mut(),
+            spool.as_deref_mut(),
             client,
             &cycle.track,
             &options,
@@ -368,8 +363,8 @@ async fn track_and_report(
 
 /// `payrun watch`: cycles whenever a file event arrives (debounced until files are stable) or
 /// the rescan interval passes, until `stopping` turns true.
-pub async fn watch(
-    mut ledger: Ledger,
+pub async fn watch<L: CycleLedger>(
+    mut ledger: L,
     client: Client,
     cycle: Cycle,
     rescan: Duration,

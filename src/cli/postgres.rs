@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     Command, Failure, approve, cancel, client_tokens, connect, demo, hold, ingest, reconcile,
-    report, send, serve, sim, status, track, webhooks,
+    report, run, send, serve, sim, status, track, watch, webhooks,
 };
 use crate::config::FileConfig;
 use crate::exit;
@@ -29,6 +29,8 @@ pub(super) fn dispatch(
         Command::Release(args) => hold::run_release(&mut PgLedger::open(url)?, &args),
         Command::Cancel(args) => cancel::run(&mut PgLedger::open(url)?, &args),
         Command::Track(args) => track::run_postgres(url, file, &args),
+        Command::Run(args) => run::run_postgres(url, file, &args, leases(file)?),
+        Command::Watch(args) => watch::run_postgres(url, file, &args, leases(file)?),
         Command::Webhooks(args) => webhooks::run(&LedgerPlace::Postgres(url.into()), file, &args),
         Command::Serve(args) => serve::run(LedgerPlace::Postgres(url.into()), file, &args),
         // Shows the ledger's URL without its password.

@@ -1,6 +1,6 @@
 //! `payrun run`: one unattended cycle for cron, and the cycle settings `run` and `watch` share.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -11,6 +11,8 @@ use super::{Failure, InboxArgs, IngestRules, SendingArgs};
 use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::Ledger;
+use crate::ledger::postgres::{Leases, PgLedger};
+use crate::sender::fleet::Fleet;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -39,7 +41,7 @@ const RUN_POLLS_UNSETTLED_EVERY: Duration = Duration::from_secs(60);
 
 /// The cycle settings shared by `run` (`once`) and `watch`.
 pub(super) fn cycle(
-    ledger_path: &Path,
+    default_reports: PathBuf,
     file: &FileConfig,
     inbox: &InboxArgs,
     rules: &IngestRules,
@@ -50,10 +52,7 @@ pub(super) fn cycle(
     let dirs = inbox.dirs(file);
     let reports = match &dirs {
         Some(dirs) => dirs.reports.clone(),
-        None => ledger_path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("reports"),
+        None => default_reports,
     };
     let mut track = track_config(file);
     if once {
@@ -79,6 +78,56 @@ pub(super) fn cycle(
 }
 
 pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &RunArgs) -> anyhow::Result<u8> {
+    let (cycle, client) = prepare(default_reports(ledger_path), file, args)?;
+    let ledger = Ledger::open_writer(ledger_path)?;
+    let (_ledger, summary) = runtime()?.block_on(async {
+        let stopping = stop_signal();
+        crate::operate::run_cycle(ledger, &client, &cycle, &stopping).await
+    });
+    print_summary(summary?)
+}
+
+/// `payrun run` as one of several workers on a PostgreSQL ledger: the cycle sends under row
+/// claims and a share of the rate limit (see `payrun send`); the reports go to the inbox's
+/// reports folder, or `./reports`.
+pub(super) fn run_postgres(
+    url: &str,
+    file: &FileConfig,
+    args: &RunArgs,
+    leases: Leases,
+) -> anyhow::Result<u8> {
+    let (cycle, client) = prepare(PathBuf::from("reports"), file, args)?;
+    let mut ledger = PgLedger::open(url)?;
+    ledger.set_leases(leases);
+    let summary = runtime()?.block_on(async {
+        let stopping = stop_signal();
+        let fleet = Fleet::join(&mut ledger, &client).await?;
+        let (_ledger, summary) =
+            crate::operate::run_cycle(ledger, &client, &cycle, &stopping).await;
+        if let Err(error) = fleet
+            .leave(crate::ledger::timestamp(cycle.clock.now()))
+            .await
+        {
+            tracing::warn!("left the workers without a goodbye; the lease lapses: {error:#}");
+        }
+        summary
+    })?;
+    print_summary(summary)
+}
+
+/// The reports folder when there is no inbox: beside the ledger file.
+pub(super) fn default_reports(ledger_path: &Path) -> PathBuf {
+    ledger_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("reports")
+}
+
+fn prepare(
+    default_reports: PathBuf,
+    file: &FileConfig,
+    args: &RunArgs,
+) -> anyhow::Result<(crate::operate::Cycle, crate::dwolla::Client)> {
     let deadline = args
         .deadline
         .as_deref()
@@ -89,7 +138,7 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &RunArgs) -> anyh
             message: format!("--deadline: {err}"),
         })?;
     let mut cycle = cycle(
-        ledger_path,
+        default_reports,
         file,
         &args.inbox,
         &args.rules,
@@ -99,12 +148,10 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &RunArgs) -> anyh
     )?;
     args.payday.apply(&mut cycle.ingest);
     let client = args.sending.dwolla.client(file)?;
-    let ledger = Ledger::open_writer(ledger_path)?;
-    let (_ledger, summary) = runtime()?.block_on(async {
-        let stopping = stop_signal();
-        crate::operate::run_cycle(ledger, &client, &cycle, &stopping).await
-    });
-    let summary = summary?;
+    Ok((cycle, client))
+}
+
+fn print_summary(summary: crate::operate::CycleSummary) -> anyhow::Result<u8> {
     for line in summary.lines() {
         println!("{line}");
     }

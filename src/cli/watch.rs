@@ -1,7 +1,7 @@
 //! `payrun watch`: keep cycling on inbox events and a periodic rescan, optionally receiving
 //! webhooks in the same process.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,7 +13,10 @@ use super::settings::webhook_secret;
 use super::{Failure, InboxArgs, IngestRules, ListenerArgs, SendingArgs};
 use crate::config::FileConfig;
 use crate::exit;
-use crate::ledger::Ledger;
+use crate::ledger::postgres::{Leases, PgLedger};
+use crate::ledger::{Ledger, LedgerPlace};
+use crate::sender::fleet::Fleet;
+use time::OffsetDateTime;
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -35,8 +38,53 @@ pub struct WatchArgs {
 }
 
 pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &WatchArgs) -> anyhow::Result<u8> {
+    let (cycle, rescan, client) = prepare(super::run::default_reports(ledger_path), file, args)?;
+    let ledger = Ledger::open_writer(ledger_path)?;
+    let place = LedgerPlace::File(ledger_path.to_path_buf());
+    runtime()?.block_on(async {
+        let stopping = stop_signal();
+        let receiver = receive_beside(place, file, args, &client, &stopping).await?;
+        crate::operate::watch(ledger, client, cycle, rescan, stopping).await?;
+        wait_for(receiver).await
+    })?;
+    Ok(exit::OK)
+}
+
+/// `payrun watch` as one of several workers on a PostgreSQL ledger, for as long as it runs:
+/// it joins the workers once, and each cycle sends under row claims (see `payrun send`).
+/// Several machines may watch inboxes of their own; a file that two of them take is one batch.
+pub(super) fn run_postgres(
+    url: &str,
+    file: &FileConfig,
+    args: &WatchArgs,
+    leases: Leases,
+) -> anyhow::Result<u8> {
+    let (cycle, rescan, client) = prepare(PathBuf::from("reports"), file, args)?;
+    let mut ledger = PgLedger::open(url)?;
+    ledger.set_leases(leases);
+    let place = LedgerPlace::Postgres(url.to_string());
+    runtime()?.block_on(async {
+        let stopping = stop_signal();
+        let fleet = Fleet::join(&mut ledger, &client).await?;
+        let receiver = receive_beside(place, file, args, &client, &stopping).await?;
+        let watched = crate::operate::watch(ledger, client, cycle, rescan, stopping).await;
+        let left = fleet
+            .leave(crate::ledger::timestamp(OffsetDateTime::now_utc()))
+            .await;
+        watched?;
+        left?;
+        wait_for(receiver).await
+    })?;
+    Ok(exit::OK)
+}
+
+fn prepare(
+    default_reports: PathBuf,
+    file: &FileConfig,
+    args: &WatchArgs,
+) -> anyhow::Result<(crate::operate::Cycle, Duration, crate::dwolla::Client)> {
     let cycle = cycle(
-        ledger_path,
+        default_reports,
         file,
         &args.inbox,
         &args.rules,
@@ -57,35 +105,40 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &WatchArgs) -> an
             .max(1),
     );
     let client = args.sending.dwolla.client(file)?;
-    let ledger = Ledger::open_writer(ledger_path)?;
-    let listen = args.listen.clone().or_else(|| file.webhooks.listen.clone());
-    runtime()?.block_on(async {
-        let stopping = stop_signal();
-        let receiver = match listen {
-            Some(listen) => {
-                let secret = webhook_secret(file);
-                let limits = args
-                    .connections
-                    .limits(file, crate::webhooks::DEFAULT_MAX_BODY_BYTES);
-                Some(
-                    crate::webhooks::serve_beside(
-                        crate::ledger::LedgerPlace::File(ledger_path.to_path_buf()),
-                        &listen,
-                        secret,
-                        limits,
-                        &client,
-                        stopping.clone(),
-                    )
-                    .await?,
-                )
-            }
-            None => None,
-        };
-        crate::operate::watch(ledger, client, cycle, rescan, stopping).await?;
-        if let Some(receiver) = receiver {
-            receiver.await.context("the webhook endpoint failed")??;
-        }
-        anyhow::Ok(())
-    })?;
-    Ok(exit::OK)
+    Ok((cycle, rescan, client))
+}
+
+type Receiving = Option<tokio::task::JoinHandle<anyhow::Result<()>>>;
+
+/// The webhook endpoint beside the inbox, when `--listen` (or `webhooks.listen`) asks for one.
+async fn receive_beside(
+    place: LedgerPlace,
+    file: &FileConfig,
+    args: &WatchArgs,
+    client: &crate::dwolla::Client,
+    stopping: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Receiving> {
+    let Some(listen) = args.listen.clone().or_else(|| file.webhooks.listen.clone()) else {
+        return Ok(None);
+    };
+    let limits = args
+        .connections
+        .limits(file, crate::webhooks::DEFAULT_MAX_BODY_BYTES);
+    let receiving = crate::webhooks::serve_beside(
+        place,
+        &listen,
+        webhook_secret(file),
+        limits,
+        client,
+        stopping.clone(),
+    )
+    .await?;
+    Ok(Some(receiving))
+}
+
+async fn wait_for(receiver: Receiving) -> anyhow::Result<()> {
+    if let Some(receiver) = receiver {
+        receiver.await.context("the webhook endpoint failed")??;
+    }
+    Ok(())
 }

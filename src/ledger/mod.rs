@@ -5,6 +5,7 @@
 //! Every state change goes through [`crate::payout::transition`].
 
 mod batches;
+mod cycle;
 mod engine;
 mod ingest;
 mod lock;
@@ -28,6 +29,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub use batches::{Approval, DestinationTotal, PayoutLine};
+pub use cycle::CycleLedger;
 pub use engine::{
     BatchWriter, IngestLedger, OperatorLedger, ReconcileLedger, ReportLedger, SendLedger,
 };

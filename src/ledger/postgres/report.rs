@@ -104,6 +104,15 @@ const RECONCILE_COLUMNS: &str = "id, batch_id, line, reference, destination, amo
      transfer_url, transfer_status, correlation_id";
 
 impl PgLedger {
+    /// Batches that wait for approval, as on SQLite.
+    pub fn batches_awaiting_approval(&self) -> Result<Vec<i64>> {
+        let rows = self.block(self.client.query(
+            "SELECT id FROM batches WHERE status = 'awaiting_approval' ORDER BY id",
+            &[],
+        ))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     pub fn batch_ids_by_key(&self) -> Result<std::collections::HashMap<String, i64>> {
         let rows = self.block(self.client.query("SELECT batch_key, id FROM batches", &[]))?;
         Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
