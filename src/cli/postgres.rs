@@ -48,7 +48,7 @@ pub(super) fn dispatch(
         Command::Transfers(command) => connect::run_transfers(file, &command),
         Command::ClientTokens(command) => client_tokens::run(file, &command),
         other => Err(Failure::config(format!(
-            "`payrun {}` does not run on a PostgreSQL ledger yet (ingest, send, status, approve, report, reconcile, hold, release and cancel do); give it a SQLite ledger file with --ledger",
+            "`payrun {}` does not run on a PostgreSQL ledger yet; give it a SQLite ledger file with --ledger",
             name_of(&other)
         ))
         .into()),

@@ -265,11 +265,13 @@ async fn workers_starting_together_migrate_once() {
 #[test]
 fn commands_not_yet_on_postgres_say_so_and_hide_the_password() {
     let work = crate::support::Workdir::on_postgres("postgres://payrun:s3cret@127.0.0.1:1/none");
-    let run = work.run(&["track"]);
+    let run = work.run(&["funding-sources", "remove", "fs-1"]);
     assert_eq!(run.code, 78, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("`payrun track` does not run on a PostgreSQL ledger yet")
+            .contains("`payrun funding-sources` does not run on a PostgreSQL ledger yet"),
+        "{}",
+        run.stderr
     );
     // A database that cannot be reached: try again later, like a held writer lock.
     let unreachable = work.run(&["status"]);

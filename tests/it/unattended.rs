@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use payrun::sim::SimConfig;
 
+use crate::on_both_engines;
 use crate::support::SendEnv;
 use crate::support::{Run, sample};
 
@@ -35,9 +36,13 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    the_drop_folder_takes_finished_files_once_and_explains_rejections,
+    SimConfig::new(),
+    the_drop_folder_takes_finished_files_once_and_explains_rejections_on
+);
+
+async fn the_drop_folder_takes_finished_files_once_and_explains_rejections_on(env: SendEnv) {
     let inbox = env.work.path().join("inbox");
     let payroll = std::fs::read(sample("payroll.csv")).unwrap();
     drop_file(&inbox, "payroll.csv", &payroll);
@@ -172,9 +177,13 @@ async fn the_drop_folder_takes_finished_files_once_and_explains_rejections() {
     assert_eq!(env.assert_exactly_once(), 51);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_once_waits_for_a_file_just_copied_in_and_rejects_links_with_a_reason() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    run_once_waits_for_a_file_just_copied_in_and_rejects_links_with_a_reason,
+    SimConfig::new(),
+    run_once_waits_for_a_file_just_copied_in_and_rejects_links_with_a_reason_on
+);
+
+async fn run_once_waits_for_a_file_just_copied_in_and_rejects_links_with_a_reason_on(env: SendEnv) {
     let inbox = env.work.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     // `cp payroll.csv inbox/` just before the run: inside its stability wait.
@@ -226,15 +235,18 @@ async fn run_once_waits_for_a_file_just_copied_in_and_rejects_links_with_a_reaso
     assert_eq!(env.assert_exactly_once(), 50);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_once_killed_again_and_again_pays_every_payout_exactly_once() {
-    let config = SimConfig {
+on_both_engines!(
+    run_once_killed_again_and_again_pays_every_payout_exactly_once,
+    SimConfig {
         latency: Duration::from_millis(5),
         drop_rate: 0.05,
         seed: 3,
         ..SimConfig::new()
-    };
-    let env = SendEnv::start(config).await;
+    },
+    run_once_killed_again_and_again_pays_every_payout_exactly_once_on
+);
+
+async fn run_once_killed_again_and_again_pays_every_payout_exactly_once_on(env: SendEnv) {
     let inbox = env.work.path().join("inbox");
     let mut csv = Vec::new();
     payrun::fixtures::write_payout_csv(&mut csv, 400).unwrap();
@@ -319,9 +331,13 @@ async fn an_overlapping_run_exits_at_once_with_the_lock_status() {
     assert_eq!(env.assert_exactly_once(), 60);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_that_needs_approval_is_sent_only_after_approve() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    a_batch_that_needs_approval_is_sent_only_after_approve,
+    SimConfig::new(),
+    a_batch_that_needs_approval_is_sent_only_after_approve_on
+);
+
+async fn a_batch_that_needs_approval_is_sent_only_after_approve_on(env: SendEnv) {
     let payroll = sample("payroll.csv");
     let ingested = env
         .run(&["ingest", "--require-approval", payroll.to_str().unwrap()])
@@ -399,9 +415,13 @@ async fn plan_shows_the_batch_and_touches_nothing() {
     assert_eq!(env.payouts().len(), 10, "plan added nothing");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_check_masks_secrets_and_tests_the_credentials() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    config_check_masks_secrets_and_tests_the_credentials,
+    SimConfig::new(),
+    config_check_masks_secrets_and_tests_the_credentials_on
+);
+
+async fn config_check_masks_secrets_and_tests_the_credentials_on(env: SendEnv) {
     let good = env.work.file(
         "payrun.toml",
         "require_approval = true\nmax_amount = \"2500.00\"\n[inbox]\ndir = \"drop\"\n[send]\nrate = 40\n",
@@ -519,10 +539,14 @@ fn the_demo_runs_the_whole_job_and_ties_out() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_takes_dropped_files_and_receives_webhooks_in_the_same_process() {
+on_both_engines!(
+    watch_takes_dropped_files_and_receives_webhooks_in_the_same_process,
+    SimConfig::new(),
+    watch_takes_dropped_files_and_receives_webhooks_in_the_same_process_on
+);
+
+async fn watch_takes_dropped_files_and_receives_webhooks_in_the_same_process_on(env: SendEnv) {
     use std::io::BufRead;
-    let env = SendEnv::start(SimConfig::new()).await;
     let inbox = env.work.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     let mut child = env

@@ -24,6 +24,9 @@ const EXISTING_COLUMNS: &str = "id, file_name, received_at, pay_date, status";
 /// Bytes of COPY data handed to the driver at a time.
 const COPY_CHUNK: usize = 256 * 1024;
 
+/// The advisory lock under which an ingest numbers its batch.
+const BATCH_NUMBERING_LOCK: i64 = 0x7061_7972_756e_0002;
+
 fn existing_batch(row: &tokio_postgres::Row) -> ExistingBatch {
     ExistingBatch {
         id: row.get(0),
@@ -55,11 +58,25 @@ impl PgLedger {
             "ready"
         };
         let tx = futures_executor::block_on(self.client.transaction()).map_err(err)?;
-        let batch_id: i64 = futures_executor::block_on(tx.query_one(
-            "INSERT INTO batches (batch_key, file_name, file_sha256, row_count, total_cents, received_at, status)
-             VALUES ($1, $2, $3, 0, 0, $4, $5) RETURNING id",
-            &[&batch.batch_key, &batch.file_name, &batch.file_sha256, &batch.received_at, &status],
-        ))
+        let batch_id: i64 = futures_executor::block_on(async {
+            // Batches are numbered without gaps, as on SQLite: finance reads a missing batch
+            // number as a lost payroll. A sequence would leave one behind for every rejected
+            // file, so ingests take their numbers one at a time, each holding this lock to its
+            // commit (taken before the payroll's identity lock, by every ingest alike).
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&BATCH_NUMBERING_LOCK],
+            )
+            .await?;
+            tx.query_one(
+                "INSERT INTO batches (id, batch_key, file_name, file_sha256, row_count, total_cents,
+                     received_at, status)
+                 VALUES ((SELECT coalesce(max(id), 0) + 1 FROM batches), $1, $2, $3, 0, 0, $4, $5)
+                 RETURNING id",
+                &[&batch.batch_key, &batch.file_name, &batch.file_sha256, &batch.received_at, &status],
+            )
+            .await
+        })
         .map_err(err)?
         .get(0);
         let mut writer = PgBatch {
