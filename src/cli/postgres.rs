@@ -27,6 +27,8 @@ pub(super) fn dispatch(
         Command::Hold(args) => hold::run_hold(&mut PgLedger::open(url)?, &args),
         Command::Release(args) => hold::run_release(&mut PgLedger::open(url)?, &args),
         Command::Cancel(args) => cancel::run(&mut PgLedger::open(url)?, &args),
+        Command::Payees(command) => super::payees::run_postgres(url, file, &command),
+        Command::Plan(args) => super::plan::run_postgres(url, file, &args),
         // Shows the ledger's URL without its password.
         Command::Config(super::config::ConfigCommand::Check(args)) => {
             let shown = crate::ledger::postgres::shown_url(url);
@@ -42,7 +44,7 @@ pub(super) fn dispatch(
         Command::Transfers(command) => connect::run_transfers(file, &command),
         Command::ClientTokens(command) => client_tokens::run(file, &command),
         other => Err(Failure::config(format!(
-            "`payrun {}` does not run on a PostgreSQL ledger yet (ingest, send, status, approve, report, reconcile, hold, release and cancel do); give it a SQLite ledger file with --ledger",
+            "`payrun {}` does not run on a PostgreSQL ledger yet (ingest, plan, send, status, approve, report, reconcile, hold, release, cancel and payees do); give it a SQLite ledger file with --ledger",
             name_of(&other)
         ))
         .into()),
