@@ -65,7 +65,14 @@ pub(super) fn run_postgres(
     command: &PayeesCommand,
 ) -> anyhow::Result<u8> {
     match command {
-        PayeesCommand::Import(args) => run_import(|| Ok(PgLedger::open(url)?), file, args),
+        PayeesCommand::Import(args) => {
+            let open = || {
+                let ledger = PgLedger::open(url)?;
+                ledger.lock_payee_directory()?;
+                Ok(ledger)
+            };
+            run_import(open, file, args)
+        }
         PayeesCommand::List(args) => run_list(&PgLedger::open(url)?, args),
     }
 }

@@ -323,6 +323,59 @@ fn plan_and_payees_on_an_unreachable_database_exit_75() {
     }
 }
 
+/// Two `payees import`s of one file at once on PostgreSQL, where no writer lock serializes
+/// them: the second waits for the first's lock on the directory, then finds every payee
+/// complete and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_payee_imports_at_once_create_each_payee_once() {
+    let Some(env) = SendEnv::start_on_postgres(SimConfig::new(), "two_imports").await else {
+        return;
+    };
+    let payees = env.work.file(
+        "payees.csv",
+        "reference,business_name,first_name,last_name,email,routing_number,account_number,account_type\n\
+         V-ACME,Acme Tools LLC,,,ap@acme-tools.example.com,222222226,73950184627,checking\n\
+         V-ADA,,Ada,Lovelace,ada@example.com,021000021,4408812390655,savings\n",
+    );
+    let both: Vec<Child> = (0..2)
+        .map(|_| {
+            env.command(&["payees", "import", payees.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for child in both {
+        let (code, output) = finish(child).await;
+        assert_eq!(code, 0, "{output}");
+        let verdict = output
+            .lines()
+            .find_map(|line| {
+                line.split_once("payees.csv: ")
+                    .filter(|_| line.starts_with("imported "))
+            })
+            .unwrap_or_else(|| panic!("no verdict: {output}"))
+            .1
+            .to_string();
+        verdicts.push(verdict);
+    }
+    verdicts.sort();
+    assert_eq!(
+        verdicts,
+        [
+            "0 created, 2 unchanged, 0 failed",
+            "2 created, 0 unchanged, 0 failed",
+        ]
+    );
+    assert_eq!(
+        env.sim.stats().idempotent_replays,
+        0,
+        "nothing was sent twice"
+    );
+}
+
 /// A batch that waits for approval on PostgreSQL: status says so, the sender leaves it alone,
 /// `payrun approve` lets the next send pay it, the report ties out, and reconcile agrees with
 /// Dwolla until the ledger is made to disagree.

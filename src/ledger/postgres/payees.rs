@@ -8,6 +8,9 @@ use super::PgLedger;
 use crate::ledger::payees::COLUMNS;
 use crate::ledger::{NewPayee, Payee, Result};
 
+/// The advisory lock a `payees import` holds for its whole run, as SQLite's writer lock does.
+const IMPORT_LOCK: i64 = 0x7061_7972_756e_0002;
+
 fn payee_from_row(row: &tokio_postgres::Row) -> Payee {
     Payee {
         reference: row.get(0),
@@ -26,6 +29,17 @@ fn payee_from_row(row: &tokio_postgres::Row) -> Payee {
 }
 
 impl PgLedger {
+    /// Waits for any other import on this ledger to end, then holds the directory until this
+    /// connection closes: a second import of the same file then finds every payee complete
+    /// and sends nothing, and two files cannot both claim one email unseen.
+    pub fn lock_payee_directory(&self) -> Result<()> {
+        self.block(
+            self.client
+                .execute("SELECT pg_advisory_lock($1)", &[&IMPORT_LOCK]),
+        )?;
+        Ok(())
+    }
+
     pub fn payee(&self, reference: &str) -> Result<Option<Payee>> {
         let sql = format!("SELECT {COLUMNS} FROM payees WHERE reference = $1");
         let row = self.block(self.client.query_opt(&sql, &[&reference]))?;
