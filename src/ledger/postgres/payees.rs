@@ -8,7 +8,8 @@ use super::PgLedger;
 use crate::ledger::payees::COLUMNS;
 use crate::ledger::{NewPayee, Payee, Result};
 
-/// The advisory lock a `payees import` holds for its whole run, as SQLite's writer lock does.
+/// The advisory lock a `payees import` holds for its whole run, where SQLite has its writer
+/// lock.
 const IMPORT_LOCK: i64 = 0x7061_7972_756e_0002;
 
 fn payee_from_row(row: &tokio_postgres::Row) -> Payee {
