@@ -51,6 +51,9 @@ pub fn plan_file<L: PlanLedger>(
     now: time::OffsetDateTime,
 ) -> anyhow::Result<Plan> {
     let mut scratch = Ledger::open_scratch()?;
+    // Read whether or not the file names payees: the ingest hands its ledger to a writer
+    // thread, and a SQLite connection cannot be shared with one, so the scratch cannot ask
+    // the real ledger later.
     let payees = match ledger {
         Some(ledger) => ledger.payee_funding_sources()?,
         None => HashMap::new(),
