@@ -1,11 +1,17 @@
 //! `payrun plan FILE`: what ingesting a file would do, touching nothing. The file goes through
-//! exactly the checks of a real ingest, into a ledger in memory that is thrown away.
+//! exactly the checks of a real ingest, into a ledger in memory that is thrown away; the real
+//! ledger (SQLite or PostgreSQL, [`PlanLedger`]) is only read: its payee directory, the same
+//! payroll, repeats of recent batches, and the previous batch.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::ingest::{FileError, IngestOptions, IngestOutcome};
-use crate::ledger::{DestinationTotal, Ledger, PayoutLine, RepeatOverlap};
+use crate::ledger::{
+    self, BatchWriter, DestinationTotal, ExistingBatch, IngestLedger, Ledger, NewBatch, PayoutLine,
+    PlanLedger, RepeatOverlap,
+};
 use crate::money::Cents;
 use crate::payday::Schedule;
 
@@ -36,15 +42,27 @@ pub struct ValidPlan {
     pub repeats: Option<(RepeatOverlap, bool)>,
 }
 
-/// Plans `path` against `ledger` (the real one, read only; `None` when there is none yet).
-pub fn plan_file(
+/// Plans `path` against `ledger` (the real one, read only, on either engine; `None` when there
+/// is none yet).
+pub fn plan_file<L: PlanLedger>(
     path: &Path,
     options: &IngestOptions,
-    ledger: Option<&Ledger>,
+    ledger: Option<&L>,
     now: time::OffsetDateTime,
 ) -> anyhow::Result<Plan> {
     let mut scratch = Ledger::open_scratch()?;
-    let outcome = crate::ingest::ingest_file(&mut scratch, path, options, now)?;
+    // Read whether or not the file names payees: the ingest hands its ledger to a writer
+    // thread, and a SQLite connection cannot be shared with one, so the scratch cannot ask
+    // the real ledger later.
+    let payees = match ledger {
+        Some(ledger) => ledger.payee_funding_sources()?,
+        None => HashMap::new(),
+    };
+    let mut planning = Scratch {
+        ledger: &mut scratch,
+        payees,
+    };
+    let outcome = crate::ingest::ingest_file(&mut planning, path, options, now)?;
     Ok(match outcome {
         IngestOutcome::Accepted {
             batch_id,
@@ -81,7 +99,7 @@ pub fn plan_file(
                 total,
                 destinations: scratch.destination_totals(batch_id)?,
                 largest: scratch.largest_payouts(batch_id, 5)?,
-                previous: ledger.map(Ledger::latest_batch).transpose()?.flatten(),
+                previous: ledger.map(L::latest_batch).transpose()?.flatten(),
                 schedule,
                 repeats,
             })
@@ -91,6 +109,32 @@ pub fn plan_file(
             batch_id: existing.id,
         },
     })
+}
+
+/// The scratch ledger a plan ingests into, with the real ledger's payee directory, so that a
+/// file naming payees is checked against the payees it would pay.
+struct Scratch<'a> {
+    ledger: &'a mut Ledger,
+    /// Reference -> funding source id, from the real ledger.
+    payees: HashMap<String, String>,
+}
+
+impl IngestLedger for Scratch<'_> {
+    fn batches_by_sha256(&self, sha256: &str) -> ledger::Result<Vec<ExistingBatch>> {
+        self.ledger.batches_by_sha256(sha256)
+    }
+
+    fn payee_funding_sources(&self) -> ledger::Result<HashMap<String, String>> {
+        Ok(self.payees.clone())
+    }
+
+    fn write_batch<T>(
+        &mut self,
+        batch: &NewBatch<'_>,
+        write: impl FnOnce(&mut dyn BatchWriter) -> ledger::Result<T>,
+    ) -> ledger::Result<T> {
+        IngestLedger::write_batch(self.ledger, batch, write)
+    }
 }
 
 /// The pay date, when the batch would go, and how much it repeats a recent batch.

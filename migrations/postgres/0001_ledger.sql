@@ -174,3 +174,29 @@ CREATE TABLE workers (
     lease_until     timestamptz NOT NULL,
     rate_factor     double precision NOT NULL DEFAULT 1 CHECK (rate_factor > 0 AND rate_factor <= 1)
 );
+
+-- ---------------------------------------------------------------------------------------------
+-- Payees (payrun payees import): as the SQLite ledger's migrations/0003_payees.sql.
+--
+-- A payee is a reference the operator chose, mapped to an external party and its bank funding
+-- source at Dwolla. The full bank account number is never stored: only its last four digits.
+CREATE TABLE payees (
+    reference           text    PRIMARY KEY,
+    -- Exactly one of business_name and (first_name, last_name), as at Dwolla.
+    business_name       text,
+    first_name          text,
+    last_name           text,
+    email               text    NOT NULL,
+    routing_number      text    NOT NULL CHECK (length(routing_number) = 9),
+    account_last4       text    NOT NULL CHECK (length(account_last4) = 4),
+    account_type        text    NOT NULL CHECK (account_type IN ('checking', 'savings')),
+    -- Dwolla's ids, NULL until created (or found) there. A payee can be paid only once it has
+    -- a funding source.
+    external_party_id   text,
+    funding_source_id   text,
+    created_at          text    NOT NULL,
+    updated_at          text    NOT NULL,
+    CHECK ((business_name IS NOT NULL)::int
+           + (first_name IS NOT NULL AND last_name IS NOT NULL)::int = 1),
+    CHECK (funding_source_id IS NULL OR external_party_id IS NOT NULL)
+);

@@ -12,7 +12,8 @@ use super::table::Table;
 use crate::config::FileConfig;
 use crate::exit;
 use crate::ingest::FileError;
-use crate::ledger::{self, Ledger};
+use crate::ledger::postgres::PgLedger;
+use crate::ledger::{self, Ledger, PayeeLedger};
 use crate::onboard::payee_file::{PayeeFile, read_payee_file};
 use crate::onboard::payees::{
     ImportResult, ImportStatus, account_text, onboard_all, plan_import, record_new_payees,
@@ -51,13 +52,35 @@ pub(super) fn run(
     command: &PayeesCommand,
 ) -> anyhow::Result<u8> {
     match command {
-        PayeesCommand::Import(args) => run_import(ledger_path, file, args),
-        PayeesCommand::List(args) => run_list(ledger_path, args),
+        PayeesCommand::Import(args) => {
+            run_import(|| Ok(Ledger::open_writer(ledger_path)?), file, args)
+        }
+        PayeesCommand::List(args) => run_list(&Ledger::open_reader(ledger_path)?, args),
     }
 }
 
-fn run_import(
-    ledger_path: &Path,
+pub(super) fn run_postgres(
+    url: &str,
+    file: &FileConfig,
+    command: &PayeesCommand,
+) -> anyhow::Result<u8> {
+    match command {
+        PayeesCommand::Import(args) => {
+            let open = || {
+                let ledger = PgLedger::open(url)?;
+                ledger.lock_payee_directory()?;
+                Ok(ledger)
+            };
+            run_import(open, file, args)
+        }
+        PayeesCommand::List(args) => run_list(&PgLedger::open(url)?, args),
+    }
+}
+
+/// `open` is called once the file is valid and the client configured, so that a wrong file
+/// or missing credentials never wait for (or lock) the ledger.
+fn run_import<L: PayeeLedger>(
+    open: impl FnOnce() -> anyhow::Result<L>,
     file: &FileConfig,
     args: &PayeesImportArgs,
 ) -> anyhow::Result<u8> {
@@ -70,7 +93,7 @@ fn run_import(
         PayeeFile::Invalid(errors) => return Ok(reject(&display_name, &errors, args.max_errors)),
     };
     let client = args.common.dwolla.client(file)?;
-    let mut ledger = Ledger::open_writer(ledger_path)?;
+    let mut ledger = open()?;
 
     let directory = ledger.payees()?;
     let plan = match plan_import(&directory, &rows, &display_name) {
@@ -164,8 +187,7 @@ fn reject(display_name: &str, errors: &[FileError], max_shown: usize) -> u8 {
     exit::INVALID_INPUT
 }
 
-fn run_list(ledger_path: &Path, args: &PayeesListArgs) -> anyhow::Result<u8> {
-    let ledger = Ledger::open_reader(ledger_path)?;
+fn run_list(ledger: &impl PayeeLedger, args: &PayeesListArgs) -> anyhow::Result<u8> {
     let payees = ledger.payees()?;
     if args.json {
         print_json(&serde_json::Value::Array(

@@ -7,7 +7,9 @@ use clap::Args;
 use super::IngestRules;
 use crate::config::FileConfig;
 use crate::exit;
-use crate::ledger::Ledger;
+use crate::ingest::IngestOptions;
+use crate::ledger::postgres::PgLedger;
+use crate::ledger::{Ledger, PlanLedger};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -19,16 +21,37 @@ pub struct PlanArgs {
     pub payday: super::payday::PaydayArgs,
 }
 
+/// On SQLite a ledger file that does not exist yet is no error: there is nothing to compare
+/// the file with.
 pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &PlanArgs) -> anyhow::Result<u8> {
-    let mut options = args.rules.options(file, 50)?;
-    args.payday.apply(&mut options);
-    let now = super::payday::clock()?.now();
+    let options = options(file, args)?;
     let ledger = if ledger_path.exists() {
         Some(Ledger::open_reader(ledger_path)?)
     } else {
         None
     };
-    let plan = crate::plan::plan_file(&args.file, &options, ledger.as_ref(), now)?;
+    plan(ledger.as_ref(), &options, args)
+}
+
+/// A server that cannot be reached is exit 75, as for every command on PostgreSQL.
+pub(super) fn run_postgres(url: &str, file: &FileConfig, args: &PlanArgs) -> anyhow::Result<u8> {
+    let options = options(file, args)?;
+    plan(Some(&PgLedger::open(url)?), &options, args)
+}
+
+fn options(file: &FileConfig, args: &PlanArgs) -> anyhow::Result<IngestOptions> {
+    let mut options = args.rules.options(file, 50)?;
+    args.payday.apply(&mut options);
+    Ok(options)
+}
+
+fn plan(
+    ledger: Option<&impl PlanLedger>,
+    options: &IngestOptions,
+    args: &PlanArgs,
+) -> anyhow::Result<u8> {
+    let now = super::payday::clock()?.now();
+    let plan = crate::plan::plan_file(&args.file, options, ledger, now)?;
     print!("{}", crate::plan::render(&args.file, &plan));
     Ok(match plan {
         crate::plan::Plan::Invalid { .. } => exit::INVALID_INPUT,

@@ -33,6 +33,8 @@ pub(super) fn dispatch(
         Command::Watch(args) => watch::run_postgres(url, file, &args, leases(file)?),
         Command::Webhooks(args) => webhooks::run(&LedgerPlace::Postgres(url.into()), file, &args),
         Command::Serve(args) => serve::run(LedgerPlace::Postgres(url.into()), file, &args),
+        Command::Payees(command) => super::payees::run_postgres(url, file, &command),
+        Command::Plan(args) => super::plan::run_postgres(url, file, &args),
         // Shows the ledger's URL without its password.
         Command::Config(super::config::ConfigCommand::Check(args)) => {
             let shown = crate::ledger::postgres::shown_url(url);

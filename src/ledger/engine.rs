@@ -415,10 +415,7 @@ impl IngestLedger for PgLedger {
     }
 
     fn payee_funding_sources(&self) -> Result<HashMap<String, String>> {
-        Err(super::LedgerError::Invalid {
-            path: self.shown_url().into(),
-            message: "this file names payees, and the payee directory is kept only in a SQLite ledger so far; give destination funding source ids instead".into(),
-        })
+        PgLedger::payee_funding_sources(self)
     }
 
     fn write_batch<T>(
@@ -427,5 +424,187 @@ impl IngestLedger for PgLedger {
         write: impl FnOnce(&mut dyn BatchWriter) -> Result<T>,
     ) -> Result<T> {
         PgLedger::write_batch(self, batch, write)
+    }
+}
+
+use super::{NewPayee, Payee};
+
+/// What `payrun payees` needs of a ledger: the payee directory, and the ids Dwolla gives each
+/// payee as it is onboarded. Only the last four digits of an account number are ever stored.
+pub trait PayeeLedger {
+    fn payee(&self, reference: &str) -> Result<Option<Payee>>;
+    /// Every payee, by reference.
+    fn payees(&self) -> Result<Vec<Payee>>;
+    /// Records a payee before anything is created at Dwolla (one already recorded is kept).
+    fn insert_payee(&mut self, payee: &NewPayee<'_>, now: &str) -> Result<()>;
+    fn set_payee_external_party(
+        &mut self,
+        reference: &str,
+        external_party_id: &str,
+        now: &str,
+    ) -> Result<()>;
+    /// Takes a funding source removed at Dwolla out of the directory; returns who had it.
+    fn forget_payee_funding_source(
+        &mut self,
+        funding_source_id: &str,
+        now: &str,
+    ) -> Result<Vec<String>>;
+    /// From now on payout files may name the payee.
+    fn set_payee_funding_source(
+        &mut self,
+        reference: &str,
+        funding_source_id: &str,
+        now: &str,
+    ) -> Result<()>;
+}
+
+impl PayeeLedger for Ledger {
+    fn payee(&self, reference: &str) -> Result<Option<Payee>> {
+        Ledger::payee(self, reference)
+    }
+
+    fn payees(&self) -> Result<Vec<Payee>> {
+        Ledger::payees(self)
+    }
+
+    fn insert_payee(&mut self, payee: &NewPayee<'_>, now: &str) -> Result<()> {
+        Ledger::insert_payee(self, payee, now)
+    }
+
+    fn set_payee_external_party(
+        &mut self,
+        reference: &str,
+        external_party_id: &str,
+        now: &str,
+    ) -> Result<()> {
+        Ledger::set_payee_external_party(self, reference, external_party_id, now)
+    }
+
+    fn forget_payee_funding_source(
+        &mut self,
+        funding_source_id: &str,
+        now: &str,
+    ) -> Result<Vec<String>> {
+        Ledger::forget_payee_funding_source(self, funding_source_id, now)
+    }
+
+    fn set_payee_funding_source(
+        &mut self,
+        reference: &str,
+        funding_source_id: &str,
+        now: &str,
+    ) -> Result<()> {
+        Ledger::set_payee_funding_source(self, reference, funding_source_id, now)
+    }
+}
+
+impl PayeeLedger for PgLedger {
+    fn payee(&self, reference: &str) -> Result<Option<Payee>> {
+        PgLedger::payee(self, reference)
+    }
+
+    fn payees(&self) -> Result<Vec<Payee>> {
+        PgLedger::payees(self)
+    }
+
+    fn insert_payee(&mut self, payee: &NewPayee<'_>, now: &str) -> Result<()> {
+        PgLedger::insert_payee(self, payee, now)
+    }
+
+    fn set_payee_external_party(
+        &mut self,
+        reference: &str,
+        external_party_id: &str,
+        now: &str,
+    ) -> Result<()> {
+        PgLedger::set_payee_external_party(self, reference, external_party_id, now)
+    }
+
+    fn forget_payee_funding_source(
+        &mut self,
+        funding_source_id: &str,
+        now: &str,
+    ) -> Result<Vec<String>> {
+        PgLedger::forget_payee_funding_source(self, funding_source_id, now)
+    }
+
+    fn set_payee_funding_source(
+        &mut self,
+        reference: &str,
+        funding_source_id: &str,
+        now: &str,
+    ) -> Result<()> {
+        PgLedger::set_payee_funding_source(self, reference, funding_source_id, now)
+    }
+}
+
+/// What `payrun plan` reads of the real ledger; the file itself is checked in a scratch SQLite
+/// ledger (`Ledger::open_scratch`), which holds its batch. The payee directory comes from
+/// [`IngestLedger::payee_funding_sources`].
+pub trait PlanLedger: IngestLedger {
+    /// The batch holding these records for this pay date: the same payroll.
+    fn batch_by_identity(
+        &self,
+        records_sha256: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<ExistingBatch>>;
+    /// How much batch `planned_batch` of the scratch ledger `planned` repeats a recent batch
+    /// of this ledger (received at or after `since`).
+    fn repeat_overlap_of(
+        &self,
+        planned: &Ledger,
+        planned_batch: i64,
+        since: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<RepeatOverlap>>;
+    /// The most recent batch: its id and total.
+    fn latest_batch(&self) -> Result<Option<(i64, Cents)>>;
+}
+
+impl PlanLedger for Ledger {
+    fn batch_by_identity(
+        &self,
+        records_sha256: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<ExistingBatch>> {
+        Ledger::batch_by_identity(self, records_sha256, pay_date)
+    }
+
+    fn repeat_overlap_of(
+        &self,
+        planned: &Ledger,
+        planned_batch: i64,
+        since: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<RepeatOverlap>> {
+        Ledger::repeat_overlap_of(self, planned, planned_batch, since, pay_date)
+    }
+
+    fn latest_batch(&self) -> Result<Option<(i64, Cents)>> {
+        Ledger::latest_batch(self)
+    }
+}
+
+impl PlanLedger for PgLedger {
+    fn batch_by_identity(
+        &self,
+        records_sha256: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<ExistingBatch>> {
+        PgLedger::batch_by_identity(self, records_sha256, pay_date)
+    }
+
+    fn repeat_overlap_of(
+        &self,
+        planned: &Ledger,
+        planned_batch: i64,
+        since: &str,
+        pay_date: Option<&str>,
+    ) -> Result<Option<RepeatOverlap>> {
+        PgLedger::repeat_overlap_of(self, planned, planned_batch, since, pay_date)
+    }
+
+    fn latest_batch(&self) -> Result<Option<(i64, Cents)>> {
+        PgLedger::latest_batch(self)
     }
 }

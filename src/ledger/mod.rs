@@ -33,6 +33,7 @@ pub use cycle::CycleLedger;
 pub use engine::{
     BatchWriter, IngestLedger, OperatorLedger, ReconcileLedger, ReportLedger, SendLedger,
 };
+pub use engine::{PayeeLedger, PlanLedger};
 pub use ingest::{
     BatchIdentity, ExistingBatch, IngestTx, NewBatch, NewPayout, RowBuffer, batch_and_line,
     correlation_id, new_batch_key, parse_correlation_id, payout_id,

@@ -55,7 +55,8 @@ pub struct NewPayee<'a> {
     pub account_type: &'a str,
 }
 
-const COLUMNS: &str = "reference, business_name, first_name, last_name, email, routing_number, \
+/// Also PostgreSQL's columns, in the same order.
+pub(super) const COLUMNS: &str = "reference, business_name, first_name, last_name, email, routing_number, \
      account_last4, account_type, external_party_id, funding_source_id, created_at, updated_at";
 
 fn payee_from_row(row: &Row<'_>) -> rusqlite::Result<Payee> {

@@ -30,7 +30,7 @@ use crate::dwolla::wire::{CreateExternalParty, CreateExternalPartyFundingSource}
 use crate::dwolla::{Client, Disposition, DwollaError};
 use crate::ingest::FileError;
 use crate::ingest::row::FieldError;
-use crate::ledger::{self, Ledger, NewPayee, Payee};
+use crate::ledger::{self, NewPayee, Payee, PayeeLedger};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportStatus {
@@ -141,7 +141,7 @@ pub fn plan_import(
 
 /// Records every new payee before the first request, so a crash leaves a trace.
 pub fn record_new_payees(
-    ledger: &mut Ledger,
+    ledger: &mut impl PayeeLedger,
     work: &[(PayeeRow, Option<String>)],
     now: &str,
 ) -> ledger::Result<()> {
@@ -276,11 +276,11 @@ struct Onboarded {
     error: Option<(DwollaError, &'static str)>,
 }
 
-/// Onboards the payees `concurrency` at a time; records each id in the ledger as soon as it is
-/// known.
+/// Onboards the payees `concurrency` at a time; records each id in the ledger (either engine)
+/// as soon as it is known.
 pub async fn onboard_all(
     client: &Client,
-    ledger: &mut Ledger,
+    ledger: &mut impl PayeeLedger,
     work: Vec<(PayeeRow, Option<String>)>,
     concurrency: usize,
 ) -> anyhow::Result<ImportOutcome> {

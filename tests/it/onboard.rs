@@ -1,7 +1,8 @@
 //! The Connect resource commands and `payrun payees`, run as the real binary against an
 //! in-process simulator: tables and `--json`, paging, the checks made before calling Dwolla,
-//! exit statuses, payee import exactly once, payout files that name payees, and no full
-//! account number anywhere payrun writes.
+//! exit statuses, payee import exactly once, payout files that name payees (ingested and
+//! planned), and no full account number anywhere payrun writes. The payee tests run on both
+//! engines; the Connect resource commands keep no ledger, so they run once.
 
 use std::process::Command;
 use std::time::Duration;
@@ -11,22 +12,30 @@ use payrun::dwolla::wire::CreateExternalParty;
 use payrun::sim::{SimConfig, SimHandle};
 use serde_json::Value;
 
-use crate::support::{Run, Workdir, point_at, run_blocking, sim_dwolla_config};
+use crate::on_both_engines;
+use crate::support::postgres::PgDatabase;
+use crate::support::{Run, SendEnv, Workdir, point_at, run_blocking, sim_dwolla_config};
 
-/// A scratch ledger, a simulator, and the binary pointed at it.
+/// A scratch ledger (a file, or a PostgreSQL database), a simulator, and the binary pointed at
+/// it.
 pub struct OnboardEnv {
     pub work: Workdir,
     pub sim: SimHandle,
+    /// Kept for the test's length: dropping it drops the database.
+    _pg: Option<PgDatabase>,
 }
 
 impl OnboardEnv {
     pub async fn start() -> OnboardEnv {
-        let sim = payrun::sim::spawn(SimConfig::new())
-            .await
-            .expect("simulator starts");
+        OnboardEnv::on(SendEnv::start(SimConfig::new()).await)
+    }
+
+    /// The ledger and simulator `on_both_engines!` made.
+    pub fn on(env: SendEnv) -> OnboardEnv {
         OnboardEnv {
-            work: Workdir::new(),
-            sim,
+            work: env.work,
+            sim: env.sim,
+            _pg: env.pg,
         }
     }
 
@@ -476,28 +485,35 @@ fn payees_csv() -> String {
     )
 }
 
-fn ledger_payees(env: &OnboardEnv) -> Vec<(String, Option<String>, Option<String>)> {
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    let mut stmt = conn
-        .prepare(
+/// Each payee's reference, external party and funding source ("" before Dwolla gave one).
+fn ledger_payees(env: &OnboardEnv) -> Vec<(String, String, String)> {
+    env.work
+        .query(
             "SELECT reference, external_party_id, funding_source_id FROM payees ORDER BY reference",
         )
-        .unwrap();
-    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        .into_iter()
+        .map(|row| (row[0].clone(), row[1].clone(), row[2].clone()))
+        .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payees_are_imported_once_and_payout_files_name_them() {
-    let env = OnboardEnv::start().await;
+/// Imports the three payees of [`payees_csv`]; returns `payees import --json`'s output.
+async fn import_payees(env: &OnboardEnv) -> Value {
     let file = env.work.file("payees.csv", payees_csv());
+    env.json(&["payees", "import", file.to_str().unwrap()])
+        .await
+}
+
+on_both_engines!(
+    payees_are_imported_once_and_payout_files_name_them,
+    SimConfig::new(),
+    imported_once
+);
+
+async fn imported_once(env: SendEnv) {
+    let env = OnboardEnv::on(env);
     let parties_before = env.n_parties().await;
 
-    let first = env
-        .json(&["payees", "import", file.to_str().unwrap()])
-        .await;
+    let first = import_payees(&env).await;
     let statuses: Vec<&str> = first
         .as_array()
         .unwrap()
@@ -510,6 +526,7 @@ async fn payees_are_imported_once_and_payout_files_name_them() {
 
     // Again: nothing is sent at all.
     let requests = env.sim.stats().total_requests;
+    let file = env.work.path().join("payees.csv");
     let second = env.run(&["payees", "import", file.to_str().unwrap()]).await;
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(
@@ -520,11 +537,17 @@ async fn payees_are_imported_once_and_payout_files_name_them() {
     assert_eq!(env.sim.stats().total_requests, requests);
 
     let directory = ledger_payees(&env);
-    let acme_source = directory[0].2.clone().expect("V-ACME has a funding source");
+    let acme_source = directory[0].2.clone();
+    assert!(!acme_source.is_empty(), "V-ACME has a funding source");
     assert_eq!(
         first[0]["fundingSourceId"].as_str(),
         Some(acme_source.as_str())
     );
+    let listed = env.json(&["payees", "list"]).await;
+    assert_eq!(listed[0]["reference"], "V-ACME");
+    assert_eq!(listed[0]["fundingSourceId"], acme_source.as_str());
+    assert_eq!(listed[1]["accountLast4"], "0655");
+    assert_eq!(listed[2]["ready"], true);
 
     // A payout file that names payees; an unknown payee is an error at its line.
     let bad = env.work.file(
@@ -568,17 +591,101 @@ async fn payees_are_imported_once_and_payout_files_name_them() {
     assert_eq!(to_acme.destination_funding_source, acme_source);
 }
 
+on_both_engines!(
+    a_plan_checks_a_file_naming_payees_against_the_payee_directory,
+    SimConfig::new(),
+    planned_against_the_directory
+);
+
+async fn planned_against_the_directory(env: SendEnv) {
+    let env = OnboardEnv::on(env);
+    let payouts = env.work.file(
+        "payouts.csv",
+        "reference,amount,payee\nP-1,10.00,V-ACME\nP-2,5.25,V-ADA\nP-3,7.00,V-ACME\n",
+    );
+    let path = payouts.to_str().unwrap();
+    // No payee yet: every row names one the directory does not have.
+    let unknown = env.run(&["plan", path]).await;
+    assert_eq!(unknown.code, 65, "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stdout
+            .contains("payouts.csv:2: payee: \"V-ACME\" is not in the payee directory"),
+        "{}",
+        unknown.stdout
+    );
+
+    import_payees(&env).await;
+    let directory = ledger_payees(&env);
+    let (acme, ada) = (&directory[0].2, &directory[1].2);
+    let planned = env.run(&["plan", path]).await;
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    assert!(
+        planned
+            .stdout
+            .contains("payouts.csv: valid, 3 payouts, total 22.25 USD"),
+        "{}",
+        planned.stdout
+    );
+    assert!(
+        planned
+            .stdout
+            .contains(&format!("{acme}: 2 payouts, 17.00 USD (P-1, P-3)")),
+        "V-ACME is paid twice, to its funding source: {}",
+        planned.stdout
+    );
+    assert!(
+        planned.stdout.contains(&format!("{ada}    1 payouts")),
+        "{}",
+        planned.stdout
+    );
+    assert_eq!(
+        env.work.query("SELECT COUNT(*) FROM batches"),
+        [["0"]],
+        "a plan writes nothing"
+    );
+
+    // Ingested, the same file is the same payroll; a repeat of most of it is seen.
+    let ingested = env.run(&["ingest", path]).await;
+    assert_eq!(ingested.code, 0, "{}", ingested.stderr);
+    let again = env.run(&["plan", path]).await;
+    assert!(
+        again.stdout.contains("payouts.csv is already batch 1"),
+        "{}",
+        again.stdout
+    );
+    let next = env.work.file(
+        "next.csv",
+        "reference,amount,payee\nP-1,10.00,V-ACME\nP-2,5.25,V-ADA\nP-4,8.00,V-BOB\n",
+    );
+    let repeat = env.run(&["plan", next.to_str().unwrap()]).await;
+    assert_eq!(repeat.code, 0, "{}", repeat.stderr);
+    assert!(
+        repeat
+            .stdout
+            .contains("repeats: 2 of its 3 payouts repeat batch 1 (payouts.csv"),
+        "{}",
+        repeat.stdout
+    );
+    assert!(
+        repeat
+            .stdout
+            .contains("previous batch 1: total 22.25 USD; change +1.00 (+4.5 %)"),
+        "{}",
+        repeat.stdout
+    );
+}
+
 /// Removing a payee's funding source at Dwolla takes it out of the payee directory in the same
 /// command, so that no payout file can send money to a bank account that is gone; and a
-/// running writer makes the command refuse before anything is removed.
+/// running writer makes the command refuse before anything is removed. SQLite only:
+/// `funding-sources` does not run on a PostgreSQL ledger yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_payees_funding_source_takes_it_out_of_the_directory() {
     let env = OnboardEnv::start().await;
-    let file = env.work.file("payees.csv", payees_csv());
-    env.json(&["payees", "import", file.to_str().unwrap()])
-        .await;
+    import_payees(&env).await;
     let directory = ledger_payees(&env);
-    let acme_source = directory[0].2.clone().expect("V-ACME has a funding source");
+    let acme_source = directory[0].2.clone();
 
     let lock = payrun::ledger::WriterLock::acquire(&env.work.ledger()).unwrap();
     let refused = env.run(&["funding-sources", "remove", &acme_source]).await;
@@ -595,7 +702,7 @@ async fn removing_a_payees_funding_source_takes_it_out_of_the_directory() {
         run.stderr
     );
     let after = ledger_payees(&env);
-    assert_eq!(after[0].2, None, "V-ACME's funding source is gone");
+    assert_eq!(after[0].2, "", "V-ACME's funding source is gone");
     assert_eq!(after[1..], directory[1..], "the other payees are untouched");
 
     let payouts = env.work.file(
@@ -612,26 +719,27 @@ async fn removing_a_payees_funding_source_takes_it_out_of_the_directory() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_ledger_write_or_an_expired_key_creates_nothing_twice() {
-    let env = OnboardEnv::start().await;
-    let file = env.work.file("payees.csv", payees_csv());
-    let first = env
-        .json(&["payees", "import", file.to_str().unwrap()])
-        .await;
+on_both_engines!(
+    a_lost_ledger_write_or_an_expired_key_creates_nothing_twice,
+    SimConfig::new(),
+    nothing_twice
+);
+
+async fn nothing_twice(env: SendEnv) {
+    let env = OnboardEnv::on(env);
+    let first = import_payees(&env).await;
+    let file = env.work.path().join("payees.csv");
     let directory = ledger_payees(&env);
     let n_parties = env.n_parties().await;
 
     // A crash after the party was recorded but before its funding source was: the import
     // resumes from the recorded party and the funding source's key replays.
-    {
-        let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-        conn.execute(
-            "UPDATE payees SET funding_source_id = NULL WHERE reference = 'V-ADA'",
-            [],
-        )
-        .unwrap();
-    }
+    assert_eq!(
+        env.work.query(
+            "UPDATE payees SET funding_source_id = NULL WHERE reference = 'V-ADA' RETURNING reference"
+        ),
+        [["V-ADA"]]
+    );
     let resumed = env
         .json(&["payees", "import", file.to_str().unwrap()])
         .await;
@@ -640,9 +748,7 @@ async fn a_lost_ledger_write_or_an_expired_key_creates_nothing_twice() {
     assert_eq!(ledger_payees(&env), directory);
 
     // The ledger lost every write after Dwolla's 201s (the worst crash): the same keys replay.
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", env.work.ledger().display()));
-    }
+    lose_the_directory(&env);
     let replayed = env
         .json(&["payees", "import", file.to_str().unwrap()])
         .await;
@@ -652,9 +758,7 @@ async fn a_lost_ledger_write_or_an_expired_key_creates_nothing_twice() {
     assert!(env.sim.stats().idempotent_replays >= 6);
 
     // A day later the keys are gone; Dwolla's duplicate refusals lead to the same resources.
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", env.work.ledger().display()));
-    }
+    lose_the_directory(&env);
     env.sim.advance_clock(Duration::from_secs(25 * 3600));
     let adopted = env
         .json(&["payees", "import", file.to_str().unwrap()])
@@ -664,9 +768,25 @@ async fn a_lost_ledger_write_or_an_expired_key_creates_nothing_twice() {
     assert_eq!(env.n_parties().await, n_parties);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_or_changed_payee_file_is_refused_whole() {
-    let env = OnboardEnv::start().await;
+/// A ledger file removed whole, or every payee row of a database deleted.
+fn lose_the_directory(env: &OnboardEnv) {
+    if env.work.is_postgres() {
+        env.work.query("DELETE FROM payees RETURNING reference");
+        return;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", env.work.ledger().display()));
+    }
+}
+
+on_both_engines!(
+    an_invalid_or_changed_payee_file_is_refused_whole,
+    SimConfig::new(),
+    refused_whole
+);
+
+async fn refused_whole(env: SendEnv) {
+    let env = OnboardEnv::on(env);
     let bad = env.work.file(
         "payees.csv",
         format!(
@@ -732,9 +852,14 @@ async fn an_invalid_or_changed_payee_file_is_refused_whole() {
     assert_eq!(env.sim.stats().total_requests, requests, "nothing was sent");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_full_account_number_reaches_the_ledger_the_logs_or_the_reports() {
-    let env = OnboardEnv::start().await;
+on_both_engines!(
+    no_full_account_number_reaches_the_ledger_the_logs_or_the_reports,
+    SimConfig::new(),
+    no_full_account_number
+);
+
+async fn no_full_account_number(env: SendEnv) {
+    let env = OnboardEnv::on(env);
     let file = env.work.file("payees.csv", payees_csv());
     let mut outputs = Vec::new();
     for args in [
@@ -769,12 +894,7 @@ async fn no_full_account_number_reaches_the_ledger_the_logs_or_the_reports() {
         .await;
     outputs.push(format!("{}\n{}", run.stdout, run.stderr));
 
-    let mut ledger_bytes = Vec::new();
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", env.work.ledger().display())) {
-            ledger_bytes.extend(bytes);
-        }
-    }
+    let ledger_bytes = ledger_contents(&env.work);
     assert!(!ledger_bytes.is_empty());
     let all_output = outputs.join("\n");
     for number in ACCOUNT_NUMBERS {
@@ -786,7 +906,7 @@ async fn no_full_account_number_reaches_the_ledger_the_logs_or_the_reports() {
             !ledger_bytes
                 .windows(number.len())
                 .any(|window| window == number.as_bytes()),
-            "{number} appears in the ledger file"
+            "{number} appears in the ledger"
         );
         let last4 = &number[number.len() - 4..];
         assert!(
@@ -794,4 +914,29 @@ async fn no_full_account_number_reaches_the_ledger_the_logs_or_the_reports() {
             "the last four digits are shown: {all_output}"
         );
     }
+}
+
+/// Everything the ledger holds: the file's bytes (and its journals), or every row of every
+/// table of the database as text.
+fn ledger_contents(work: &Workdir) -> Vec<u8> {
+    if work.is_postgres() {
+        let tables = work.query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1",
+        );
+        assert!(tables.iter().any(|t| t[0] == "payees"), "{tables:?}");
+        return tables
+            .iter()
+            .flat_map(|table| work.query(&format!("SELECT t::text FROM {} t", table[0])))
+            .flatten()
+            .collect::<Vec<String>>()
+            .join("\n")
+            .into_bytes();
+    }
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        if let Ok(more) = std::fs::read(format!("{}{suffix}", work.ledger().display())) {
+            bytes.extend(more);
+        }
+    }
+    bytes
 }

@@ -290,6 +290,94 @@ fn commands_not_yet_on_postgres_say_so_and_hide_the_password() {
     );
 }
 
+/// `plan` and `payees` on a database that cannot be reached: try again later (75), as every
+/// command on PostgreSQL, with the URL's password hidden. (On SQLite a plan needs no ledger.)
+#[test]
+fn plan_and_payees_on_an_unreachable_database_exit_75() {
+    let work = crate::support::Workdir::on_postgres("postgres://payrun:s3cret@127.0.0.1:1/none");
+    let payouts = work.file("payouts.csv", "reference,amount,payee\nP-1,10.00,V-ACME\n");
+    let payees = work.file(
+        "payees.csv",
+        "reference,business_name,first_name,last_name,email,routing_number,account_number,account_type\n\
+         V-ACME,Acme Tools LLC,,,ap@acme-tools.example.com,222222226,73950184627,checking\n",
+    );
+    for args in [
+        vec!["plan", payouts.to_str().unwrap()],
+        vec!["payees", "list"],
+        vec!["payees", "import", payees.to_str().unwrap()],
+    ] {
+        let run = crate::support::Run::from(
+            work.command(&args)
+                .env("DWOLLA_API_URL", "http://127.0.0.1:1")
+                .env("DWOLLA_KEY", "key")
+                .env("DWOLLA_SECRET", "secret")
+                .env_remove("DWOLLA_ENV")
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(run.code, 75, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("postgres://payrun@127.0.0.1:1/none")
+                && !run.stderr.contains("s3cret"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// Two `payees import`s of one file at once on PostgreSQL, where no writer lock serializes
+/// them: the second waits for the first's lock on the directory, then finds every payee
+/// complete and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_payee_imports_at_once_create_each_payee_once() {
+    let Some(env) = SendEnv::start_on_postgres(SimConfig::new(), "two_imports").await else {
+        return;
+    };
+    let payees = env.work.file(
+        "payees.csv",
+        "reference,business_name,first_name,last_name,email,routing_number,account_number,account_type\n\
+         V-ACME,Acme Tools LLC,,,ap@acme-tools.example.com,222222226,73950184627,checking\n\
+         V-ADA,,Ada,Lovelace,ada@example.com,021000021,4408812390655,savings\n",
+    );
+    let both: Vec<Child> = (0..2)
+        .map(|_| {
+            env.command(&["payees", "import", payees.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for child in both {
+        let (code, output) = finish(child).await;
+        assert_eq!(code, 0, "{output}");
+        let verdict = output
+            .lines()
+            .find_map(|line| {
+                line.split_once("payees.csv: ")
+                    .filter(|_| line.starts_with("imported "))
+            })
+            .unwrap_or_else(|| panic!("no verdict: {output}"))
+            .1
+            .to_string();
+        verdicts.push(verdict);
+    }
+    verdicts.sort();
+    assert_eq!(
+        verdicts,
+        [
+            "0 created, 2 unchanged, 0 failed",
+            "2 created, 0 unchanged, 0 failed",
+        ]
+    );
+    assert_eq!(
+        env.sim.stats().idempotent_replays,
+        0,
+        "nothing was sent twice"
+    );
+}
+
 /// A batch that waits for approval on PostgreSQL: status says so, the sender leaves it alone,
 /// `payrun approve` lets the next send pay it, the report ties out, and reconcile agrees with
 /// Dwolla until the ledger is made to disagree.

@@ -9,6 +9,8 @@
 
 mod brakes;
 mod ingest;
+mod payees;
+mod plan;
 mod report;
 mod send;
 mod spool;
