@@ -2,7 +2,7 @@
 //! `exchanges` and `transfers`. Each one is a call (or a paged walk) on [`Client`] plus
 //! printing; lists follow `_links.next` to the end unless `--max` says otherwise.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -21,7 +21,7 @@ use crate::dwolla::wire::{
 };
 use crate::dwolla::{Client, Created, DwollaError, Transfer, TransferQuery};
 use crate::exit;
-use crate::ledger::Ledger;
+use crate::ledger::PayeeLedger;
 use crate::onboard::bank::{AccountNumber, RoutingNumber, parse_account_type};
 use crate::onboard::embedded_errors;
 use crate::secret::Secret;
@@ -492,8 +492,9 @@ pub fn run_parties(file: &FileConfig, command: &PartiesCommand) -> anyhow::Resul
     }
 }
 
-pub fn run_funding_sources(
-    ledger_path: &Path,
+/// `ledger` opens the ledger whose payee directory a removal updates (`None`: no ledger yet).
+pub fn run_funding_sources<L: PayeeLedger>(
+    ledger: impl FnOnce() -> anyhow::Result<Option<L>>,
     file: &FileConfig,
     command: &FundingSourcesCommand,
 ) -> anyhow::Result<u8> {
@@ -543,24 +544,21 @@ pub fn run_funding_sources(
             });
             Ok(exit::OK)
         }),
-        FundingSourcesCommand::Remove(args) => remove_funding_source(ledger_path, file, args),
+        FundingSourcesCommand::Remove(args) => remove_funding_source(ledger()?, file, args),
     }
 }
 
 /// Removes a funding source at Dwolla and, when there is a ledger, takes it out of the payee
 /// directory in the same command, so that no payout file can name a payee whose bank account
 /// is gone (Dwolla would refuse every transfer to it).
+///
+/// The ledger is opened before Dwolla is asked: if another payrun is writing a ledger file,
+/// or a PostgreSQL ledger cannot be reached, this exits 75 having changed nothing anywhere.
 fn remove_funding_source(
-    ledger_path: &Path,
+    ledger: Option<impl PayeeLedger>,
     file: &FileConfig,
     args: &IdArgs,
 ) -> anyhow::Result<u8> {
-    // Opened before Dwolla is asked: if another payrun is writing, this exits 75 having
-    // changed nothing anywhere.
-    let ledger = match ledger_path.exists() {
-        true => Some(Ledger::open_writer(ledger_path)?),
-        false => None,
-    };
     let client = args.common.dwolla.client(file)?;
     let source = runtime()?
         .block_on(client.remove_funding_source(&args.id))

@@ -207,7 +207,13 @@ fn dispatch(
         Command::Accounts(command) => connect::run_accounts(file, &command),
         Command::Treasury(command) => connect::run_treasury(file, &command),
         Command::Parties(command) => connect::run_parties(file, &command),
-        Command::FundingSources(command) => connect::run_funding_sources(ledger, file, &command),
+        Command::FundingSources(command) => {
+            let open = || match ledger.exists() {
+                true => Ok(Some(Ledger::open_writer(ledger)?)),
+                false => Ok(None),
+            };
+            connect::run_funding_sources(open, file, &command)
+        }
         Command::Exchanges(command) => connect::run_exchanges(file, &command),
         Command::Transfers(command) => connect::run_transfers(file, &command),
         Command::Payees(command) => payees::run(ledger, file, &command),

@@ -1,5 +1,5 @@
 //! The commands on a PostgreSQL ledger (`--ledger postgres://...`), and the lease settings of
-//! its workers. Commands that do not run there yet say so and stop before touching anything.
+//! its workers.
 
 use std::time::Duration;
 
@@ -35,6 +35,9 @@ pub(super) fn dispatch(
         Command::Serve(args) => serve::run(LedgerPlace::Postgres(url.into()), file, &args),
         Command::Payees(command) => super::payees::run_postgres(url, file, &command),
         Command::Plan(args) => super::plan::run_postgres(url, file, &args),
+        Command::FundingSources(command) => {
+            connect::run_funding_sources(|| Ok(Some(PgLedger::open(url)?)), file, &command)
+        }
         // Shows the ledger's URL without its password.
         Command::Config(super::config::ConfigCommand::Check(args)) => {
             let shown = crate::ledger::postgres::shown_url(url);
@@ -49,23 +52,7 @@ pub(super) fn dispatch(
         Command::Exchanges(command) => connect::run_exchanges(file, &command),
         Command::Transfers(command) => connect::run_transfers(file, &command),
         Command::ClientTokens(command) => client_tokens::run(file, &command),
-        other => Err(Failure::config(format!(
-            "`payrun {}` does not run on a PostgreSQL ledger yet; give it a SQLite ledger file with --ledger",
-            name_of(&other)
-        ))
-        .into()),
     }
-}
-
-fn name_of(command: &Command) -> String {
-    use clap::CommandFactory;
-    let debug = format!("{command:?}");
-    let variant = debug.split(['(', ' ', '{']).next().unwrap_or_default();
-    super::Cli::command()
-        .get_subcommands()
-        .map(|sub| sub.get_name().to_string())
-        .find(|name| name.replace('-', "") == variant.to_lowercase())
-        .unwrap_or(variant.to_lowercase())
 }
 
 /// `[postgres] lease_seconds` and `heartbeat_seconds`, overridden by `PAYRUN_LEASE_SECONDS`
