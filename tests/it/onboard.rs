@@ -676,12 +676,12 @@ async fn planned_against_the_directory(env: SendEnv) {
     );
 }
 
-/// Removing a payee's funding source at Dwolla takes it out of the payee directory in the same
-/// command, so that no payout file can send money to a bank account that is gone; and on
-/// SQLite a running writer makes the command refuse before anything is removed (on
-/// PostgreSQL, where writers do not exclude each other, an unreachable database does:
-/// `postgres::commands_on_an_unreachable_database_exit_75_and_hide_the_password`).
 on_both_engines!(
+    /// Removing a payee's funding source at Dwolla takes it out of the payee directory in the same
+    /// command, so that no payout file can send money to a bank account that is gone; and on
+    /// SQLite a running writer makes the command refuse before anything is removed (on
+    /// PostgreSQL, where writers do not exclude each other, an unreachable database does:
+    /// `postgres::commands_on_an_unreachable_database_exit_75_and_hide_the_password`).
     removing_a_payees_funding_source_takes_it_out_of_the_directory,
     SimConfig::new(),
     funding_source_removed
