@@ -16,11 +16,15 @@ use crate::config::InboxDirs;
 use crate::dwolla::wire::CreateWebhookSubscription;
 use crate::dwolla::{Client, DwollaConfig};
 use crate::ingest::{IngestOptions, row::Limits};
-use crate::ledger::{self, BatchSelection, Ledger, Spool};
+use crate::ledger::postgres::{PgLedger, ScratchSchema};
+use crate::ledger::{
+    self, BatchSelection, CycleLedger, Ledger, LedgerPlace, ReportLedger, TrackLedger,
+};
 use crate::money::Cents;
 use crate::operate::{Cycle, run_cycle};
 use crate::report::summary::Summary;
 use crate::secret::Secret;
+use crate::sender::fleet::Fleet;
 use crate::sender::{SendConfig, progress::Display};
 use crate::sim::{SimConfig, SimHandle};
 use crate::tracking::{self, TrackConfig, TrackOptions};
@@ -42,8 +46,18 @@ pub struct DemoOutcome {
     pub elapsed: Duration,
 }
 
+/// Where the demo keeps its ledger.
+#[derive(Debug, Clone)]
+pub enum DemoLedger {
+    /// A new SQLite file in the demo's folder.
+    File,
+    /// A schema of its own in the PostgreSQL database at this URL, dropped at the end, so
+    /// that the sample payroll never mixes with a real ledger's batches.
+    Postgres(String),
+}
+
 /// Runs the demo in `dir` (created; reports stay there afterwards).
-pub async fn run(dir: PathBuf) -> anyhow::Result<DemoOutcome> {
+pub async fn run(dir: PathBuf, ledger: DemoLedger) -> anyhow::Result<DemoOutcome> {
     let started = Instant::now();
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create {}", crate::names::shown(&dir)))?;
@@ -53,62 +67,121 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<DemoOutcome> {
         ..SimConfig::new()
     })
     .await?;
-    let result = run_with(&dir, &sim, settle, started).await;
+    let demo = Demo {
+        dir: &dir,
+        sim: &sim,
+        settle,
+        started,
+    };
+    let result = demo.run_on(ledger).await;
     sim.shutdown().await;
     result
 }
 
-async fn run_with(
-    dir: &std::path::Path,
-    sim: &SimHandle,
+/// One demo's folder, simulator and clock.
+struct Demo<'a> {
+    dir: &'a Path,
+    sim: &'a SimHandle,
     settle: Duration,
     started: Instant,
-) -> anyhow::Result<DemoOutcome> {
-    let ledger_path = dir.join("payrun.db");
-    let dirs = InboxDirs::new(&dir.join("inbox"), &Default::default());
-    crate::inbox::create_dirs(&dirs)?;
-    std::fs::write(dirs.inbox.join("payroll.csv"), PAYROLL)?;
-    println!("payrun demo in {}", crate::names::shown(dir));
-    println!("  simulator (Dwolla Connect) at {}", sim.base_url());
-    let client = sim_client(sim)?;
-    let webhooks = Webhooks::start(&client, &ledger_path).await?;
-    println!("  webhooks arrive at {}", webhooks.url);
+}
 
-    // One unattended cycle: the inbox file is ingested and every payout sent.
-    let cycle = demo_cycle(sim, &dirs);
-    let (_stop, stopping) = tokio::sync::watch::channel(false);
-    let ledger = Ledger::open_writer(&ledger_path)?;
-    let (mut ledger, summary) = run_cycle(ledger, &client, &cycle, &stopping).await;
-    for line in summary?.lines() {
-        println!("  {line}");
+impl Demo<'_> {
+    async fn run_on(&self, ledger: DemoLedger) -> anyhow::Result<DemoOutcome> {
+        let dirs = InboxDirs::new(&self.dir.join("inbox"), &Default::default());
+        crate::inbox::create_dirs(&dirs)?;
+        std::fs::write(dirs.inbox.join("payroll.csv"), PAYROLL)?;
+        println!("payrun demo in {}", crate::names::shown(self.dir));
+        println!("  simulator (Dwolla Connect) at {}", self.sim.base_url());
+        let client = sim_client(self.sim)?;
+        match ledger {
+            DemoLedger::File => {
+                let path = self.dir.join("payrun.db");
+                let ledger = Ledger::open_writer(&path)?;
+                self.pay_and_follow(ledger, &LedgerPlace::File(path), &client, &dirs)
+                    .await
+            }
+            DemoLedger::Postgres(url) => self.on_postgres(&url, &client, &dirs).await,
+        }
     }
-    let spool_path = ledger::spool_path_for(&ledger_path);
-    let tracked = settle_everything(
-        sim,
-        settle,
-        &mut ledger,
-        &client,
-        &cycle.track,
-        &spool_path,
-        &stopping,
-    )
-    .await?;
-    webhooks.stop().await?;
 
-    let everything = BatchSelection {
-        batch: None,
-        received_since: None,
-    };
-    let (reports, summary) = crate::report::write_reports(&ledger, &everything, &dirs.reports)?;
-    Ok(DemoOutcome {
-        dir: dir.to_path_buf(),
-        reports,
-        summary,
-        events_applied: tracked.events_applied,
-        poll_requests: tracked.poll_requests,
-        transfers_at_dwolla: sim.transfers().len(),
-        elapsed: started.elapsed(),
-    })
+    /// The demo as one worker of a PostgreSQL ledger, in a scratch schema dropped at the end
+    /// whatever happened.
+    async fn on_postgres(
+        &self,
+        url: &str,
+        client: &Client,
+        dirs: &InboxDirs,
+    ) -> anyhow::Result<DemoOutcome> {
+        let scratch = ScratchSchema::create(url, "payrun_demo")?;
+        println!(
+            "  ledger: schema {} in {}, dropped at the end",
+            scratch.name(),
+            crate::ledger::postgres::shown_url(url)
+        );
+        let result = async {
+            let mut ledger = PgLedger::open(scratch.url())?;
+            let fleet = Fleet::join(&mut ledger, client).await?;
+            let place = LedgerPlace::Postgres(scratch.url().to_string());
+            let outcome = self.pay_and_follow(ledger, &place, client, dirs).await;
+            let now = ledger::timestamp(time::OffsetDateTime::now_utc());
+            fleet.leave(now).await?;
+            outcome
+        }
+        .await;
+        let name = scratch.name().to_string();
+        match (result, scratch.drop_schema()) {
+            (Ok(outcome), Ok(())) => Ok(outcome),
+            (Ok(_), Err(error)) => {
+                Err(anyhow::Error::from(error).context(format!("cannot drop schema {name}")))
+            }
+            (Err(error), dropped) => {
+                if let Err(drop_error) = dropped {
+                    tracing::warn!("schema {name} is left behind: {drop_error}");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Ingests and sends the sample in one unattended cycle, follows every transfer to its end
+    /// by webhooks and polling, and writes the reports.
+    async fn pay_and_follow<L: CycleLedger + ReportLedger>(
+        &self,
+        ledger: L,
+        place: &LedgerPlace,
+        client: &Client,
+        dirs: &InboxDirs,
+    ) -> anyhow::Result<DemoOutcome> {
+        let webhooks = Webhooks::start(client, place).await?;
+        println!("  webhooks arrive at {}", webhooks.url);
+
+        let cycle = demo_cycle(self.sim, dirs);
+        let (_stop, stopping) = tokio::sync::watch::channel(false);
+        let (mut ledger, summary) = run_cycle(ledger, client, &cycle, &stopping).await;
+        for line in summary?.lines() {
+            println!("  {line}");
+        }
+        let tracked = self
+            .settle_everything(&mut ledger, place, client, &cycle.track, &stopping)
+            .await?;
+        webhooks.stop().await?;
+
+        let everything = BatchSelection {
+            batch: None,
+            received_since: None,
+        };
+        let (reports, summary) = crate::report::write_reports(&ledger, &everything, &dirs.reports)?;
+        Ok(DemoOutcome {
+            dir: self.dir.to_path_buf(),
+            reports,
+            summary,
+            events_applied: tracked.events_applied,
+            poll_requests: tracked.poll_requests,
+            transfers_at_dwolla: self.sim.transfers().len(),
+            elapsed: self.started.elapsed(),
+        })
+    }
 }
 
 /// A client for the simulator, with room to send the whole sample at once.
@@ -132,7 +205,7 @@ struct Webhooks {
 }
 
 impl Webhooks {
-    async fn start(client: &Client, ledger_path: &Path) -> anyhow::Result<Webhooks> {
+    async fn start(client: &Client, ledger: &LedgerPlace) -> anyhow::Result<Webhooks> {
         let secret = crate::webhooks::generate_secret();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!(
@@ -144,7 +217,7 @@ impl Webhooks {
         let serving = tokio::spawn(webhooks::serve(
             listener,
             ServeConfig {
-                ledger: crate::ledger::LedgerPlace::File(ledger_path.to_path_buf()),
+                ledger: ledger.clone(),
                 env_secret: Some(secret.clone()),
                 limits: crate::listener::ConnectionLimits::standard(
                     webhooks::DEFAULT_MAX_BODY_BYTES,
@@ -212,53 +285,50 @@ struct Tracked {
     poll_requests: u64,
 }
 
-/// Dwolla settles transfers over days; the simulator's clock does it in steps of `settle`.
-/// Each step fires webhooks, which `serve` spools and tracking applies, with polling as the
-/// backstop, until nothing is left to settle and the late returns have come in.
-async fn settle_everything(
-    sim: &SimHandle,
-    settle: Duration,
-    ledger: &mut Ledger,
-    client: &Client,
-    track: &TrackConfig,
-    spool_path: &Path,
-    stopping: &tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Tracked> {
-    let mut tracked = Tracked {
-        events_applied: 0,
-        poll_requests: 0,
-    };
-    let mut quiet_steps = 0;
-    for _ in 0..20 {
-        sim.advance_clock(settle);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut spool = if spool_path.exists() {
-            Some(Spool::open(spool_path)?)
-        } else {
-            None
+impl Demo<'_> {
+    /// Dwolla settles transfers over days; the simulator's clock does it in steps of `settle`.
+    /// Each step fires webhooks, which `serve` spools and tracking applies, with polling as
+    /// the backstop, until nothing is left to settle and the late returns have come in.
+    async fn settle_everything<L: TrackLedger + Send>(
+        &self,
+        ledger: &mut L,
+        place: &LedgerPlace,
+        client: &Client,
+        track: &TrackConfig,
+        stopping: &tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<Tracked> {
+        let mut tracked = Tracked {
+            events_applied: 0,
+            poll_requests: 0,
         };
-        let report = tracking::track(
-            ledger,
-            spool.as_mut(),
-            client,
-            track,
-            &TrackOptions::default(),
-            stopping.clone(),
-        )
-        .await?;
-        tracked.events_applied += report.events.n_applied;
-        tracked.poll_requests += report.n_requests_polling;
-        let moved: u64 = report.tally.moved_to.values().sum();
-        quiet_steps = if moved == 0 && report.counts.n_unsettled == 0 {
-            quiet_steps + 1
-        } else {
-            0
-        };
-        if quiet_steps >= 3 {
-            break;
+        let mut quiet_steps = 0;
+        for _ in 0..20 {
+            self.sim.advance_clock(self.settle);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut spool = place.existing_spool()?;
+            let report = tracking::track(
+                ledger,
+                spool.as_deref_mut(),
+                client,
+                track,
+                &TrackOptions::default(),
+                stopping.clone(),
+            )
+            .await?;
+            tracked.events_applied += report.events.n_applied;
+            tracked.poll_requests += report.n_requests_polling;
+            let moved: u64 = report.tally.moved_to.values().sum();
+            quiet_steps = if moved == 0 && report.counts.n_unsettled == 0 {
+                quiet_steps + 1
+            } else {
+                0
+            };
+            if quiet_steps >= 3 {
+                break;
+            }
         }
+        Ok(tracked)
     }
-    Ok(tracked)
 }
 
 /// The closing summary a person reads.

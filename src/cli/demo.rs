@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::runtime::runtime;
+use crate::demo::DemoLedger;
 use crate::exit;
 
 #[derive(Debug, Args)]
@@ -15,12 +16,14 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub(super) fn run(args: &DemoArgs) -> anyhow::Result<u8> {
+/// Runs the demo with its ledger in `ledger`: a file in its folder, or a scratch schema in the
+/// PostgreSQL database that `--ledger` names.
+pub(super) fn run(args: &DemoArgs, ledger: DemoLedger) -> anyhow::Result<u8> {
     let dir = args.dir.clone().unwrap_or_else(|| {
         let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
         std::env::temp_dir().join(format!("payrun-demo-{stamp}-{}", std::process::id()))
     });
-    let outcome = runtime()?.block_on(crate::demo::run(dir))?;
+    let outcome = runtime()?.block_on(crate::demo::run(dir, ledger))?;
     print!("{}", crate::demo::render(&outcome));
     Ok(if outcome.summary.ties_out() {
         exit::OK

@@ -107,6 +107,10 @@ pub enum Command {
     /// Run the local Dwolla Connect simulator.
     Sim(sim::SimArgs),
     /// The whole job end to end against the built-in simulator, in seconds.
+    ///
+    /// Its ledger is a new SQLite file in its folder; with `--ledger postgres://...` it is a
+    /// schema of its own in that database, dropped at the end, so the sample payroll never
+    /// mixes with a real ledger's batches.
     Demo(demo::DemoArgs),
     /// Your Dwolla main account.
     #[command(subcommand)]
@@ -203,7 +207,7 @@ fn dispatch(
             config::run_check(ledger, file, file_path, &args)
         }
         Command::Sim(args) => sim::run(args).map(|()| exit::OK),
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) => demo::run(&args, crate::demo::DemoLedger::File),
         Command::Accounts(command) => connect::run_accounts(file, &command),
         Command::Treasury(command) => connect::run_treasury(file, &command),
         Command::Parties(command) => connect::run_parties(file, &command),

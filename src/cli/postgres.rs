@@ -43,9 +43,9 @@ pub(super) fn dispatch(
             let shown = crate::ledger::postgres::shown_url(url);
             super::config::run_check(std::path::Path::new(&shown), file, file_path, &args)
         }
+        Command::Demo(args) => demo::run(&args, crate::demo::DemoLedger::Postgres(url.into())),
         // The commands that keep no ledger.
         Command::Sim(args) => sim::run(args).map(|()| exit::OK),
-        Command::Demo(args) => demo::run(&args),
         Command::Accounts(command) => connect::run_accounts(file, &command),
         Command::Treasury(command) => connect::run_treasury(file, &command),
         Command::Parties(command) => connect::run_parties(file, &command),

@@ -478,9 +478,16 @@ async fn config_check_masks_secrets_and_tests_the_credentials_on(env: SendEnv) {
     assert!(!bad.stdout.contains("not-the-secret") && !bad.stderr.contains("not-the-secret"));
 }
 
-#[test]
-fn the_demo_runs_the_whole_job_and_ties_out() {
-    let work = crate::support::Workdir::new();
+on_both_engines!(cli:
+    /// On PostgreSQL the demo pays in a schema of its own, which it drops at the end, beside
+    /// the ledger's own tables, which it leaves as they were.
+    the_demo_runs_the_whole_job_and_ties_out,
+    demo_ties_out
+);
+
+fn demo_ties_out(work: crate::support::Workdir) {
+    let real = work.run(&["ingest", sample("payroll.csv").to_str().unwrap()]);
+    assert_eq!(real.code, 0, "{real:?}");
     let dir = work.path().join("demo");
     let started = Instant::now();
     let demo = work.run(&["demo", "--dir", dir.to_str().unwrap()]);
@@ -535,6 +542,23 @@ fn the_demo_runs_the_whole_job_and_ties_out() {
         assert!(
             !html.contains(fetch),
             "the report fetches nothing, but has {fetch}"
+        );
+    }
+    // The ledger named by --ledger still holds its one batch, unsent.
+    assert_eq!(
+        work.query("SELECT count(*), min(state), max(state) FROM payouts"),
+        [["50", "pending", "pending"]]
+    );
+    if work.is_postgres() {
+        assert!(
+            demo.stdout.contains("dropped at the end"),
+            "{}",
+            demo.stdout
+        );
+        assert_eq!(
+            work.query("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'payrun_demo%'"),
+            [["0"]],
+            "the demo's schema is dropped"
         );
     }
 }

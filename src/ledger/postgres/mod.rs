@@ -12,6 +12,7 @@ mod ingest;
 mod payees;
 mod plan;
 mod report;
+mod scratch;
 mod send;
 mod spool;
 mod summary;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
 pub use report::PgSnapshot;
+pub use scratch::ScratchSchema;
 pub use spool::EVENT_CLAIM;
 pub use workers::{FleetShare, WorkerId};
 
