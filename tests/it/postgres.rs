@@ -501,3 +501,57 @@ async fn hold_release_and_cancel_work_on_postgres() {
         again.stdout
     );
 }
+
+/// The ledgers one process opens on a URL share its pool: opened and dropped again and again
+/// they hold one connection, not one each; a ledger holding the payee directory's session lock
+/// closes its connection when it goes, so the lock is free for another process at once.
+#[test]
+fn ledgers_of_one_process_share_pooled_connections_and_release_session_locks() {
+    let Some(pg) = crate::support::postgres::database(
+        "postgres::ledgers_of_one_process_share_pooled_connections_and_release_session_locks",
+    ) else {
+        return;
+    };
+    // A name of this test's own, so that the server's view counts only these connections.
+    let url = format!("{}?application_name=payrun-pool-test", pg.url);
+    let connections = || {
+        pg.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'payrun-pool-test'",
+        )
+    };
+    for _ in 0..20 {
+        let ledger = payrun::ledger::postgres::PgLedger::open(&url).unwrap();
+        assert!(ledger.payees().unwrap().is_empty());
+    }
+    assert_eq!(
+        connections(),
+        [["1"]],
+        "20 opens in turn reuse one connection"
+    );
+    let first = payrun::ledger::postgres::PgLedger::open(&url).unwrap();
+    let beside = first.reconnect().unwrap();
+    assert_eq!(connections(), [["2"]], "two at once hold two");
+    drop(beside);
+
+    let advisory_locks =
+        || pg.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted");
+    first.lock_payee_directory().unwrap();
+    assert_eq!(advisory_locks(), [["1"]]);
+    drop(first);
+    // The server notices the closed socket at once, but the backend exits in its own time.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while advisory_locks() != [["0"]] {
+        assert!(
+            Instant::now() < deadline,
+            "the payee directory's lock is never released"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let again = payrun::ledger::postgres::PgLedger::open(&url).unwrap();
+    assert!(again.payees().unwrap().is_empty());
+    assert_eq!(
+        connections(),
+        [["1"]],
+        "the locked connection was closed, not reused"
+    );
+}

@@ -1,8 +1,9 @@
 //! The ledger on PostgreSQL: the same records as the SQLite file, for several workers on
 //! several machines at once.
 //!
-//! The driver is tokio-postgres. Its connections run on one private runtime thread
-//! ([`DRIVER`]), and the ledger's calls block on their futures with a plain executor, so they
+//! The driver is tokio-postgres, its connections pooled per process by deadpool-postgres
+//! ([`pool`]). They run on one private runtime thread ([`DRIVER`]), and the ledger's calls
+//! block on their futures with a plain executor, so they
 //! stay synchronous like SQLite's and work from any thread: the sender's blocking pool, the
 //! ingest's writer thread, a command outside any runtime. Where SQLite has one writer behind
 //! a file lock, PostgreSQL has row claims: see [`send`] and [`workers`].
@@ -11,6 +12,7 @@ mod brakes;
 mod ingest;
 mod payees;
 mod plan;
+mod pool;
 mod report;
 mod scratch;
 mod send;
@@ -20,10 +22,11 @@ mod tracking;
 mod transitions;
 mod workers;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use pool::{LedgerPool, Pooled, invalid_at, pool_error};
 
 pub use report::PgSnapshot;
 pub use scratch::ScratchSchema;
@@ -100,13 +103,26 @@ impl Default for Leases {
     }
 }
 
-/// An open PostgreSQL ledger: one connection, and the worker it claims payouts for.
+/// An open PostgreSQL ledger: one connection of the process's pool, and the worker it claims
+/// payouts for.
 pub struct PgLedger {
-    client: Client,
+    client: Pooled,
+    pool: Arc<LedgerPool>,
     url: Arc<str>,
     shown: Arc<str>,
     worker: Option<WorkerId>,
     leases: Leases,
+    /// Set once the connection holds a session-level advisory lock: it then closes when this
+    /// ledger goes instead of going back to the pool, so that the server releases the lock.
+    holds_session_lock: AtomicBool,
+}
+
+impl Drop for PgLedger {
+    fn drop(&mut self) {
+        if *self.holds_session_lock.get_mut() {
+            self.client.close();
+        }
+    }
 }
 
 impl std::fmt::Debug for PgLedger {
@@ -122,52 +138,38 @@ impl PgLedger {
     /// Connects and brings the schema up to date under the migration lock.
     pub fn open(url: &str) -> Result<PgLedger> {
         let mut ledger = PgLedger::connect(url)?;
-        ledger.migrate()?;
+        if !ledger.pool.migrated.load(Ordering::Acquire) {
+            ledger.migrate()?;
+            ledger.pool.migrated.store(true, Ordering::Release);
+        }
         Ok(ledger)
     }
 
-    /// Connects without migrating; [`open`](Self::open) once first.
+    /// A connection from this process's pool for `url`, without migrating; [`open`](Self::open)
+    /// once first.
     fn connect(url: &str) -> Result<PgLedger> {
         let shown: Arc<str> = shown_url(url).into();
-        let invalid = |message: String| LedgerError::Invalid {
-            path: shown.to_string().into(),
-            message,
-        };
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| invalid(format!("not a PostgreSQL URL: {e}")))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("payrun");
-        }
-        let connecting = DRIVER.spawn(async move {
-            let (client, connection) = config.connect(NoTls).await?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::warn!("PostgreSQL connection closed: {error}");
-                }
-            });
-            Ok::<_, tokio_postgres::Error>(client)
+        let pool = LedgerPool::for_url(url, &shown)?;
+        let getting = DRIVER.spawn({
+            let connections = pool.connections.clone();
+            async move { connections.get().await }
         });
-        let client = futures_executor::block_on(connecting)
-            .map_err(|e| invalid(format!("the connection task failed: {e}")))?
-            .map_err(|source| LedgerError::Postgres {
-                url: shown.to_string(),
-                source,
-            })?;
+        let object = futures_executor::block_on(getting)
+            .map_err(|e| invalid_at(&shown, format!("the connection task failed: {e}")))?
+            .map_err(|error| pool_error(&shown, error))?;
         Ok(PgLedger {
-            client,
+            client: Pooled::new(object),
+            pool,
             url: url.into(),
             shown,
             worker: None,
             leases: Leases::default(),
+            holds_session_lock: AtomicBool::new(false),
         })
     }
 
-    /// A second connection to the same ledger (for the heartbeat, which must not wait behind
-    /// the sender's calls).
+    /// Another connection to the same ledger (for the heartbeat, which must not wait behind
+    /// the sender's calls, or a spool beside the ledger).
     pub fn reconnect(&self) -> Result<PgLedger> {
         let mut again = PgLedger::connect(&self.url)?;
         again.worker = self.worker;

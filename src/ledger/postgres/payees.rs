@@ -31,9 +31,12 @@ fn payee_from_row(row: &tokio_postgres::Row) -> Payee {
 
 impl PgLedger {
     /// Waits for any other import on this ledger to end, then holds the directory until this
-    /// connection closes: a second import of the same file then finds every payee complete
-    /// and sends nothing, and two files cannot both claim one email unseen.
+    /// ledger goes (its connection then closes instead of going back to the pool) or the
+    /// process dies: a second import of the same file then finds every payee complete and
+    /// sends nothing, and two files cannot both claim one email unseen.
     pub fn lock_payee_directory(&self) -> Result<()> {
+        self.holds_session_lock
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.block(
             self.client
                 .execute("SELECT pg_advisory_lock($1)", &[&IMPORT_LOCK]),
