@@ -100,7 +100,7 @@ async fn run_follows_a_transfer_it_just_sent_in_its_next_run_on(env: SendEnv) {
     };
     let (state, next_poll) = (&row[0], &row[1]);
     assert_eq!(state, "submitted");
-    let due_in = OffsetDateTime::parse(&next_poll, &Rfc3339).unwrap() - OffsetDateTime::now_utc();
+    let due_in = OffsetDateTime::parse(next_poll, &Rfc3339).unwrap() - OffsetDateTime::now_utc();
     assert!(
         due_in <= Duration::from_secs(60),
         "a run from a 5-minute crontab must find it due; it is due in {due_in}"
