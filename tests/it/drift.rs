@@ -8,33 +8,16 @@ use payrun::sim::SimConfig;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::support::Run;
+use crate::on_both_engines;
 use crate::support::SendEnv;
 
-fn with_sim(env: &SendEnv, args: &[&str]) -> std::process::Command {
-    let mut command = env.work.command(args);
-    command
-        .env("DWOLLA_API_URL", env.sim.base_url())
-        .env("DWOLLA_KEY", env.sim.key())
-        .env("DWOLLA_SECRET", env.sim.secret())
-        .env(
-            "PAYRUN_SOURCE_FUNDING_SOURCE",
-            env.sim.source_funding_source(),
-        )
-        .env_remove("PAYRUN_CONFIG");
-    command
-}
+on_both_engines!(
+    a_batch_is_settled_once_every_payout_reached_its_end_and_reports_show_email_and_memo,
+    SimConfig::new(),
+    settled_with_email_and_memo
+);
 
-async fn run(env: &SendEnv, args: &[&str]) -> Run {
-    let mut command = with_sim(env, args);
-    tokio::task::spawn_blocking(move || Run::from(command.output().unwrap()))
-        .await
-        .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_is_settled_once_every_payout_reached_its_end_and_reports_show_email_and_memo() {
-    let env = SendEnv::start(SimConfig::new()).await;
+async fn settled_with_email_and_memo(env: SendEnv) {
     // 2.01 goes straight to processed; 9.99 fails with R01.
     let file = env.work.file(
         "pay.csv",
@@ -42,37 +25,35 @@ async fn a_batch_is_settled_once_every_payout_reached_its_end_and_reports_show_e
          P-1,2.01,fd000000-0000-4000-8000-000000000001,ana@example.com,June bonus\n\
          P-2,9.99,fd000000-0000-4000-8000-000000000002,,Expenses\n",
     );
-    let ingested = run(&env, &["ingest", file.to_str().unwrap()]).await;
+    let ingested = env.run(&["ingest", file.to_str().unwrap()]).await;
     assert_eq!(ingested.code, 0, "{ingested:?}");
     assert_eq!(env.work.status_json()["batches"][0]["status"], "ready");
 
-    let sent = run(&env, &["send", "--no-progress"]).await;
+    let sent = env.run(&["send", "--no-progress"]).await;
     assert_eq!(sent.code, 0, "{sent:?}");
     assert_eq!(env.work.status_json()["batches"][0]["status"], "ready");
-    let tracked = run(
-        &env,
-        &[
+    let tracked = env
+        .run(&[
             "track",
             "--until-settled",
             "--timeout",
             "20s",
             "--poll-every",
             "20ms",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(
         tracked.code, 3,
         "the R01 failure needs a person: {tracked:?}"
     );
     let status = env.work.status_json();
     assert_eq!(status["batches"][0]["status"], "settled", "{status}");
-    let shown = run(&env, &["status"]).await;
+    let shown = env.run(&["status"]).await;
     assert!(shown.stdout.contains("settled"), "{}", shown.stdout);
 
-    let report = run(&env, &["report", "--format", "json"]).await;
+    let report = env.run(&["report", "--format", "json"]).await;
     assert!(report.stdout.contains("\"settled\""), "{}", report.stdout);
-    let csv = run(&env, &["report", "--format", "csv"]).await;
+    let csv = env.run(&["report", "--format", "csv"]).await;
     let mut lines = csv.stdout.trim_start_matches('\u{feff}').lines();
     assert!(
         lines.next().unwrap().ends_with(",email,memo"),
@@ -87,9 +68,13 @@ async fn a_batch_is_settled_once_every_payout_reached_its_end_and_reports_show_e
     assert!(lines.next().unwrap().ends_with(",,Expenses"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_follows_a_transfer_it_just_sent_in_its_next_run() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    run_follows_a_transfer_it_just_sent_in_its_next_run,
+    SimConfig::new(),
+    run_follows_a_transfer_it_just_sent_in_its_next_run_on
+);
+
+async fn run_follows_a_transfer_it_just_sent_in_its_next_run_on(env: SendEnv) {
     let inbox = env.work.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     // 1.02 stops at pending, so the transfer is still unsettled after the run.
@@ -99,7 +84,9 @@ async fn run_follows_a_transfer_it_just_sent_in_its_next_run() {
     )
     .unwrap();
     let args = ["run", "--once", "--inbox", inbox.to_str().unwrap()];
-    let ran = run(&env, &[&args[..], &["--stable-seconds", "0"]].concat()).await;
+    let ran = env
+        .run(&[&args[..], &["--stable-seconds", "0"]].concat())
+        .await;
     assert_eq!(ran.code, 0, "{ran:?}");
     assert!(
         ran.stdout
@@ -107,14 +94,13 @@ async fn run_follows_a_transfer_it_just_sent_in_its_next_run() {
         "{}",
         ran.stdout
     );
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    let (state, next_poll): (String, String) = conn
-        .query_row("SELECT state, next_poll_at FROM payouts", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .unwrap();
+    let rows = env.query("SELECT state, next_poll_at FROM payouts");
+    let [row] = &rows[..] else {
+        panic!("one payout: {rows:?}")
+    };
+    let (state, next_poll) = (&row[0], &row[1]);
     assert_eq!(state, "submitted");
-    let due_in = OffsetDateTime::parse(&next_poll, &Rfc3339).unwrap() - OffsetDateTime::now_utc();
+    let due_in = OffsetDateTime::parse(next_poll, &Rfc3339).unwrap() - OffsetDateTime::now_utc();
     assert!(
         due_in <= Duration::from_secs(60),
         "a run from a 5-minute crontab must find it due; it is due in {due_in}"

@@ -8,24 +8,14 @@ use std::time::{Duration, Instant};
 use payrun::sim::SimConfig;
 use serde_json::Value;
 
+use crate::on_both_engines;
 use crate::support::Run;
 use crate::support::SendEnv;
 
 /// `payrun ARGS` at the injected instant `now`, pointed at the environment's simulator.
 fn payrun_at(env: &SendEnv, now: &str, args: &[&str]) -> Command {
-    let mut command = env.work.command(args);
-    command
-        .env("PAYRUN_NOW", now)
-        .env("USER", "dana")
-        .env("DWOLLA_API_URL", env.sim.base_url())
-        .env("DWOLLA_KEY", env.sim.key())
-        .env("DWOLLA_SECRET", env.sim.secret())
-        .env(
-            "PAYRUN_SOURCE_FUNDING_SOURCE",
-            env.sim.source_funding_source(),
-        )
-        .env_remove("DWOLLA_ENV")
-        .env_remove("PAYRUN_CONFIG");
+    let mut command = env.command(args);
+    command.env("PAYRUN_NOW", now).env("USER", "dana");
     command
 }
 
@@ -55,24 +45,23 @@ fn batch(status: &Value, id: i64) -> &Value {
 
 /// States of a batch's payouts, counted.
 fn states_of(env: &SendEnv, batch_id: i64) -> std::collections::BTreeMap<String, u64> {
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT state, count(*) FROM payouts WHERE batch_id = ?1 GROUP BY state")
-        .unwrap();
-    stmt.query_map([batch_id], |row| {
-        Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
-    })
-    .unwrap()
-    .collect::<rusqlite::Result<_>>()
-    .unwrap()
+    env.query(&format!(
+        "SELECT state, count(*) FROM payouts WHERE batch_id = {batch_id} GROUP BY state"
+    ))
+    .into_iter()
+    .map(|row| (row[0].clone(), row[1].parse().unwrap()))
+    .collect()
 }
 
 const WEDNESDAY: &str = "2026-12-02T15:00:00Z";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wednesday_file_for_next_friday_is_sent_on_wednesday_and_one_for_the_friday_after_waits()
-{
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    a_wednesday_file_for_next_friday_is_sent_on_wednesday_and_one_for_the_friday_after_waits,
+    SimConfig::new(),
+    friday_now_and_the_friday_after_later
+);
+
+async fn friday_now_and_the_friday_after_later(env: SendEnv) {
     let file = payout_file(&env, "payroll.csv", 3);
     let friday = at(
         &env,
@@ -153,9 +142,13 @@ async fn a_wednesday_file_for_next_friday_is_sent_on_wednesday_and_one_for_the_f
     assert_eq!(json["batches"][1]["late"], false);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pay_date_after_a_holiday_is_sent_two_banking_days_before_it() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    a_pay_date_after_a_holiday_is_sent_two_banking_days_before_it,
+    SimConfig::new(),
+    a_pay_date_after_a_holiday_is_sent_two_banking_days_before_it_on
+);
+
+async fn a_pay_date_after_a_holiday_is_sent_two_banking_days_before_it_on(env: SendEnv) {
     let file = payout_file(&env, "payroll.csv", 2);
     // Friday 2026-11-27 follows Thanksgiving (Thursday the 26th): two banking days before
     // it are Wednesday the 25th and Tuesday the 24th.
@@ -178,9 +171,13 @@ async fn a_pay_date_after_a_holiday_is_sent_two_banking_days_before_it() {
     assert_eq!(env.assert_exactly_once(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pay_date_on_a_holiday_or_too_late_is_refused_unless_sent_late() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    a_pay_date_on_a_holiday_or_too_late_is_refused_unless_sent_late,
+    SimConfig::new(),
+    a_pay_date_on_a_holiday_or_too_late_is_refused_unless_sent_late_on
+);
+
+async fn a_pay_date_on_a_holiday_or_too_late_is_refused_unless_sent_late_on(env: SendEnv) {
     let file = payout_file(&env, "payroll.csv", 2);
     let christmas = at(
         &env,
@@ -253,9 +250,13 @@ async fn a_pay_date_on_a_holiday_or_too_late_is_refused_unless_sent_late() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_batch_is_not_sent_until_released() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    a_held_batch_is_not_sent_until_released,
+    SimConfig::new(),
+    a_held_batch_is_not_sent_until_released_on
+);
+
+async fn a_held_batch_is_not_sent_until_released_on(env: SendEnv) {
     let file = payout_file(&env, "payroll.csv", 3);
     assert_eq!(at(&env, WEDNESDAY, &["ingest", &file]).await.code, 0);
     let hold = at(
@@ -287,9 +288,13 @@ async fn a_held_batch_is_not_sent_until_released() {
     assert_eq!(unknown.code, 2, "{unknown:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_one_reference_and_a_whole_batch() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    cancelling_one_reference_and_a_whole_batch,
+    SimConfig::new(),
+    cancelling_one_reference_and_a_whole_batch_on
+);
+
+async fn cancelling_one_reference_and_a_whole_batch_on(env: SendEnv) {
     let first = payout_file(&env, "first.csv", 3);
     assert_eq!(at(&env, WEDNESDAY, &["ingest", &first]).await.code, 0);
     let second = env.work.file(
@@ -355,14 +360,10 @@ async fn cancelling_one_reference_and_a_whole_batch() {
     let status = env.work.status_json();
     assert_eq!(batch(&status, 2)["status"], "cancelled");
 
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    let (source, reason): (String, String) = conn
-        .query_row(
-            "SELECT source, reason FROM payout_history WHERE new_state = 'cancelled' ORDER BY id LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+    let cancelled = env.query(
+        "SELECT source, reason FROM payout_history WHERE new_state = 'cancelled' ORDER BY id LIMIT 1",
+    );
+    let (source, reason) = (&cancelled[0][0], &cancelled[0][1]);
     assert_eq!(
         (source.as_str(), reason.as_str()),
         ("operator:dana", "left the company")
@@ -398,17 +399,22 @@ async fn cancelling_one_reference_and_a_whole_batch() {
     );
 }
 
-/// A cancel while `send` runs is refused by the writer lock and changes nothing; after the send
-/// stops half-way, cancel takes the pending payouts and names the ones committed for sending,
-/// which the next send completes: nothing cancelled reaches Dwolla, nothing committed is
-/// cancelled.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_races_a_send_and_never_cancels_what_is_committed() {
-    let env = SendEnv::start(SimConfig {
+on_both_engines!(
+    /// A cancel while `send` runs never cancels what the send committed for sending: on SQLite
+    /// the sender's writer lock refuses the cancel, which changes nothing, and once the send
+    /// stops half-way cancel takes the pending payouts; on PostgreSQL, where workers claim rows
+    /// and take no lock, the cancel takes the pending payouts under the running send. Either
+    /// way it names the ones committed, which the next send completes: nothing cancelled
+    /// reaches Dwolla, nothing committed is cancelled.
+    cancelling_races_a_send_and_never_cancels_what_is_committed,
+    SimConfig {
         latency: Duration::from_millis(40),
         ..SimConfig::new()
-    })
-    .await;
+    },
+    cancelling_races_a_send_and_never_cancels_what_is_committed_on
+);
+
+async fn cancelling_races_a_send_and_never_cancels_what_is_committed_on(env: SendEnv) {
     let file = payout_file(&env, "big.csv", 400);
     assert_eq!(at(&env, WEDNESDAY, &["ingest", &file]).await.code, 0);
     let mut send = payrun_at(
@@ -428,39 +434,66 @@ async fn cancelling_races_a_send_and_never_cancels_what_is_committed() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let locked = at(
-        &env,
-        WEDNESDAY,
-        &["cancel", "1", "--reason", "stop payroll"],
-    )
-    .await;
-    assert_eq!(
-        locked.code, 75,
-        "the sender holds the writer lock: {locked:?}"
-    );
-    let status = Command::new("kill")
-        .arg("-INT")
-        .arg(send.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _ = tokio::task::spawn_blocking(move || send.wait())
-        .await
-        .unwrap();
-    assert!(
-        states_of(&env, 1).get("pending").copied().unwrap_or(0) > 0,
-        "the send was stopped before it took everything: {:?}",
-        states_of(&env, 1)
-    );
-
-    let before = states_of(&env, 1);
-    let cancel = at(
-        &env,
-        WEDNESDAY,
-        &["cancel", "1", "--reason", "stop payroll"],
-    )
-    .await;
+    let interrupt = |send: &std::process::Child| {
+        let status = Command::new("kill")
+            .arg("-INT")
+            .arg(send.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let (before, cancel) = if env.pg.is_none() {
+        let locked = at(
+            &env,
+            WEDNESDAY,
+            &["cancel", "1", "--reason", "stop payroll"],
+        )
+        .await;
+        assert_eq!(
+            locked.code, 75,
+            "the sender holds the writer lock: {locked:?}"
+        );
+        interrupt(&send);
+        let _ = tokio::task::spawn_blocking(move || send.wait())
+            .await
+            .unwrap();
+        assert!(
+            states_of(&env, 1).get("pending").copied().unwrap_or(0) > 0,
+            "the send was stopped before it took everything: {:?}",
+            states_of(&env, 1)
+        );
+        let before = states_of(&env, 1);
+        let cancel = at(
+            &env,
+            WEDNESDAY,
+            &["cancel", "1", "--reason", "stop payroll"],
+        )
+        .await;
+        (before, cancel)
+    } else {
+        let cancel = at(
+            &env,
+            WEDNESDAY,
+            &["cancel", "1", "--reason", "stop payroll"],
+        )
+        .await;
+        // Then stop the send half-way, leaving some of what it committed in doubt.
+        interrupt(&send);
+        let _ = tokio::task::spawn_blocking(move || send.wait())
+            .await
+            .unwrap();
+        // What the cancel found: the payouts it cancelled were pending, the others committed.
+        let mut before = states_of(&env, 1);
+        if let Some(cancelled) = before.remove("cancelled") {
+            before.insert("pending".to_string(), cancelled);
+        }
+        (before, cancel)
+    };
     assert_eq!(cancel.code, 3, "some payouts were past pending: {cancel:?}");
+    assert!(
+        before.get("pending").copied().unwrap_or(0) > 0,
+        "the cancel came before the send took everything: {before:?}"
+    );
     let committed: u64 = before
         .iter()
         .filter(|(state, _)| *state != "pending")
@@ -468,6 +501,9 @@ async fn cancelling_races_a_send_and_never_cancels_what_is_committed() {
         .sum();
     assert!(
         cancel.stdout.contains(&format!(
+            "batch 1: {} payouts cancelled by dana",
+            before["pending"]
+        )) && cancel.stdout.contains(&format!(
             "{committed} payouts not cancelled: already committed for sending"
         )),
         "{}",
@@ -475,6 +511,7 @@ async fn cancelling_races_a_send_and_never_cancels_what_is_committed() {
     );
     let after = states_of(&env, 1);
     assert_eq!(after.get("cancelled"), before.get("pending"));
+    assert_eq!(after.get("pending"), None, "{after:?}");
 
     let resend = at(&env, WEDNESDAY, &["send"]).await;
     assert_eq!(resend.code, 0, "{resend:?}");
@@ -486,9 +523,13 @@ async fn cancelling_races_a_send_and_never_cancels_what_is_committed() {
     assert_eq!(env.sim.transfers().len() as u64, committed);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resaved_file_is_not_paid_twice_and_a_repeat_waits_for_approval() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    a_resaved_file_is_not_paid_twice_and_a_repeat_waits_for_approval,
+    SimConfig::new(),
+    a_resaved_file_is_not_paid_twice_and_a_repeat_waits_for_approval_on
+);
+
+async fn a_resaved_file_is_not_paid_twice_and_a_repeat_waits_for_approval_on(env: SendEnv) {
     let lf = "reference,amount,funding_source\nC-1,1.00,fd000000-0000-4000-8000-000000000003\nC-2,2.50,fd000000-0000-4000-8000-000000000004\n";
     let a = env.work.file("a.csv", lf);
     // Excel's save: CRLF, a BOM, another header case and column order, spaces, a blank line.
@@ -611,9 +652,13 @@ async fn a_resaved_file_is_not_paid_twice_and_a_repeat_waits_for_approval() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_past_the_send_window_still_sends_and_says_it_was_late() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    a_run_past_the_send_window_still_sends_and_says_it_was_late,
+    SimConfig::new(),
+    a_run_past_the_send_window_still_sends_and_says_it_was_late_on
+);
+
+async fn a_run_past_the_send_window_still_sends_and_says_it_was_late_on(env: SendEnv) {
     let file = payout_file(&env, "payroll.csv", 2);
     let monday = "2026-11-30T12:00:00Z";
     assert_eq!(

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use payrun::ledger::postgres::PgLedger;
 use payrun::ledger::{BatchSelection, Ledger};
 use payrun::sim::SimConfig;
 use serde_json::Value;
 
+use crate::on_both_engines;
 use crate::support::SendEnv;
 use crate::support::{HAL, sim_token};
 
@@ -60,40 +62,41 @@ async fn send_all(env: &SendEnv) {
     assert_eq!(report.n_deferred, 0, "{report:?}");
 }
 
-/// A ledger with payouts in every state: ten payouts really sent to the simulator, then moved
+/// Puts `env`'s ledger in every state: ten payouts really sent to the simulator, then moved
 /// to their states with SQL, because the sender and tracking do not produce failed, returned,
 /// cancelled or in-doubt payouts in a test of this length. The failure columns are what
 /// tracking and the sender store.
-async fn ledger_with_every_state() -> SendEnv {
-    let env = SendEnv::start(slow_lifecycle()).await;
+async fn put_in_every_state(env: &SendEnv) {
     let file = env.work.file("every-state.csv", EVERY_STATE_FILE);
     env.ingest_file(&file);
-    send_all(&env).await;
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
+    send_all(env).await;
     for (line, state) in STATES_BY_LINE {
-        let unsent = matches!(state, "pending" | "cancelled" | "rejected" | "submitting");
-        conn.execute(
-            "UPDATE payouts SET state = ?2,
-                 transfer_url = CASE WHEN ?3 THEN NULL ELSE transfer_url END,
-                 transfer_status = CASE WHEN ?3 THEN NULL ELSE transfer_status END,
-                 attempts = CASE WHEN ?2 = 'pending' OR ?2 = 'cancelled' THEN 0 ELSE attempts END
-             WHERE line = ?1",
-            rusqlite::params![line, state, unsent],
-        )
-        .unwrap();
+        let unsent = if matches!(state, "pending" | "cancelled" | "rejected" | "submitting") {
+            ", transfer_url = NULL, transfer_status = NULL"
+        } else {
+            ""
+        };
+        let unattempted = if matches!(state, "pending" | "cancelled") {
+            ", attempts = 0"
+        } else {
+            ""
+        };
+        env.query(&format!(
+            "UPDATE payouts SET state = '{state}'{unsent}{unattempted} WHERE line = {line}"
+        ));
     }
-    conn.execute_batch(
-        "UPDATE payouts SET transfer_status = 'processed' WHERE line = 2;
-         UPDATE payouts SET transfer_status = 'failed', failure_code = 'R01',
-             failure_description = 'Insufficient Funds' WHERE line = 3;
-         UPDATE payouts SET transfer_status = 'returned', failure_code = 'R03',
-             failure_description = 'No Account/Unable to Locate Account' WHERE line = 4;
-         UPDATE payouts SET failure_code = 'ValidationError',
-             failure_description = '=Amount exceeds the limit.', failure_path = '/amount/value' WHERE line = 5;
-         UPDATE payouts SET failure_description = 'no answer after 12 attempts' WHERE line = 6;",
-    )
-    .unwrap();
-    env
+    for update in [
+        "UPDATE payouts SET transfer_status = 'processed' WHERE line = 2",
+        "UPDATE payouts SET transfer_status = 'failed', failure_code = 'R01',
+             failure_description = 'Insufficient Funds' WHERE line = 3",
+        "UPDATE payouts SET transfer_status = 'returned', failure_code = 'R03',
+             failure_description = 'No Account/Unable to Locate Account' WHERE line = 4",
+        "UPDATE payouts SET failure_code = 'ValidationError',
+             failure_description = '=Amount exceeds the limit.', failure_path = '/amount/value' WHERE line = 5",
+        "UPDATE payouts SET failure_description = 'no answer after 12 attempts' WHERE line = 6",
+    ] {
+        env.query(update);
+    }
 }
 
 fn read(env: &SendEnv, name: &str) -> Vec<u8> {
@@ -127,9 +130,14 @@ fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<HashMap<String, String>>) {
     (header, rows)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralises_formulas() {
-    let env = ledger_with_every_state().await;
+on_both_engines!(
+    a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralises_formulas,
+    slow_lifecycle(),
+    every_state_report
+);
+
+async fn every_state_report(env: SendEnv) {
+    put_in_every_state(&env).await;
 
     // JSON: every state, exceptions first, and the tie-out.
     let run = env.run(&["report", "--out", "summary.json"]).await;
@@ -290,12 +298,7 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
     assert_eq!(run.code, 2, "{}", run.stderr);
 
     // A ledger that no longer ties out to its file is reported, loudly, with exit 3.
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    conn.execute(
-        "UPDATE payouts SET amount_cents = amount_cents - 1 WHERE line = 9",
-        [],
-    )
-    .unwrap();
+    env.query("UPDATE payouts SET amount_cents = amount_cents - 1 WHERE line = 9");
     let run = env.run(&["report", "--out", "broken.html"]).await;
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stderr.contains("DOES NOT TIE OUT"), "{}", run.stderr);
@@ -304,11 +307,20 @@ async fn a_report_over_every_state_ties_out_lists_exceptions_first_and_neutralis
     assert!(html.contains("-$0.01"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_ledger_gives_byte_identical_reports() {
-    let env = ledger_with_every_state().await;
-    // Reports read beside a writer: hold the writer lock throughout.
-    let _writer = Ledger::open_writer(&env.work.ledger()).unwrap();
+on_both_engines!(
+    the_same_ledger_gives_byte_identical_reports,
+    slow_lifecycle(),
+    byte_identical_reports
+);
+
+async fn byte_identical_reports(env: SendEnv) {
+    put_in_every_state(&env).await;
+    // Reports read beside a writer: on SQLite, hold the file's writer lock throughout
+    // (PostgreSQL has no writer lock; its reports read in one snapshot beside the workers).
+    let _writer = env
+        .pg
+        .is_none()
+        .then(|| Ledger::open_writer(&env.work.ledger()).unwrap());
     for format in ["csv", "json", "html"] {
         let first = format!("first.{format}");
         let second = format!("second.{format}");
@@ -326,10 +338,19 @@ async fn the_same_ledger_gives_byte_identical_reports() {
         );
     }
     // The library call a whole run uses writes the same three files from one snapshot.
-    let ledger = Ledger::open_reader(&env.work.ledger()).unwrap();
     let dir = env.work.path().join("reports");
-    let (paths, summary) =
-        payrun::report::write_reports(&ledger, &BatchSelection::default(), &dir).unwrap();
+    let everything = BatchSelection::default();
+    let (paths, summary) = match &env.pg {
+        Some(pg) => {
+            let ledger = PgLedger::open(&pg.url).unwrap();
+            payrun::report::write_reports(&ledger, &everything, &dir)
+        }
+        None => {
+            let ledger = Ledger::open_reader(&env.work.ledger()).unwrap();
+            payrun::report::write_reports(&ledger, &everything, &dir)
+        }
+    }
+    .unwrap();
     assert!(summary.ties_out());
     for (path, format) in paths.iter().zip(["csv", "json", "html"]) {
         assert_eq!(
@@ -373,9 +394,13 @@ async fn create_orphan_transfer(env: &SendEnv, amount: &str) -> String {
     location.rsplit('/').next().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconcile_finds_an_orphan_transfer_an_amount_mismatch_and_a_missing_transfer() {
-    let env = SendEnv::start(slow_lifecycle()).await;
+on_both_engines!(
+    reconcile_finds_an_orphan_transfer_an_amount_mismatch_and_a_missing_transfer,
+    slow_lifecycle(),
+    reconcile_finds_discrepancies
+);
+
+async fn reconcile_finds_discrepancies(env: SendEnv) {
     // More than one page of 200, so the cursor is followed.
     let batch = env.ingest_rows("payouts.csv", 205);
     send_all(&env).await;
@@ -398,29 +423,21 @@ async fn reconcile_finds_an_orphan_transfer_an_amount_mismatch_and_a_missing_tra
     // from its transfer; the ledger says line 3 settled while Dwolla has not settled it; a second batch's payout
     // is marked sent although it never was (SQL, as the test's way to corrupt the ledger).
     let orphan = create_orphan_transfer(&env, "42.00").await;
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    conn.execute(
-        "UPDATE payouts SET amount_cents = amount_cents + 1 WHERE batch_id = ?1 AND line = 2",
-        [batch],
-    )
-    .unwrap();
-    conn.execute(
-        "UPDATE payouts SET state = 'processed' WHERE batch_id = ?1 AND line = 3",
-        [batch],
-    )
-    .unwrap();
+    env.query(&format!(
+        "UPDATE payouts SET amount_cents = amount_cents + 1 WHERE batch_id = {batch} AND line = 2"
+    ));
+    env.query(&format!(
+        "UPDATE payouts SET state = 'processed' WHERE batch_id = {batch} AND line = 3"
+    ));
     let unsent_batch = env.ingest_rows("more.csv", 1);
     let ghost = uuid::Uuid::new_v4();
-    conn.execute(
-        "UPDATE payouts SET state = 'submitted', attempts = 1, transfer_url = ?2,
+    env.query(&format!(
+        "UPDATE payouts SET state = 'submitted', attempts = 1,
+             transfer_url = '{}/transfers/{ghost}',
              transfer_status = 'created', first_attempt_at = updated_at
-         WHERE batch_id = ?1",
-        rusqlite::params![
-            unsent_batch,
-            format!("{}/transfers/{ghost}", env.sim.base_url())
-        ],
-    )
-    .unwrap();
+         WHERE batch_id = {unsent_batch}",
+        env.sim.base_url()
+    ));
 
     let run = env.run(&["reconcile", "--out", "discrepancies.json"]).await;
     assert_eq!(run.code, 3, "discrepancies alert cron: {}", run.stderr);

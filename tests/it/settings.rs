@@ -13,22 +13,18 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::on_both_engines;
 use crate::support::SendEnv;
 use crate::support::Workdir;
 
 /// `payrun serve --store-only` in `work`, where its payrun.toml is; returns the child and the
 /// address it printed.
 fn spawn_serve(work: &Workdir, extra: &[&str], env_secret: Option<&str>) -> (Child, String) {
-    let mut command = Command::new(crate::support::payrun_bin());
+    let mut command = work.command(&["serve", "--store-only"]);
     command
-        .current_dir(work.path())
-        .arg("--ledger")
-        .arg(work.ledger())
-        .args(["serve", "--store-only"])
         .args(extra)
         .env_remove(payrun::webhooks::SECRET_ENV)
         .env_remove("PAYRUN_CONFIG")
-        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     if let Some(secret) = env_secret {
@@ -56,9 +52,14 @@ async fn delivery_status(base: &str, id: &str, secret: &str) -> u16 {
         .as_u16()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_listens_where_the_file_says_and_accepts_its_secret() {
-    let work = Workdir::new();
+on_both_engines!(
+    serve_listens_where_the_file_says_and_accepts_its_secret,
+    SimConfig::new(),
+    serve_takes_the_files_settings
+);
+
+async fn serve_takes_the_files_settings(env: SendEnv) {
+    let work = &env.work;
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
     drop(free);
@@ -67,7 +68,7 @@ async fn serve_listens_where_the_file_says_and_accepts_its_secret() {
         format!("[webhooks]\nlisten = \"127.0.0.1:{port}\"\nsecret = \"file-secret-0123456789\"\n"),
     );
 
-    let (mut from_file, base) = spawn_serve(&work, &[], None);
+    let (mut from_file, base) = spawn_serve(work, &[], None);
     assert_eq!(base, format!("http://127.0.0.1:{port}"));
     assert_eq!(
         delivery_status(&base, "ev-1", "file-secret-0123456789").await,
@@ -82,7 +83,7 @@ async fn serve_listens_where_the_file_says_and_accepts_its_secret() {
 
     // The flag wins over the file, and the environment's secret over the file's.
     let (mut overridden, base) = spawn_serve(
-        &work,
+        work,
         &["--listen", "127.0.0.1:0"],
         Some("env-secret-0123456789"),
     );
@@ -97,11 +98,14 @@ async fn serve_listens_where_the_file_says_and_accepts_its_secret() {
     );
     overridden.kill().unwrap();
     overridden.wait().unwrap();
+    // What was accepted is stored in the ledger's event spool, and nothing else.
+    let spool = work.place().open_spool().unwrap();
+    assert_eq!(spool.event_ids().unwrap(), ["ev-1", "ev-3"]);
 }
 
-/// Calendar days from the moment `track` ran until the end of the payout's returns watch.
-async fn returns_watch_days(file_days: Option<u32>, flag: Option<&str>) -> i64 {
-    let env = SendEnv::start(SimConfig::new()).await;
+/// Calendar days from the moment `track` ran until the end of the payout's returns watch, on
+/// `env`'s fresh ledger.
+async fn returns_watch_days(env: &SendEnv, file_days: Option<u32>, flag: Option<&str>) -> i64 {
     // 2.01 goes straight to processed at the simulator.
     let payouts = env.work.file(
         "one.csv",
@@ -121,41 +125,40 @@ async fn returns_watch_days(file_days: Option<u32>, flag: Option<&str>) -> i64 {
     if let Some(flag) = flag {
         args.extend(["--returns-window-days", flag]);
     }
-    let mut command = env.work.command(&args);
-    command
-        .env("DWOLLA_API_URL", env.sim.base_url())
-        .env("DWOLLA_KEY", env.sim.key())
-        .env("DWOLLA_SECRET", env.sim.secret())
-        .env_remove("PAYRUN_CONFIG");
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    let (state, until): (String, String) = conn
-        .query_row("SELECT state, watch_until FROM payouts", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(state, "processed");
-    let until = OffsetDateTime::parse(&until, &Rfc3339).unwrap();
+    let run = env.run(&args).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let rows = env.query("SELECT state, watch_until FROM payouts");
+    let [row] = &rows[..] else {
+        panic!("one payout: {rows:?}")
+    };
+    assert_eq!(row[0], "processed");
+    let until = OffsetDateTime::parse(&row[1], &Rfc3339).unwrap();
     (until.date() - OffsetDateTime::now_utc().date()).whole_days()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn track_watches_for_returns_as_long_as_the_file_says_unless_the_flag_says_otherwise() {
+on_both_engines!(
+    track_watches_for_returns_as_long_as_the_file_says_unless_the_flag_says_otherwise,
+    SimConfig::new(),
+    track_takes_the_files_returns_window
+);
+
+async fn track_takes_the_files_returns_window(env: SendEnv) {
     // 5 banking days are 5 to 8 calendar days; 20 are at least 26; 1 is at most 4.
-    let standard = returns_watch_days(None, None).await;
+    let standard = returns_watch_days(&env, None, None).await;
     assert!((5..=8).contains(&standard), "{standard}");
-    let from_file = returns_watch_days(Some(20), None).await;
+    let from_file = returns_watch_days(&env.another(SimConfig::new()).await, Some(20), None).await;
     assert!(from_file >= 26, "{from_file}");
-    let from_flag = returns_watch_days(Some(20), Some("1")).await;
+    let from_flag =
+        returns_watch_days(&env.another(SimConfig::new()).await, Some(20), Some("1")).await;
     assert!((1..=4).contains(&from_flag), "{from_flag}");
 }
 
-#[test]
-fn ingest_and_plan_take_the_files_limits_approval_and_partial_acceptance() {
-    let work = Workdir::new();
+on_both_engines!(
+    cli: ingest_and_plan_take_the_files_limits_approval_and_partial_acceptance,
+    ingest_and_plan_take_the_files_settings
+);
+
+fn ingest_and_plan_take_the_files_settings(work: Workdir) {
     let payouts = work.file(
         "pay.csv",
         "reference,amount,funding_source\n\
@@ -210,9 +213,17 @@ fn ingest_and_plan_take_the_files_limits_approval_and_partial_acceptance() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_takes_everything_from_the_file_alone() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    run_takes_everything_from_the_file_alone,
+    SimConfig::new(),
+    run_takes_everything_from_the_file
+);
+
+async fn run_takes_everything_from_the_file(env: SendEnv) {
+    let ledger = match &env.pg {
+        Some(pg) => pg.url.clone(),
+        None => "file.db".to_string(),
+    };
     let drop = env.work.path().join("drop");
     std::fs::create_dir_all(&drop).unwrap();
     std::fs::write(
@@ -223,10 +234,11 @@ async fn run_takes_everything_from_the_file_alone() {
     env.work.file(
         "payrun.toml",
         format!(
-            "ledger = \"file.db\"\nrequire_approval = true\n\
+            "ledger = \"{}\"\nrequire_approval = true\n\
              [inbox]\ndir = \"drop\"\nstable_seconds = 0\nreports = \"out\"\n\
              [dwolla]\napi_url = \"{}\"\nkey = \"{}\"\nsecret = \"{}\"\nsource_funding_source = \"{}\"\n\
              [send]\nrate = 50\nmax_attempts = 3\n",
+            ledger,
             env.sim.base_url(),
             env.sim.key(),
             env.sim.secret(),
@@ -252,7 +264,11 @@ async fn run_takes_everything_from_the_file_alone() {
     let held = bare(&["run", "--once"]);
     assert_eq!(held.code, 3, "the batch waits for approval: {held:?}");
     assert!(held.stdout.contains("pay.csv: batch 1"), "{}", held.stdout);
-    assert!(env.work.path().join("file.db").exists());
+    // The ledger the file names took the batch.
+    match &env.pg {
+        Some(_) => assert_eq!(env.query("SELECT count(*) FROM batches"), [["1"]]),
+        None => assert!(env.work.path().join("file.db").exists()),
+    }
     assert!(
         env.work
             .path()

@@ -663,3 +663,16 @@ impl SendEnv {
         n_sent
     }
 }
+
+impl SendEnv {
+    /// Another scratch ledger and simulator on the same engine as this one (a fresh database
+    /// on the same server), for a test that compares runs on fresh ledgers.
+    pub async fn another(&self, config: SimConfig) -> SendEnv {
+        match &self.pg {
+            Some(_) => SendEnv::start_on_postgres(config, "another ledger")
+                .await
+                .expect("the server this test already uses"),
+            None => SendEnv::start(config).await,
+        }
+    }
+}
