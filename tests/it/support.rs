@@ -663,3 +663,28 @@ impl SendEnv {
         n_sent
     }
 }
+
+impl SendEnv {
+    /// Like [`SendEnv::send`], but the run stops when `stopping` turns true, as on SIGTERM;
+    /// on PostgreSQL the worker leaves the fleet afterwards all the same.
+    pub async fn send_until_stopped(
+        &self,
+        client: Client,
+        config: SendConfig,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> SendReport {
+        if let Some(pg) = &self.pg {
+            let mut ledger = PgLedger::open(&pg.url).unwrap();
+            ledger.set_leases(TEST_LEASES);
+            let fleet = Fleet::join(&mut ledger, &client).await.unwrap();
+            let report = payrun::sender::send(ledger, client, config, stopping).await;
+            let now = payrun::ledger::timestamp(time::OffsetDateTime::now_utc());
+            fleet.leave(now).await.expect("the worker leaves");
+            return report.expect("send runs");
+        }
+        let ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
+        payrun::sender::send(ledger, client, config, stopping)
+            .await
+            .expect("send runs")
+    }
+}
