@@ -124,6 +124,24 @@ impl PgLedger {
         Ok(ledger)
     }
 
+    /// Opens a ledger payrun has already made in this database, or `None` where it has not
+    /// (no schema yet): for commands that create nothing, as a missing ledger file on SQLite.
+    pub fn open_existing(url: &str) -> Result<Option<PgLedger>> {
+        let mut ledger = PgLedger::connect(url)?;
+        let made: bool = ledger
+            .block(
+                ledger
+                    .client
+                    .query_one("SELECT to_regclass('payrun_schema') IS NOT NULL", &[]),
+            )?
+            .get(0);
+        if !made {
+            return Ok(None);
+        }
+        ledger.migrate()?;
+        Ok(Some(ledger))
+    }
+
     /// Connects without migrating; [`open`](Self::open) once first.
     fn connect(url: &str) -> Result<PgLedger> {
         let shown: Arc<str> = shown_url(url).into();
