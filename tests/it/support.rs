@@ -688,3 +688,16 @@ impl SendEnv {
             .expect("send runs")
     }
 }
+
+impl Workdir {
+    /// Whether payrun has made its ledger here: the ledger file, or on PostgreSQL its schema
+    /// in the database (which exists before payrun).
+    pub fn ledger_exists(&self) -> bool {
+        let Some(url) = &self.ledger_url else {
+            return self.ledger().exists();
+        };
+        let schema = "SELECT COUNT(*) FROM information_schema.tables
+                      WHERE table_schema = current_schema() AND table_name = 'payrun_schema'";
+        postgres::query(url, schema) != [["0"]]
+    }
+}
