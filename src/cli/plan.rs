@@ -33,10 +33,11 @@ pub(super) fn run(ledger_path: &Path, file: &FileConfig, args: &PlanArgs) -> any
     plan(ledger.as_ref(), &options, args)
 }
 
-/// A server that cannot be reached is exit 75, as for every command on PostgreSQL.
+/// A server that cannot be reached is exit 75, as for every command on PostgreSQL. A database
+/// payrun has not made its ledger in is left without one, as a missing ledger file is.
 pub(super) fn run_postgres(url: &str, file: &FileConfig, args: &PlanArgs) -> anyhow::Result<u8> {
     let options = options(file, args)?;
-    plan(Some(&PgLedger::open(url)?), &options, args)
+    plan(PgLedger::open_existing(url)?.as_ref(), &options, args)
 }
 
 fn options(file: &FileConfig, args: &PlanArgs) -> anyhow::Result<IngestOptions> {

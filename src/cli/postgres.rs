@@ -35,8 +35,9 @@ pub(super) fn dispatch(
         Command::Serve(args) => serve::run(LedgerPlace::Postgres(url.into()), file, &args),
         Command::Payees(command) => super::payees::run_postgres(url, file, &command),
         Command::Plan(args) => super::plan::run_postgres(url, file, &args),
+        // A database payrun has not made its ledger in gets none, as a missing ledger file.
         Command::FundingSources(command) => {
-            connect::run_funding_sources(|| Ok(Some(PgLedger::open(url)?)), file, &command)
+            connect::run_funding_sources(|| Ok(PgLedger::open_existing(url)?), file, &command)
         }
         // Shows the ledger's URL without its password.
         Command::Config(super::config::ConfigCommand::Check(args)) => {

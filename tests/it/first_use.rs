@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use crate::on_both_engines;
 use crate::support::{Run, Workdir, payrun_bin};
 
 const ONE_PAYOUT: &str =
@@ -59,6 +60,7 @@ fn batches_in_status(run: &Run) -> usize {
     value["batches"].as_array().unwrap().len()
 }
 
+// SQLite only: a ledger file's permissions; a PostgreSQL ledger's are the server's roles.
 #[test]
 fn read_only_commands_work_on_a_ledger_the_user_can_only_read() {
     let work = Workdir::new();
@@ -88,6 +90,7 @@ fn read_only_commands_work_on_a_ledger_the_user_can_only_read() {
     assert!(!reconcile.stderr.contains("ledger"), "{}", reconcile.stderr);
 }
 
+// SQLite only: the -wal and -shm files of a ledger file.
 #[test]
 fn a_killed_writers_log_is_read_and_a_log_that_cannot_be_read_is_named() {
     let work = Workdir::new();
@@ -150,6 +153,7 @@ fn a_killed_writers_log_is_read_and_a_log_that_cannot_be_read_is_named() {
     std::mem::forget(writer);
 }
 
+// SQLite only: a ledger path on disk; a PostgreSQL ledger is a URL.
 #[test]
 fn a_ledger_in_a_missing_folder_or_a_folder_as_ledger_is_said_plainly() {
     let work = Workdir::new();
@@ -192,9 +196,9 @@ fn a_ledger_in_a_missing_folder_or_a_folder_as_ledger_is_said_plainly() {
     assert!(!run.stderr.contains("disk I/O"), "{}", run.stderr);
 }
 
-#[test]
-fn one_problem_is_one_problem() {
-    let work = Workdir::new();
+on_both_engines!(cli: one_problem_is_one_problem, one_problem);
+
+fn one_problem(work: Workdir) {
     let file = work.file(
         "bad.csv",
         "reference,amount,funding_source\nC-1,1.005,fd000000-0000-4000-8000-000000000003\n",
@@ -243,9 +247,9 @@ fn one_problem_is_one_problem() {
     );
 }
 
-#[test]
-fn control_characters_in_a_file_name_are_escaped_in_output() {
-    let work = Workdir::new();
+on_both_engines!(cli: control_characters_in_a_file_name_are_escaped_in_output, control_characters_escaped);
+
+fn control_characters_escaped(work: Workdir) {
     let file = work.file("pay\nforged: accepted evil.csv\u{1b}[2K", ONE_PAYOUT);
     let run = work.run(&["ingest", file.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -262,9 +266,9 @@ fn control_characters_in_a_file_name_are_escaped_in_output() {
     assert!(!plan.stdout.contains('\u{1b}'));
 }
 
-#[test]
-fn plan_errors_and_reports_number_a_row_by_its_line_in_the_file() {
-    let work = Workdir::new();
+on_both_engines!(cli: plan_errors_and_reports_number_a_row_by_its_line_in_the_file, rows_numbered_by_file_line);
+
+fn rows_numbered_by_file_line(work: Workdir) {
     // The memo spans two lines, so C-2 is the second row but on line 4.
     let rows = "reference,amount,funding_source,memo\n\
                 C-1,1.00,fd000000-0000-4000-8000-000000000003,\"June\nand July\"\n\
@@ -299,9 +303,9 @@ fn plan_errors_and_reports_number_a_row_by_its_line_in_the_file() {
     );
 }
 
-#[test]
-fn a_report_into_a_missing_folder_names_the_file_asked_for() {
-    let work = Workdir::new();
+on_both_engines!(cli: a_report_into_a_missing_folder_names_the_file_asked_for, report_into_a_missing_folder);
+
+fn report_into_a_missing_folder(work: Workdir) {
     let file = work.file("one.csv", ONE_PAYOUT);
     assert_eq!(work.run(&["ingest", file.to_str().unwrap()]).code, 0);
     let out = work.path().join("missing").join("r.csv");
@@ -320,11 +324,12 @@ fn a_report_into_a_missing_folder_names_the_file_asked_for() {
     );
 }
 
-/// `payrun status | head -1`: the reader goes away before payrun writes. As xsv does, that is
-/// a quiet exit 0, not a panic in `println!` (exit 101) or an error message.
-#[test]
-fn a_reader_that_stops_early_is_a_quiet_exit_0() {
-    let work = Workdir::new();
+on_both_engines!(cli:
+    /// `payrun status | head -1`: the reader goes away before payrun writes. As xsv does, that
+    /// is a quiet exit 0, not a panic in `println!` (exit 101) or an error message.
+    a_reader_that_stops_early_is_a_quiet_exit_0, reader_stops_early);
+
+fn reader_stops_early(work: Workdir) {
     let payroll = crate::support::sample("payroll.csv");
     assert_eq!(work.run(&["ingest", payroll.to_str().unwrap()]).code, 0);
     for args in [&["status"][..], &["report", "--format", "csv"][..]] {

@@ -1,8 +1,9 @@
 //! The Connect resource commands and `payrun payees`, run as the real binary against an
 //! in-process simulator: tables and `--json`, paging, the checks made before calling Dwolla,
 //! exit statuses, payee import exactly once, payout files that name payees (ingested and
-//! planned), and no full account number anywhere payrun writes. The payee tests run on both
-//! engines; the Connect resource commands keep no ledger, so they run once.
+//! planned), and no full account number anywhere payrun writes. The payee tests, and the
+//! funding-source test (a removal updates the payee directory), run on both engines; the other
+//! Connect resource commands keep no ledger, so they run once.
 
 use std::process::Command;
 use std::time::Duration;
@@ -250,9 +251,16 @@ async fn parties_are_created_got_and_listed_across_pages() {
     assert!(missing.stderr.contains("NotFound"), "{}", missing.stderr);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn funding_sources_are_checked_before_dwolla_then_added_listed_and_removed() {
-    let env = OnboardEnv::start().await;
+on_both_engines!(
+    /// `funding-sources remove` updates the payee directory of the ledger: where payrun has
+    /// made no ledger yet, it makes none.
+    funding_sources_are_checked_before_dwolla_then_added_listed_and_removed,
+    SimConfig::new(),
+    funding_sources_checked_added_removed
+);
+
+async fn funding_sources_checked_added_removed(env: SendEnv) {
+    let env = OnboardEnv::on(env);
     let before = env.sim.stats().total_requests;
     let bad_routing = env
         .run(&[
@@ -337,6 +345,7 @@ async fn funding_sources_are_checked_before_dwolla_then_added_listed_and_removed
 
     let removed = env.json(&["funding-sources", "remove", &source_id]).await;
     assert_eq!(removed["removed"], true);
+    assert!(!env.work.ledger_exists(), "the removal made no ledger");
     let listed = env
         .json(&["funding-sources", "list", "--party", SEEDED_PARTY])
         .await;

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use payrun::ledger::Ledger;
+use payrun::ledger::SendLedger;
+use payrun::ledger::postgres::PgLedger;
 use payrun::sim::{Faults, SimConfig};
 
 use crate::on_both_engines;
@@ -117,9 +119,13 @@ async fn token_renewed_mid_run(env: SendEnv) {
     assert_eq!(env.assert_exactly_once(), 150);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payout_past_the_key_lifetime_is_looked_up_never_resent() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    a_payout_past_the_key_lifetime_is_looked_up_never_resent,
+    SimConfig::new(),
+    past_the_key_lifetime
+);
+
+async fn past_the_key_lifetime(env: SendEnv) {
     let file = env.work.file(
         "two.csv",
         "reference,amount,funding_source\nA-1,10.00,fd000000-0000-4000-8000-000000000001\n\
@@ -129,27 +135,22 @@ async fn a_payout_past_the_key_lifetime_is_looked_up_never_resent() {
     // A day ago both requests were committed; A's POST reached Dwolla and its response was
     // lost, B's never arrived.
     let client = env.client(100, 4, Duration::from_secs(2));
-    let mut ledger = Ledger::open_writer(&env.work.ledger()).unwrap();
-    let due = ledger.pending_after(0, None, 10).unwrap();
-    let bodies: Vec<(i64, Vec<u8>)> = due
-        .iter()
-        .map(|payout| {
-            let request = payrun::dwolla::TransferRequest {
-                source_url: env.sim.source_funding_source(),
-                destination_url: client.funding_source_url(&payout.destination),
-                amount: payrun::dwolla::Amount::usd_cents(payout.amount.get() as u64),
-                correlation_id: payout.correlation_id.clone(),
-                metadata: Default::default(),
-            };
-            (payout.id, request.to_body_bytes())
-        })
-        .collect();
-    ledger
-        .start_submissions(&bodies, "2020-01-01T00:00:00.000Z")
-        .unwrap();
-    drop(ledger);
+    let mut body = |payout: &payrun::ledger::DuePayout| {
+        payrun::dwolla::TransferRequest {
+            source_url: env.sim.source_funding_source(),
+            destination_url: client.funding_source_url(&payout.destination),
+            amount: payrun::dwolla::Amount::usd_cents(payout.amount.get() as u64),
+            correlation_id: payout.correlation_id.clone(),
+            metadata: Default::default(),
+        }
+        .to_body_bytes()
+    };
+    let due = commit_requests_then_die(&env, "2020-01-01T00:00:00.000Z", &mut body);
     client
-        .create_transfer(&due[0].idempotency_key, &bodies[0].1)
+        .create_transfer(
+            &due[0].idempotency_key,
+            due[0].request_body.as_ref().unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(env.sim.transfers().len(), 1);
@@ -172,30 +173,50 @@ async fn a_payout_past_the_key_lifetime_is_looked_up_never_resent() {
     env.assert_exactly_once();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graceful_stop_records_every_request_in_flight() {
-    let config = SimConfig {
+/// Commits, as of `now`, the request of every pending payout the way a sender does before
+/// its first POST, by a worker that then is gone (on PostgreSQL it leaves the workers, so
+/// the next run takes its payouts over at once); returns them.
+fn commit_requests_then_die(
+    env: &SendEnv,
+    now: &str,
+    body: &mut dyn FnMut(&payrun::ledger::DuePayout) -> Vec<u8>,
+) -> Vec<payrun::ledger::DuePayout> {
+    if let Some(pg) = &env.pg {
+        let mut ledger = PgLedger::open(&pg.url).unwrap();
+        ledger.set_leases(crate::support::TEST_LEASES);
+        ledger.join_as_worker().unwrap();
+        let due = ledger.claim_pending(0, None, 10, now, body).unwrap();
+        ledger.leave().unwrap();
+        return due;
+    }
+    let mut ledger = Ledger::open_writer(&env.work.ledger()).unwrap();
+    SendLedger::claim_pending(&mut ledger, 0, None, 10, now, body).unwrap()
+}
+
+on_both_engines!(
+    a_graceful_stop_records_every_request_in_flight,
+    SimConfig {
         latency: Duration::from_millis(50),
         ..SimConfig::new()
-    };
-    let env = SendEnv::start(config).await;
+    },
+    graceful_stop
+);
+
+async fn graceful_stop(env: SendEnv) {
     env.ingest_rows("payouts.csv", 400);
-    let ledger = Ledger::open_writer(&env.work.ledger()).unwrap();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let client = env.client(100, 8, Duration::from_secs(5));
-    let run = tokio::spawn(payrun::sender::send(
-        ledger,
-        client,
-        env.send_config(8),
-        stopping,
-    ));
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    stop.send(true).unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .expect("stops promptly")
-        .unwrap()
-        .unwrap();
+    let run = env.send_until_stopped(client, env.send_config(8), stopping);
+    let stop_later = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        stop.send(true).unwrap();
+        // Stopped then: the run has this long to end.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    };
+    let report = tokio::select! {
+        report = run => report,
+        () = stop_later => panic!("the run did not stop promptly"),
+    };
     assert!(report.interrupted);
     assert!(report.n_created > 0 && report.n_created < 400, "{report:?}");
     // Stopped with payouts left: never exit 0, but "run again", not "Dwolla is failing".
@@ -221,9 +242,13 @@ async fn a_graceful_stop_records_every_request_in_flight() {
     assert_eq!(env.assert_exactly_once(), 400);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_payouts_are_rejected_with_dwollas_reason() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    refused_payouts_are_rejected_with_dwollas_reason,
+    SimConfig::new(),
+    refused_payouts
+);
+
+async fn refused_payouts(env: SendEnv) {
     let file = env.work.file(
         "refused.csv",
         "reference,amount,funding_source\nGOOD,10.00,fd000000-0000-4000-8000-000000000001\n\
@@ -237,26 +262,21 @@ async fn refused_payouts_are_rejected_with_dwollas_reason() {
         )
         .await;
     assert_eq!((report.n_created, report.n_refused), (1, 1), "{report:?}");
-    let conn = rusqlite::Connection::open(env.work.ledger()).unwrap();
-    let (state, code, description, path): (String, String, String, String) = conn
-        .query_row(
-            "SELECT state, failure_code, failure_description, failure_path FROM payouts WHERE reference = 'UNKNOWN'",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-        )
-        .unwrap();
-    assert_eq!(state, "rejected");
-    assert_eq!(code, "Invalid");
-    assert_eq!(description, "Receiver not found.");
-    assert_eq!(path, "/_links/destination/href");
-    let history: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM payout_history h JOIN payouts p ON p.id = h.payout_id WHERE p.reference = 'UNKNOWN'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(history, 2, "pending -> submitting -> rejected");
+    assert_eq!(
+        env.query(
+            "SELECT state, failure_code, failure_description, failure_path FROM payouts WHERE reference = 'UNKNOWN'"
+        ),
+        [[
+            "rejected",
+            "Invalid",
+            "Receiver not found.",
+            "/_links/destination/href"
+        ]]
+    );
+    let history = env.query(
+        "SELECT COUNT(*) FROM payout_history h JOIN payouts p ON p.id = h.payout_id WHERE p.reference = 'UNKNOWN'",
+    );
+    assert_eq!(history, [["2"]], "pending -> submitting -> rejected");
     assert_eq!(payrun::cli::send_status(&report), payrun::exit::ATTENTION);
 }
 
@@ -285,7 +305,7 @@ impl SendEnv {
         command
     }
 
-    /// Payouts by state, read straight from the ledger file.
+    /// Payouts by state, read straight from the ledger.
     fn states(&self) -> HashMap<String, usize> {
         let mut states = HashMap::new();
         for payout in self.payouts() {
@@ -365,12 +385,16 @@ async fn ten_sigkills(env: SendEnv) {
     assert_eq!(env.sim.stats().transfers_created, n_rows);
 }
 
-/// The case issue 12 saw: a run killed while payouts wait for a planned retry, then a second
-/// run at once, before those retries are due. The second run must wait for them and send
-/// them, not leave them `submitting` and exit 0.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kill_after_a_retry_was_planned_leaves_nothing_in_doubt_after_the_next_run() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    /// The case issue 12 saw: a run killed while payouts wait for a planned retry, then a
+    /// second run at once, before those retries are due. The second run must wait for them and
+    /// send them, not leave them `submitting` and exit 0.
+    a_kill_after_a_retry_was_planned_leaves_nothing_in_doubt_after_the_next_run,
+    SimConfig::new(),
+    kill_after_a_planned_retry
+);
+
+async fn kill_after_a_planned_retry(env: SendEnv) {
     let n_rows = 60;
     env.ingest_rows("payouts.csv", n_rows);
     let mut child = env.send_command("20", "4").spawn().unwrap();
@@ -404,16 +428,13 @@ async fn a_kill_after_a_retry_was_planned_leaves_nothing_in_doubt_after_the_next
 
 /// Payouts in doubt whose next attempt is at least `ahead` away.
 fn planned_retries(env: &SendEnv, ahead: Duration) -> usize {
-    let Ok(conn) = rusqlite::Connection::open(env.work.ledger()) else {
-        return 0;
-    };
+    // Both engines keep next_attempt_at as the same text, which sorts as time does.
     let threshold = payrun::ledger::timestamp(time::OffsetDateTime::now_utc() + ahead);
-    conn.query_row(
-        "SELECT COUNT(*) FROM payouts WHERE state = 'submitting' AND next_attempt_at > ?1",
-        [threshold],
-        |row| row.get::<_, i64>(0),
-    )
-    .map_or(0, |n| n as usize)
+    env.query(&format!(
+        "SELECT COUNT(*) FROM payouts WHERE state = 'submitting' AND next_attempt_at > '{threshold}'"
+    ))[0][0]
+        .parse()
+        .unwrap()
 }
 
 /// Polls `done` every 20 ms for at most 30 s.

@@ -534,19 +534,7 @@ impl SendEnv {
 
     pub async fn send(&self, client: Client, config: SendConfig) -> SendReport {
         let (_stop, stopping) = tokio::sync::watch::channel(false);
-        if let Some(pg) = &self.pg {
-            let mut ledger = PgLedger::open(&pg.url).unwrap();
-            ledger.set_leases(TEST_LEASES);
-            let fleet = Fleet::join(&mut ledger, &client).await.unwrap();
-            let report = payrun::sender::send(ledger, client, config, stopping).await;
-            let now = payrun::ledger::timestamp(time::OffsetDateTime::now_utc());
-            fleet.leave(now).await.expect("the worker leaves");
-            return report.expect("send runs");
-        }
-        let ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
-        payrun::sender::send(ledger, client, config, stopping)
-            .await
-            .expect("send runs")
+        self.send_until_stopped(client, config, stopping).await
     }
 
     /// The ledger's payouts; none when a run was killed before it made the ledger.
@@ -674,5 +662,41 @@ impl SendEnv {
                 .expect("the server this test already uses"),
             None => SendEnv::start(config).await,
         }
+    }
+
+    /// Like [`SendEnv::send`], but the run stops when `stopping` turns true, as on SIGTERM;
+    /// on PostgreSQL the worker leaves the fleet afterwards all the same.
+    pub async fn send_until_stopped(
+        &self,
+        client: Client,
+        config: SendConfig,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> SendReport {
+        if let Some(pg) = &self.pg {
+            let mut ledger = PgLedger::open(&pg.url).unwrap();
+            ledger.set_leases(TEST_LEASES);
+            let fleet = Fleet::join(&mut ledger, &client).await.unwrap();
+            let report = payrun::sender::send(ledger, client, config, stopping).await;
+            let now = payrun::ledger::timestamp(time::OffsetDateTime::now_utc());
+            fleet.leave(now).await.expect("the worker leaves");
+            return report.expect("send runs");
+        }
+        let ledger = Ledger::open_writer(&self.work.ledger()).unwrap();
+        payrun::sender::send(ledger, client, config, stopping)
+            .await
+            .expect("send runs")
+    }
+}
+
+impl Workdir {
+    /// Whether payrun has made its ledger here: the ledger file, or on PostgreSQL its schema
+    /// in the database (which exists before payrun).
+    pub fn ledger_exists(&self) -> bool {
+        let Some(url) = &self.ledger_url else {
+            return self.ledger().exists();
+        };
+        let schema = "SELECT COUNT(*) FROM information_schema.tables
+                      WHERE table_schema = current_schema() AND table_name = 'payrun_schema'";
+        postgres::query(url, schema) != [["0"]]
     }
 }

@@ -366,9 +366,13 @@ async fn a_batch_that_needs_approval_is_sent_only_after_approve_on(env: SendEnv)
     assert_eq!(env.run(&["approve", "7"]).await.code, 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plan_shows_the_batch_and_touches_nothing() {
-    let env = SendEnv::start(SimConfig::new()).await;
+on_both_engines!(
+    plan_shows_the_batch_and_touches_nothing,
+    SimConfig::new(),
+    plan_shows_the_batch_and_touches_nothing_on
+);
+
+async fn plan_shows_the_batch_and_touches_nothing_on(env: SendEnv) {
     let file = env.work.file(
         "contractors.csv",
         "reference,amount,funding_source,name\nA,100.00,fd000000-0000-4000-8000-000000000001,Ana\n\
@@ -392,7 +396,7 @@ async fn plan_shows_the_batch_and_touches_nothing() {
         "{}",
         plan.stdout
     );
-    assert!(!env.work.ledger().exists(), "plan created no ledger");
+    assert!(!env.work.ledger_exists(), "plan created no ledger");
 
     env.ingest_rows("earlier.csv", 10);
     let compared = env.run(&["plan", file.to_str().unwrap()]).await;

@@ -138,11 +138,26 @@ impl PgLedger {
     /// Connects and brings the schema up to date under the migration lock.
     pub fn open(url: &str) -> Result<PgLedger> {
         let mut ledger = PgLedger::connect(url)?;
-        if !ledger.pool.migrated.load(Ordering::Acquire) {
-            ledger.migrate()?;
-            ledger.pool.migrated.store(true, Ordering::Release);
-        }
+        ledger.migrate_once()?;
         Ok(ledger)
+    }
+
+    /// Opens a ledger payrun has already made in this database, or `None` where it has not
+    /// (no schema yet): for commands that create nothing, as a missing ledger file on SQLite.
+    pub fn open_existing(url: &str) -> Result<Option<PgLedger>> {
+        let mut ledger = PgLedger::connect(url)?;
+        let made: bool = ledger
+            .block(
+                ledger
+                    .client
+                    .query_one("SELECT to_regclass('payrun_schema') IS NOT NULL", &[]),
+            )?
+            .get(0);
+        if !made {
+            return Ok(None);
+        }
+        ledger.migrate_once()?;
+        Ok(Some(ledger))
     }
 
     /// A connection from this process's pool for `url`, without migrating; [`open`](Self::open)
@@ -188,6 +203,15 @@ impl PgLedger {
 
     pub fn leases(&self) -> Leases {
         self.leases
+    }
+
+    /// Brings the schema up to date unless this process already did on this URL.
+    fn migrate_once(&mut self) -> Result<()> {
+        if !self.pool.migrated.load(Ordering::Acquire) {
+            self.migrate()?;
+            self.pool.migrated.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     fn migrate(&mut self) -> Result<()> {
