@@ -12,6 +12,7 @@ use payrun::secret::Secret;
 use payrun::sim::{SimConfig, SimHandle};
 use serde_json::{Value, json};
 
+use crate::on_both_engines;
 use crate::support::{payrun_bin, sim_dwolla_config};
 
 const API_KEY: &str = "operator-application-key-0001";
@@ -271,10 +272,13 @@ async fn the_standalone_server_serves_the_same_endpoint() {
     assert_eq!(output.status.code(), Some(78));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payrun_serve_answers_client_tokens_beside_the_webhooks() {
+on_both_engines!(async cli:
+    payrun_serve_answers_client_tokens_beside_the_webhooks,
+    client_tokens_beside_the_webhooks
+);
+
+async fn client_tokens_beside_the_webhooks(work: crate::support::Workdir) {
     let sim = payrun::sim::spawn(SimConfig::new()).await.unwrap();
-    let work = crate::support::Workdir::new();
     let mut child = work
         .command(&["serve", "--listen", "127.0.0.1:0"])
         .env("DWOLLA_API_URL", sim.base_url())

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::on_both_engines;
 use crate::support::{Run, Workdir};
 
 const SECRET: &str = "slow-client-secret-0123";
@@ -29,7 +30,7 @@ impl Serve {
         let mut child = Command::new(crate::support::payrun_bin())
             .current_dir(work.path())
             .arg("--ledger")
-            .arg(work.ledger())
+            .arg(work.ledger_arg())
             .args(["serve", "--listen", "127.0.0.1:0", "--store-only"])
             .args(limits)
             .env(payrun::webhooks::SECRET_ENV, SECRET)
@@ -92,9 +93,12 @@ async fn answered(http: &reqwest::Client, serve: &Serve, id: &str) -> (u16, u16)
     (health.status().as_u16(), delivery.status().as_u16())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_headers_and_trickled_bodies_are_cut_off_while_deliveries_are_answered() {
-    let work = Workdir::new();
+on_both_engines!(async cli:
+    slow_headers_and_trickled_bodies_are_cut_off_while_deliveries_are_answered,
+    cut_off_while_answering
+);
+
+async fn cut_off_while_answering(work: Workdir) {
     let serve = Serve::start(&work, &["--header-timeout", "1s", "--body-timeout", "1s"]);
 
     let mut slow_headers = TcpStream::connect(&serve.addr).await.unwrap();
@@ -141,9 +145,12 @@ async fn slow_headers_and_trickled_bodies_are_cut_off_while_deliveries_are_answe
     assert_eq!(answered(&http, &serve, "ev-after").await, (200, 200));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_the_connection_cap_a_client_waits_for_a_deadline_to_free_a_slot() {
-    let work = Workdir::new();
+on_both_engines!(async cli:
+    past_the_connection_cap_a_client_waits_for_a_deadline_to_free_a_slot,
+    waits_for_a_free_slot
+);
+
+async fn waits_for_a_free_slot(work: Workdir) {
     let serve = Serve::start(&work, &["--max-connections", "1", "--header-timeout", "2s"]);
     let mut holder = TcpStream::connect(&serve.addr).await.unwrap();
     holder
@@ -167,9 +174,12 @@ async fn past_the_connection_cap_a_client_waits_for_a_deadline_to_free_a_slot() 
     read_until_closed(&mut holder).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_limits_can_come_from_the_configuration_file() {
-    let work = Workdir::new();
+on_both_engines!(async cli:
+    the_limits_can_come_from_the_configuration_file,
+    limits_from_the_file
+);
+
+async fn limits_from_the_file(work: Workdir) {
     work.file(
         "payrun.toml",
         "[webhooks]\nheader_timeout_seconds = 1\nbody_timeout_seconds = 3\nmax_connections = 1\n",

@@ -350,6 +350,27 @@ macro_rules! on_both_engines {
             }
         }
     };
+    // `async cli: name, test`: the same for an async `test(work)`, which starts what else it
+    // needs (a server of its own, a simulator with particular settings).
+    (async cli: $(#[$meta:meta])* $name:ident, $test:ident) => {
+        $(#[$meta])*
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $test($crate::support::Workdir::new()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let test = concat!(module_path!(), "::", stringify!($name));
+                if let Some(work) = $crate::support::Workdir::on_fresh_postgres(test) {
+                    $test(work).await
+                }
+            }
+        }
+    };
     ($(#[$meta:meta])* $name:ident, $config:expr, $test:ident) => {
         $(#[$meta])*
         mod $name {

@@ -176,21 +176,10 @@ async fn webhooks_drive_payouts(env: SendEnv) {
     assert_eq!(counts.n_done, 3 * OUTCOMES.len() as u64 + 1);
 }
 
-on_both_engines!(cli: forged_absent_and_stale_signatures_get_401_and_big_bodies_413, signatures_checked);
-
-fn signatures_checked(work: Workdir) {
-    in_runtime(checks_signatures(work));
-}
-
-/// Runs an async test body from a test the `cli:` form of `on_both_engines!` made.
-fn in_runtime(test: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(test);
-}
+on_both_engines!(async cli:
+    forged_absent_and_stale_signatures_get_401_and_big_bodies_413,
+    checks_signatures
+);
 
 async fn checks_signatures(work: Workdir) {
     let ledger = work.place();
@@ -380,10 +369,19 @@ async fn paused_webhooks_polling_converges(env: SendEnv) {
 // ----- The real binary, killed -----
 
 fn spawn_serve(ledger: &OsString, secret: &str) -> (Child, String) {
-    let mut child = std::process::Command::new(crate::support::payrun_bin())
-        .args(["--ledger"])
-        .arg(ledger)
-        .args(["serve", "--listen", "127.0.0.1:0", "--store-only"])
+    let mut command = std::process::Command::new(crate::support::payrun_bin());
+    command.args(["--ledger"]).arg(ledger).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store-only",
+    ]);
+    start_serve(command, secret)
+}
+
+/// Starts `command` (a `payrun serve`) with `secret`; returns it and its webhook URL.
+fn start_serve(mut command: std::process::Command, secret: &str) -> (Child, String) {
+    let mut child = command
         .env(payrun::webhooks::SECRET_ENV, secret)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
@@ -450,11 +448,10 @@ fn stored_ids(work: &Workdir) -> HashSet<String> {
     spool.event_ids().unwrap().into_iter().collect()
 }
 
-on_both_engines!(cli: serve_killed_mid_burst_and_restarted_loses_no_acknowledged_event, serve_killed);
-
-fn serve_killed(work: Workdir) {
-    in_runtime(serve_killed_loses_nothing(work));
-}
+on_both_engines!(async cli:
+    serve_killed_mid_burst_and_restarted_loses_no_acknowledged_event,
+    serve_killed_loses_nothing
+);
 
 async fn serve_killed_loses_nothing(work: Workdir) {
     let ledger = work.ledger_arg();
@@ -519,4 +516,64 @@ async fn serve_killed_loses_nothing(work: Workdir) {
             "{id} was acknowledged but is not stored"
         );
     }
+}
+
+/// Two `payrun serve` processes on one PostgreSQL ledger, as on two machines behind a load
+/// balancer: Dwolla's deliveries reach both (a subscription each, and the simulator's own
+/// duplicates), each spools what it receives in the database and applies what is pending;
+/// every event is stored once and applied once, and every payout reaches its end. (A ledger
+/// file has one machine's disk: this is PostgreSQL's alone.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_on_one_postgres_ledger_apply_each_event_once() {
+    let config = SimConfig {
+        settle: Duration::from_secs(60),
+        webhook_duplicate_rate: 0.5,
+        seed: 11,
+        ..SimConfig::new()
+    };
+    let test = "webhooks::two_serve_processes_on_one_postgres_ledger_apply_each_event_once";
+    let Some(env) = SendEnv::start_on_postgres(config, test).await else {
+        return;
+    };
+    env.ingest_file(&mixed_file(&env));
+    let client = env.client(1000, 8, Duration::from_secs(5));
+    let secret = "two-serves-secret";
+    let mut serves = Vec::new();
+    for _ in 0..2 {
+        let command = env.command(&["serve", "--listen", "127.0.0.1:0", "--apply-every", "50ms"]);
+        let (child, url) = start_serve(command, secret);
+        let subscription = CreateWebhookSubscription {
+            url,
+            secret: Secret::new(secret),
+        };
+        client
+            .create_webhook_subscription(&subscription, None)
+            .await
+            .unwrap();
+        serves.push(child);
+    }
+    env.send(client.clone(), env.send_config(8)).await;
+    for _ in 0..6 {
+        env.sim.advance_clock(Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_until("converged by both servers", Duration::from_secs(30), || {
+        converged(&env)
+            && env.query("SELECT count(*) FROM webhook_events WHERE applied_at IS NULL") == [["0"]]
+    })
+    .await;
+    for mut serve in serves {
+        serve.kill().unwrap();
+        serve.wait().unwrap();
+    }
+    assert_outcomes(&env);
+    assert_history_forward(&env, "webhook:");
+    let stats = env.sim.stats();
+    assert!(
+        stats.webhook_deliveries >= 2 * stats.events,
+        "every event went to both servers: {stats:?}"
+    );
+    // created, pending and processed or failed for each transfer, and one return: each once.
+    let stored = env.query("SELECT count(*) FROM webhook_events WHERE applied_at IS NOT NULL");
+    assert_eq!(stored, [[(3 * OUTCOMES.len() + 1).to_string()]]);
 }
