@@ -6,8 +6,9 @@
 //! (rustls-platform-verifier), plus the certificates of a CA file the operator names for a
 //! private CA: `PAYRUN_POSTGRES_CA_FILE`, or `[postgres] ca_file` through [`use_ca_file`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -20,8 +21,9 @@ pub const CA_FILE_ENV: &str = "PAYRUN_POSTGRES_CA_FILE";
 /// The CA file the command line chose; none leaves it to [`CA_FILE_ENV`].
 static CA_FILE: Mutex<Option<PathBuf>> = Mutex::new(None);
 
-/// Names the CA file for the connections this process makes from now on (`None`: the one
-/// [`CA_FILE_ENV`] names, if any). The command line calls it once, before any ledger opens.
+/// Names the CA file for the ledger URLs this process opens from now on (`None`: the one
+/// [`CA_FILE_ENV`] names, if any); a URL already open keeps its pool's. The command line calls
+/// it once, before any ledger opens.
 pub fn use_ca_file(path: Option<PathBuf>) {
     *CA_FILE.lock().expect("not poisoned") = path;
 }
@@ -60,8 +62,22 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String>
 }
 
 /// A connector that verifies the server's certificate and host name against the system's
-/// roots and the CA file's certificates, if one is named.
+/// roots and the CA file's certificates, if one is named. Made once per CA file and process:
+/// reading the system's roots takes tens of milliseconds, and every ledger URL has a pool.
 pub(super) fn connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, String> {
+    static CONNECTORS: LazyLock<Mutex<HashMap<Option<PathBuf>, MakeRustlsConnect>>> =
+        LazyLock::new(Default::default);
+    let mut connectors = CONNECTORS.lock().expect("not poisoned");
+    let key = ca_file.map(Path::to_path_buf);
+    if let Some(connector) = connectors.get(&key) {
+        return Ok(connector.clone());
+    }
+    let connector = new_connector(ca_file)?;
+    connectors.insert(key, connector.clone());
+    Ok(connector)
+}
+
+fn new_connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, String> {
     let extra_roots = match ca_file {
         Some(path) => read_ca_file(path)?,
         None => Vec::new(),
