@@ -46,6 +46,9 @@ pub struct PostgresSection {
     pub lease_seconds: Option<u64>,
     /// How often a worker renews its lease (default 5; at most a third of the lease).
     pub heartbeat_seconds: Option<u64>,
+    /// A CA certificate file (PEM) trusted beside the system's roots for the server's
+    /// certificate, for a private CA; `PAYRUN_POSTGRES_CA_FILE` overrides it.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

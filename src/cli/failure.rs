@@ -43,12 +43,29 @@ fn is_unreachable(error: &tokio_postgres::Error) -> bool {
     error.is_closed()
 }
 
+/// Advice to print after an error that ended a command, where there is some.
+pub(super) fn hint_of(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|cause| match cause.downcast_ref() {
+        Some(LedgerError::Postgres { source, .. }) => {
+            crate::ledger::postgres::certificate_hint(source)
+        }
+        _ => None,
+    })
+}
+
 pub(super) fn exit_status_of(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(LedgerError::Locked(crate::ledger::LockError::HeldByOther { .. })) =
             cause.downcast_ref()
         {
             return exit::LOCKED;
+        }
+        if let Some(LedgerError::Postgres { source, .. }) = cause.downcast_ref()
+            && crate::ledger::postgres::is_tls_refusal(source)
+        {
+            // The server's certificate did not verify, or it has no TLS for `sslmode=require`:
+            // no retry cures that, only the CA file, the host name or the URL.
+            return exit::CONFIG;
         }
         if let Some(LedgerError::Postgres { source, .. }) = cause.downcast_ref()
             && is_unreachable(source)

@@ -247,6 +247,9 @@ fn report_outcome(result: anyhow::Result<u8>) -> ExitCode {
             }
             Err(err) => {
                 eprintln!("payrun: error: {}", exit::describe(&err));
+                if let Some(hint) = failure::hint_of(&err) {
+                    eprintln!("payrun: hint: {hint}");
+                }
                 exit::code(exit_status_of(&err))
             }
         },

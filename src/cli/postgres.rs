@@ -1,6 +1,7 @@
-//! The commands on a PostgreSQL ledger (`--ledger postgres://...`), and the lease settings of
-//! its workers.
+//! The commands on a PostgreSQL ledger (`--ledger postgres://...`), the lease settings of its
+//! workers, and the CA file its TLS connections trust.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
@@ -10,7 +11,7 @@ use super::{
 use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::LedgerPlace;
-use crate::ledger::postgres::{Leases, PgLedger};
+use crate::ledger::postgres::{CA_FILE_ENV, Leases, PgLedger};
 
 pub(super) fn dispatch(
     command: Command,
@@ -18,6 +19,7 @@ pub(super) fn dispatch(
     file: &FileConfig,
     file_path: Option<&std::path::Path>,
 ) -> anyhow::Result<u8> {
+    crate::ledger::postgres::use_ca_file(ca_file(file)?);
     match command {
         Command::Ingest(args) => ingest::run_postgres(url, file, &args),
         Command::Send(args) => send::run_postgres(url, file, &args, leases(file)?),
@@ -54,6 +56,19 @@ pub(super) fn dispatch(
         Command::Transfers(command) => connect::run_transfers(file, &command),
         Command::ClientTokens(command) => client_tokens::run(file, &command),
     }
+}
+
+/// `[postgres] ca_file`, overridden by `PAYRUN_POSTGRES_CA_FILE`: read here, before any
+/// connection, so that a missing or invalid file is a configuration error that names it.
+fn ca_file(file: &FileConfig) -> Result<Option<PathBuf>, Failure> {
+    let path = std::env::var_os(CA_FILE_ENV)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| file.postgres.ca_file.clone());
+    if let Some(path) = &path {
+        crate::ledger::postgres::read_ca_file(path).map_err(Failure::config)?;
+    }
+    Ok(path)
 }
 
 /// `[postgres] lease_seconds` and `heartbeat_seconds`, overridden by `PAYRUN_LEASE_SECONDS`

@@ -555,3 +555,365 @@ fn ledgers_of_one_process_share_pooled_connections_and_release_session_locks() {
         "the locked connection was closed, not reused"
     );
 }
+
+/// A throwaway PostgreSQL cluster of one test's own that speaks TLS (`ssl=on`), its
+/// certificate for `localhost` and 127.0.0.1 signed by a test CA made here with the `openssl`
+/// command; the server logs each connection, with "SSL enabled" for a TLS one. Stopped when
+/// this goes (and by the support's watchdog if the test process dies first).
+struct TlsCluster {
+    dir: std::path::PathBuf,
+    port: u16,
+    pg_ctl: std::path::PathBuf,
+}
+
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        let _ = crate::support::postgres::as_server_user(&self.pg_ctl)
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl TlsCluster {
+    /// The cluster, or why it cannot be had on this machine.
+    fn start() -> Result<TlsCluster, String> {
+        use crate::support::postgres::{as_server_user, is_root, pg_bin, stop_when_we_exit};
+        let initdb = pg_bin("initdb").ok_or("initdb is not installed (Debian: postgresql)")?;
+        let pg_ctl = pg_bin("pg_ctl").ok_or("pg_ctl is not installed")?;
+        let run = |command: &mut Command, what: &str| -> Result<(), String> {
+            let output = command
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run {what}: {e}"))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "{what} failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            Ok(())
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("payrun-pg-tls-")
+            .tempdir()
+            .map_err(|e| e.to_string())?
+            .keep();
+        let data = dir.join("data");
+        if is_root() {
+            run(
+                Command::new("chown").arg("postgres:postgres").arg(&dir),
+                "chown (is there a postgres user?)",
+            )?;
+        }
+        run(
+            as_server_user(&initdb)
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "payrun",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(&data),
+            "initdb",
+        )?;
+
+        // The test CA, and the server's certificate signed by it.
+        let certs = dir.join("certs");
+        std::fs::create_dir(&certs).map_err(|e| e.to_string())?;
+        std::fs::write(
+            certs.join("ca.cnf"),
+            "[req]\ndistinguished_name = dn\nx509_extensions = ca\nprompt = no\n\
+             [dn]\nCN = payrun test CA\n\
+             [ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
+             subjectKeyIdentifier = hash\n",
+        )
+        .map_err(|e| e.to_string())?;
+        std::fs::write(
+            certs.join("server.ext"),
+            "subjectAltName = DNS:localhost,IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
+             keyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\n\
+             authorityKeyIdentifier = keyid\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let openssl = |args: &[&str]| {
+            let mut command = Command::new("openssl");
+            command.current_dir(&certs).args(args);
+            command
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        run(
+            openssl(&["req", "-x509", "-config", "ca.cnf", "-nodes", "-days", "2"])
+                .args(ec)
+                .args(["-keyout", "ca.key", "-out", "ca.pem"]),
+            "openssl req (the test CA)",
+        )?;
+        run(
+            openssl(&["req", "-new", "-nodes", "-subj", "/CN=localhost"])
+                .args(ec)
+                .args(["-keyout", "server.key", "-out", "server.csr"]),
+            "openssl req (the server's key)",
+        )?;
+        run(
+            &mut openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.crt",
+            ]),
+            "openssl x509 (the server's certificate)",
+        )?;
+        for file in ["server.crt", "server.key"] {
+            std::fs::copy(certs.join(file), data.join(file)).map_err(|e| e.to_string())?;
+        }
+        // PostgreSQL refuses a key that others can read.
+        run(
+            Command::new("chmod")
+                .arg("0600")
+                .arg(data.join("server.key"))
+                .arg(data.join("server.crt")),
+            "chmod",
+        )?;
+        if is_root() {
+            run(
+                Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(data.join("server.key"))
+                    .arg(data.join("server.crt")),
+                "chown",
+            )?;
+        }
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1,127.0.0.2 -c ssl=on \
+             -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c log_connections=on",
+            dir.display()
+        );
+        run(
+            as_server_user(&pg_ctl)
+                .args(["-w", "-l"])
+                .arg(dir.join("log"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-o", &options, "start"])
+                .stdout(Stdio::null()),
+            "pg_ctl start",
+        )?;
+        stop_when_we_exit(&pg_ctl, &dir, &data);
+        Ok(TlsCluster { dir, port, pg_ctl })
+    }
+
+    fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.join("certs").join("ca.pem")
+    }
+
+    /// The server's log: one "connection authorized" line per connection.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// The "connection authorized" lines of the connections named `application_name`.
+    fn connections_of(&self, application_name: &str) -> Vec<String> {
+        let name = format!("application_name={application_name}");
+        self.log()
+            .lines()
+            .filter(|line| line.contains("connection authorized") && line.contains(&name))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// TLS to a PostgreSQL ledger, over loopback to a server of the test's own whose certificate a
+/// private CA signed. With `sslmode=require` and that CA named (`PAYRUN_POSTGRES_CA_FILE`, or
+/// `[postgres] ca_file` in payrun.toml), `ingest` and `status` work and the server saw TLS
+/// connections. Without the CA, the certificate does not verify: exit 78, the reason in the
+/// message, and the URL's password nowhere; with the CA but an address the certificate does
+/// not name (127.0.0.2), exit 78 too. A CA file that is not there is a configuration error
+/// naming it. `sslmode=disable` still connects to the same server, in plain text.
+#[test]
+fn tls_connections_verify_the_server_against_the_named_ca() {
+    let test = "postgres::tls_connections_verify_the_server_against_the_named_ca";
+    let cluster = match TlsCluster::start() {
+        Ok(cluster) => cluster,
+        Err(why) => {
+            if std::env::var_os("PAYRUN_REQUIRE_POSTGRES").is_some() {
+                panic!("PostgreSQL tests must run here (PAYRUN_REQUIRE_POSTGRES): {why}");
+            }
+            eprintln!("skipped {test}: no PostgreSQL server with TLS: {why}");
+            return;
+        }
+    };
+    let password = "tls-s3cret";
+    let url = |sslmode: &str, application_name: &str| {
+        format!(
+            "postgres://payrun:{password}@127.0.0.1:{}/postgres?sslmode={sslmode}&application_name={application_name}",
+            cluster.port
+        )
+    };
+    let payrun = |url: &str, args: &[&str]| {
+        let work = crate::support::Workdir::on_postgres(url);
+        let mut command = work.command(args);
+        command
+            .env_remove("PAYRUN_POSTGRES_CA_FILE")
+            .env_remove("PAYRUN_CONFIG");
+        (work, command)
+    };
+    let payroll = crate::support::sample("payroll.csv");
+    let payroll = payroll.to_str().unwrap();
+
+    // No CA named: the test CA is in no system store, so the handshake fails.
+    let (_work, mut command) = payrun(&url("require", "payrun-tls-unknown"), &["status"]);
+    let refused = crate::support::Run::from(command.output().unwrap());
+    assert_eq!(refused.code, 78, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("certificate")
+            && refused.stderr.contains("UnknownIssuer")
+            && refused.stderr.contains("PAYRUN_POSTGRES_CA_FILE"),
+        "the reason is said: {}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&format!(
+            "postgres://payrun@127.0.0.1:{}/postgres",
+            cluster.port
+        )) && !refused.stderr.contains(password),
+        "the URL is shown without its password: {}",
+        refused.stderr
+    );
+    assert!(cluster.connections_of("payrun-tls-unknown").is_empty());
+
+    // A CA file that is not there: a configuration error that names it.
+    let (_work, mut command) = payrun(&url("require", "payrun-tls-missing"), &["status"]);
+    let missing = crate::support::Run::from(
+        command
+            .env(
+                "PAYRUN_POSTGRES_CA_FILE",
+                cluster.dir.join("no-such-ca.pem"),
+            )
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(missing.code, 78, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no-such-ca.pem") && !missing.stderr.contains(password),
+        "{}",
+        missing.stderr
+    );
+
+    // The CA named by the environment: ingest over TLS.
+    let (_work, mut command) = payrun(&url("require", "payrun-tls-ingest"), &["ingest", payroll]);
+    let ingested = crate::support::Run::from(
+        command
+            .env("PAYRUN_POSTGRES_CA_FILE", cluster.ca_file())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(ingested.code, 0, "{}", ingested.stderr);
+    assert!(!ingested.stdout.contains(password) && !ingested.stderr.contains(password));
+    let ingest_connections = cluster.connections_of("payrun-tls-ingest");
+    assert!(
+        !ingest_connections.is_empty()
+            && ingest_connections
+                .iter()
+                .all(|line| line.contains("SSL enabled")),
+        "the server saw TLS connections: {ingest_connections:?}"
+    );
+
+    // The same server by an address its certificate does not name: the host name is checked.
+    let elsewhere = url("require", "payrun-tls-elsewhere").replace("127.0.0.1", "127.0.0.2");
+    let (_work, mut command) = payrun(&elsewhere, &["status"]);
+    let wrong_name = crate::support::Run::from(
+        command
+            .env("PAYRUN_POSTGRES_CA_FILE", cluster.ca_file())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(wrong_name.code, 78, "{}", wrong_name.stderr);
+    assert!(
+        wrong_name
+            .stderr
+            .contains("not valid for name \"127.0.0.2\"")
+            && !wrong_name.stderr.contains(password),
+        "{}",
+        wrong_name.stderr
+    );
+
+    // The CA named in payrun.toml: status over TLS, seeing the batch.
+    let (work, mut command) = payrun(&url("require", "payrun-tls-status"), &["status", "--json"]);
+    work.file(
+        "payrun.toml",
+        format!(
+            "[postgres]\nca_file = {:?}\n",
+            cluster.ca_file().to_str().unwrap()
+        ),
+    );
+    let status = crate::support::Run::from(command.output().unwrap());
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        status["batches"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+    let status_connections = cluster.connections_of("payrun-tls-status");
+    assert!(
+        !status_connections.is_empty()
+            && status_connections
+                .iter()
+                .all(|line| line.contains("SSL enabled")),
+        "the server saw TLS connections: {status_connections:?}"
+    );
+
+    // From inside a ledger this process opened, the server's own view says TLS too.
+    payrun::ledger::postgres::use_ca_file(Some(cluster.ca_file()));
+    let inside = url("require", "payrun-tls-inside");
+    let ledger = payrun::ledger::postgres::PgLedger::open(&inside).unwrap();
+    let admin = format!(
+        "postgres://payrun@127.0.0.1:{}/postgres?sslmode=disable",
+        cluster.port
+    );
+    assert_eq!(
+        crate::support::postgres::query(
+            &admin,
+            "SELECT ssl FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE application_name = 'payrun-tls-inside'"
+        ),
+        [["t"]]
+    );
+    drop(ledger);
+
+    // sslmode=disable: plain text to the same server, no CA needed.
+    let (_work, mut command) = payrun(&url("disable", "payrun-plain"), &["status"]);
+    let plain = crate::support::Run::from(command.output().unwrap());
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    let plain_connections = cluster.connections_of("payrun-plain");
+    assert!(
+        !plain_connections.is_empty()
+            && plain_connections
+                .iter()
+                .all(|line| !line.contains("SSL enabled")),
+        "the server saw plain connections: {plain_connections:?}"
+    );
+}

@@ -18,6 +18,7 @@ mod scratch;
 mod send;
 mod spool;
 mod summary;
+mod tls;
 mod tracking;
 mod transitions;
 mod workers;
@@ -31,6 +32,7 @@ use pool::{LedgerPool, Pooled, invalid_at, pool_error};
 pub use report::PgSnapshot;
 pub use scratch::ScratchSchema;
 pub use spool::EVENT_CLAIM;
+pub use tls::{CA_FILE_ENV, certificate_hint, is_tls_refusal, read_ca_file, use_ca_file};
 pub use workers::{FleetShare, WorkerId};
 
 use super::{LedgerError, Result};

@@ -14,6 +14,7 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
 
 use crate::ledger::{LedgerError, Result};
 
@@ -48,13 +49,20 @@ impl LedgerPool {
         if config.get_application_name().is_none() {
             config.application_name("payrun");
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Clean,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Clean,
+        };
+        // `sslmode=disable` never uses TLS; `prefer` and `require` verify the server whenever
+        // they do (see `tls`).
+        let manager = match config.get_ssl_mode() {
+            SslMode::Disable => Manager::from_config(config, NoTls, manager_config),
+            _ => {
+                let ca_file = super::tls::ca_file();
+                let tls = super::tls::connector(ca_file.as_deref())
+                    .map_err(|message| invalid_at(shown, message))?;
+                Manager::from_config(config, tls, manager_config)
+            }
+        };
         let connections = Pool::builder(manager)
             .max_size(CONNECTIONS_PER_PROCESS)
             .wait_timeout(Some(WAIT_FOR_A_CONNECTION))

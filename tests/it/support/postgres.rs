@@ -100,7 +100,7 @@ fn psql(url: &str, sql: &str) -> Result<String, String> {
 }
 
 /// PostgreSQL's programs: on PATH, or Debian's versioned folder.
-fn pg_bin(name: &str) -> Option<PathBuf> {
+pub fn pg_bin(name: &str) -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|dir| dir.join(name))
@@ -117,7 +117,7 @@ fn pg_bin(name: &str) -> Option<PathBuf> {
     })
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .map(|status| {
             status
@@ -128,7 +128,7 @@ fn is_root() -> bool {
 }
 
 /// `program args...`, as the `postgres` user when we are root.
-fn as_server_user(program: &Path) -> Command {
+pub fn as_server_user(program: &Path) -> Command {
     if is_root() {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(program);
@@ -206,7 +206,7 @@ fn start_throwaway_cluster() -> Result<String, String> {
 
 /// A watchdog that outlives this process by a moment: it stops the server and removes its
 /// folder once our pid is gone.
-fn stop_when_we_exit(pg_ctl: &Path, dir: &Path, data: &Path) {
+pub fn stop_when_we_exit(pg_ctl: &Path, dir: &Path, data: &Path) {
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
         pid = std::process::id(),
