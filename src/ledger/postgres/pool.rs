@@ -49,20 +49,7 @@ impl LedgerPool {
         if config.get_application_name().is_none() {
             config.application_name("payrun");
         }
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Clean,
-        };
-        // `sslmode=disable` never uses TLS; `prefer` and `require` verify the server whenever
-        // they do (see `tls`).
-        let manager = match config.get_ssl_mode() {
-            SslMode::Disable => Manager::from_config(config, NoTls, manager_config),
-            _ => {
-                let ca_file = super::tls::ca_file();
-                let tls = super::tls::connector(ca_file.as_deref())
-                    .map_err(|message| invalid_at(shown, message))?;
-                Manager::from_config(config, tls, manager_config)
-            }
-        };
+        let manager = manager(config, shown)?;
         let connections = Pool::builder(manager)
             .max_size(CONNECTIONS_PER_PROCESS)
             .wait_timeout(Some(WAIT_FOR_A_CONNECTION))
@@ -75,6 +62,29 @@ impl LedgerPool {
         });
         pools.insert(url.to_string(), pool.clone());
         Ok(pool)
+    }
+}
+
+/// Makes the connections: `sslmode=disable` never uses TLS; `prefer` (the default) and
+/// `require` verify the server whenever they do (see `tls`). Where no certificate can be had
+/// to verify with (no system roots, no CA file named), `prefer` connects in plain text, with a
+/// warning, as it would to a server without TLS; `require` fails.
+fn manager(config: tokio_postgres::Config, shown: &str) -> Result<Manager> {
+    let recycling = ManagerConfig {
+        recycling_method: RecyclingMethod::Clean,
+    };
+    let mode = config.get_ssl_mode();
+    if matches!(mode, SslMode::Disable) {
+        return Ok(Manager::from_config(config, NoTls, recycling));
+    }
+    let ca_file = super::tls::ca_file();
+    match super::tls::connector(ca_file.as_deref()) {
+        Ok(tls) => Ok(Manager::from_config(config, tls, recycling)),
+        Err(why) if ca_file.is_none() && matches!(mode, SslMode::Prefer) => {
+            tracing::warn!("{why}; sslmode=prefer connects to {shown} without TLS");
+            Ok(Manager::from_config(config, NoTls, recycling))
+        }
+        Err(why) => Err(invalid_at(shown, why)),
     }
 }
 
