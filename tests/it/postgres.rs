@@ -272,6 +272,7 @@ fn commands_on_an_unreachable_database_exit_75_and_hide_the_password() {
         "reference,business_name,first_name,last_name,email,routing_number,account_number,account_type\n\
          V-ACME,Acme Tools LLC,,,ap@acme-tools.example.com,222222226,73950184627,checking\n",
     );
+    let demo = work.path().join("demo");
     for args in [
         vec!["status"],
         vec!["ingest", payouts.to_str().unwrap()],
@@ -280,6 +281,7 @@ fn commands_on_an_unreachable_database_exit_75_and_hide_the_password() {
         vec!["plan", payouts.to_str().unwrap()],
         vec!["payees", "list"],
         vec!["payees", "import", payees.to_str().unwrap()],
+        vec!["demo", "--dir", demo.to_str().unwrap()],
     ] {
         let run = crate::support::Run::from(
             work.command(&args)
