@@ -563,16 +563,15 @@ fn ledgers_of_one_process_share_pooled_connections_and_release_session_locks() {
 /// command; the server logs each connection, with "SSL enabled" for a TLS one. Stopped when
 /// this goes (and by the support's watchdog if the test process dies first).
 struct TlsCluster {
-    dir: std::path::PathBuf,
+    cluster: crate::support::postgres::Cluster,
     port: u16,
-    pg_ctl: std::path::PathBuf,
 }
 
 impl Drop for TlsCluster {
     fn drop(&mut self) {
-        let _ = crate::support::postgres::as_server_user(&self.pg_ctl)
+        let _ = crate::support::postgres::as_server_user(&self.cluster.pg_ctl)
             .arg("-D")
-            .arg(self.dir.join("data"))
+            .arg(&self.cluster.data)
             .args(["-m", "immediate", "stop"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -583,157 +582,43 @@ impl Drop for TlsCluster {
 impl TlsCluster {
     /// The cluster, or why it cannot be had on this machine.
     fn start() -> Result<TlsCluster, String> {
-        use crate::support::postgres::{as_server_user, is_root, pg_bin, stop_when_we_exit};
-        let initdb = pg_bin("initdb").ok_or("initdb is not installed (Debian: postgresql)")?;
-        let pg_ctl = pg_bin("pg_ctl").ok_or("pg_ctl is not installed")?;
-        let run = |command: &mut Command, what: &str| -> Result<(), String> {
-            let output = command
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("cannot run {what}: {e}"))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "{what} failed: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                ));
-            }
-            Ok(())
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("payrun-pg-tls-")
-            .tempdir()
-            .map_err(|e| e.to_string())?
-            .keep();
-        let data = dir.join("data");
-        if is_root() {
-            run(
-                Command::new("chown").arg("postgres:postgres").arg(&dir),
-                "chown (is there a postgres user?)",
-            )?;
-        }
-        run(
-            as_server_user(&initdb)
-                .args([
-                    "-A",
-                    "trust",
-                    "-U",
-                    "payrun",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                    "-D",
-                ])
-                .arg(&data),
-            "initdb",
-        )?;
-
-        // The test CA, and the server's certificate signed by it.
-        let certs = dir.join("certs");
-        std::fs::create_dir(&certs).map_err(|e| e.to_string())?;
-        std::fs::write(
-            certs.join("ca.cnf"),
-            "[req]\ndistinguished_name = dn\nx509_extensions = ca\nprompt = no\n\
-             [dn]\nCN = payrun test CA\n\
-             [ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
-             subjectKeyIdentifier = hash\n",
-        )
-        .map_err(|e| e.to_string())?;
-        std::fs::write(
-            certs.join("server.ext"),
-            "subjectAltName = DNS:localhost,IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
-             keyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\n\
-             authorityKeyIdentifier = keyid\n",
-        )
-        .map_err(|e| e.to_string())?;
-        let openssl = |args: &[&str]| {
-            let mut command = Command::new("openssl");
-            command.current_dir(&certs).args(args);
-            command
-        };
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-        run(
-            openssl(&["req", "-x509", "-config", "ca.cnf", "-nodes", "-days", "2"])
-                .args(ec)
-                .args(["-keyout", "ca.key", "-out", "ca.pem"]),
-            "openssl req (the test CA)",
-        )?;
-        run(
-            openssl(&["req", "-new", "-nodes", "-subj", "/CN=localhost"])
-                .args(ec)
-                .args(["-keyout", "server.key", "-out", "server.csr"]),
-            "openssl req (the server's key)",
-        )?;
-        run(
-            &mut openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-                "-out",
-                "server.crt",
-            ]),
-            "openssl x509 (the server's certificate)",
-        )?;
+        use crate::support::postgres::{Cluster, is_root, run};
+        let cluster = Cluster::init("payrun-pg-tls-")?;
+        let certs = cluster.dir.join("certs");
+        make_certificates(&certs)?;
+        let data = &cluster.data;
         for file in ["server.crt", "server.key"] {
             std::fs::copy(certs.join(file), data.join(file)).map_err(|e| e.to_string())?;
         }
         // PostgreSQL refuses a key that others can read.
+        let (key, crt) = (data.join("server.key"), data.join("server.crt"));
         run(
-            Command::new("chmod")
-                .arg("0600")
-                .arg(data.join("server.key"))
-                .arg(data.join("server.crt")),
+            Command::new("chmod").arg("0600").arg(&key).arg(&crt),
             "chmod",
         )?;
         if is_root() {
             run(
                 Command::new("chown")
                     .arg("postgres:postgres")
-                    .arg(data.join("server.key"))
-                    .arg(data.join("server.crt")),
+                    .arg(&key)
+                    .arg(&crt),
                 "chown",
             )?;
         }
-
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1,127.0.0.2 -c ssl=on \
-             -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c log_connections=on",
-            dir.display()
-        );
-        run(
-            as_server_user(&pg_ctl)
-                .args(["-w", "-l"])
-                .arg(dir.join("log"))
-                .arg("-D")
-                .arg(&data)
-                .args(["-o", &options, "start"])
-                .stdout(Stdio::null()),
-            "pg_ctl start",
+        let port = cluster.start(
+            "-c listen_addresses=127.0.0.1,127.0.0.2 -c ssl=on -c ssl_cert_file=server.crt \
+             -c ssl_key_file=server.key -c log_connections=on",
         )?;
-        stop_when_we_exit(&pg_ctl, &dir, &data);
-        Ok(TlsCluster { dir, port, pg_ctl })
+        Ok(TlsCluster { cluster, port })
     }
 
     fn ca_file(&self) -> std::path::PathBuf {
-        self.dir.join("certs").join("ca.pem")
+        self.cluster.dir.join("certs").join("ca.pem")
     }
 
     /// The server's log: one "connection authorized" line per connection.
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+        std::fs::read_to_string(self.cluster.dir.join("log")).unwrap_or_default()
     }
 
     /// The "connection authorized" lines of the connections named `application_name`.
@@ -745,6 +630,67 @@ impl TlsCluster {
             .map(str::to_string)
             .collect()
     }
+}
+
+/// A test CA (`ca.pem`) and a certificate for `localhost` and 127.0.0.1 that it signed
+/// (`server.crt`, `server.key`), made in `certs` with the `openssl` command.
+fn make_certificates(certs: &std::path::Path) -> Result<(), String> {
+    use crate::support::postgres::run;
+    std::fs::create_dir(certs).map_err(|e| e.to_string())?;
+    std::fs::write(
+        certs.join("ca.cnf"),
+        "[req]\ndistinguished_name = dn\nx509_extensions = ca\nprompt = no\n\
+         [dn]\nCN = payrun test CA\n\
+         [ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
+         subjectKeyIdentifier = hash\n",
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        certs.join("server.ext"),
+        "subjectAltName = DNS:localhost,IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
+         keyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\n\
+         authorityKeyIdentifier = keyid\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let openssl = |args: &[&str]| {
+        let mut command = Command::new("openssl");
+        command.current_dir(certs).args(args);
+        command
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    run(
+        openssl(&["req", "-x509", "-config", "ca.cnf", "-nodes", "-days", "2"])
+            .args(ec)
+            .args(["-keyout", "ca.key", "-out", "ca.pem"]),
+        "openssl req (the test CA)",
+    )?;
+    run(
+        openssl(&["req", "-new", "-nodes", "-subj", "/CN=localhost"])
+            .args(ec)
+            .args(["-keyout", "server.key", "-out", "server.csr"]),
+        "openssl req (the server's key)",
+    )?;
+    run(
+        &mut openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ]),
+        "openssl x509 (the server's certificate)",
+    )?;
+    Ok(())
 }
 
 /// TLS to a PostgreSQL ledger, over loopback to a server of the test's own whose certificate a
@@ -812,7 +758,7 @@ fn tls_connections_verify_the_server_against_the_named_ca() {
         command
             .env(
                 "PAYRUN_POSTGRES_CA_FILE",
-                cluster.dir.join("no-such-ca.pem"),
+                cluster.cluster.dir.join("no-such-ca.pem"),
             )
             .output()
             .unwrap(),

@@ -139,69 +139,94 @@ pub fn as_server_user(program: &Path) -> Command {
 }
 
 fn start_throwaway_cluster() -> Result<String, String> {
-    let initdb = pg_bin("initdb").ok_or("initdb is not installed (Debian: postgresql)")?;
-    let pg_ctl = pg_bin("pg_ctl").ok_or("pg_ctl is not installed")?;
-    let dir = tempfile::Builder::new()
-        .prefix("payrun-pg-")
-        .tempdir()
-        .map_err(|e| e.to_string())?
-        .keep();
-    if is_root() {
-        let chown = Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(&dir)
-            .status();
-        if !chown.is_ok_and(|status| status.success()) {
-            return Err("running as root, and there is no postgres user to run the server".into());
-        }
-    }
-    let data = dir.join("data");
-    let initialised = as_server_user(&initdb)
-        .args([
-            "-A",
-            "trust",
-            "-U",
-            "payrun",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "-D",
-        ])
-        .arg(&data)
-        .stdout(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run initdb: {e}"))?;
-    if !initialised.status.success() {
-        return Err(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&initialised.stderr)
-        ));
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
-        dir.display()
-    );
-    let started = as_server_user(&pg_ctl)
-        .args(["-w", "-l"])
-        .arg(dir.join("log"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-o", &options, "start"])
-        .stdout(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
-    if !started.status.success() {
-        return Err(format!(
-            "pg_ctl start failed: {}",
-            String::from_utf8_lossy(&started.stderr)
-        ));
-    }
-    stop_when_we_exit(&pg_ctl, &dir, &data);
+    let cluster = Cluster::init("payrun-pg-")?;
+    let port = cluster.start("-c listen_addresses=127.0.0.1 -c max_connections=200")?;
     Ok(format!("postgres://payrun@127.0.0.1:{port}/postgres"))
+}
+
+/// A throwaway cluster's folder: `data` (initdb'd, user `payrun`, trust) and the server's log.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub data: PathBuf,
+    pub pg_ctl: PathBuf,
+}
+
+impl Cluster {
+    /// `initdb` into a new temporary folder, as the `postgres` user when we are root.
+    pub fn init(prefix: &str) -> Result<Cluster, String> {
+        let initdb = pg_bin("initdb").ok_or("initdb is not installed (Debian: postgresql)")?;
+        let pg_ctl = pg_bin("pg_ctl").ok_or("pg_ctl is not installed")?;
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .map_err(|e| e.to_string())?
+            .keep();
+        if is_root() {
+            let chown = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&dir)
+                .status();
+            if !chown.is_ok_and(|status| status.success()) {
+                return Err(
+                    "running as root, and there is no postgres user to run the server".into(),
+                );
+            }
+        }
+        let data = dir.join("data");
+        run(
+            as_server_user(&initdb)
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "payrun",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(&data),
+            "initdb",
+        )?;
+        Ok(Cluster { dir, data, pg_ctl })
+    }
+
+    /// `pg_ctl start` on a free loopback port with the server `options` (`-c name=value`...),
+    /// its socket in the folder and its log at `log`; a watchdog stops it and removes the
+    /// folder once this process has exited. Returns the port.
+    pub fn start(&self, options: &str) -> Result<u16, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let options = format!("-p {port} -k {} {options}", self.dir.display());
+        run(
+            as_server_user(&self.pg_ctl)
+                .args(["-w", "-l"])
+                .arg(self.dir.join("log"))
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-o", &options, "start"]),
+            "pg_ctl start",
+        )?;
+        stop_when_we_exit(&self.pg_ctl, &self.dir, &self.data);
+        Ok(port)
+    }
+}
+
+/// Runs `command` to its end; its standard error in the message when it fails.
+pub fn run(command: &mut Command, what: &str) -> Result<(), String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
 }
 
 /// A watchdog that outlives this process by a moment: it stops the server and removes its
