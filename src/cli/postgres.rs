@@ -1,7 +1,6 @@
 //! The commands on a PostgreSQL ledger (`--ledger postgres://...`), the lease settings of its
 //! workers, and the CA file its TLS connections trust.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
@@ -11,7 +10,7 @@ use super::{
 use crate::config::FileConfig;
 use crate::exit;
 use crate::ledger::LedgerPlace;
-use crate::ledger::postgres::{CA_FILE_ENV, Leases, PgLedger};
+use crate::ledger::postgres::{Leases, PgLedger};
 
 pub(super) fn dispatch(
     command: Command,
@@ -19,7 +18,7 @@ pub(super) fn dispatch(
     file: &FileConfig,
     file_path: Option<&std::path::Path>,
 ) -> anyhow::Result<u8> {
-    crate::ledger::postgres::use_ca_file(ca_file(file)?);
+    use_ca_file(file)?;
     match command {
         Command::Ingest(args) => ingest::run_postgres(url, file, &args),
         Command::Send(args) => send::run_postgres(url, file, &args, leases(file)?),
@@ -58,17 +57,14 @@ pub(super) fn dispatch(
     }
 }
 
-/// `[postgres] ca_file`, overridden by `PAYRUN_POSTGRES_CA_FILE`: read here, before any
+/// `[postgres] ca_file`, overridden by `PAYRUN_POSTGRES_CA_FILE`: checked here, before any
 /// connection, so that a missing or invalid file is a configuration error that names it.
-fn ca_file(file: &FileConfig) -> Result<Option<PathBuf>, Failure> {
-    let path = std::env::var_os(CA_FILE_ENV)
-        .filter(|value| !value.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| file.postgres.ca_file.clone());
-    if let Some(path) = &path {
-        crate::ledger::postgres::read_ca_file(path).map_err(Failure::config)?;
+fn use_ca_file(file: &FileConfig) -> Result<(), Failure> {
+    crate::ledger::postgres::use_ca_file(file.postgres.ca_file.clone());
+    if let Some(path) = crate::ledger::postgres::ca_file() {
+        crate::ledger::postgres::read_ca_file(&path).map_err(Failure::config)?;
     }
-    Ok(path)
+    Ok(())
 }
 
 /// `[postgres] lease_seconds` and `heartbeat_seconds`, overridden by `PAYRUN_LEASE_SECONDS`

@@ -32,7 +32,7 @@ use pool::{LedgerPool, Pooled, invalid_at, pool_error};
 pub use report::PgSnapshot;
 pub use scratch::ScratchSchema;
 pub use spool::EVENT_CLAIM;
-pub use tls::{CA_FILE_ENV, certificate_hint, is_tls_refusal, read_ca_file, use_ca_file};
+pub use tls::{CA_FILE_ENV, ca_file, certificate_hint, is_tls_refusal, read_ca_file, use_ca_file};
 pub use workers::{FleetShare, WorkerId};
 
 use super::{LedgerError, Result};
@@ -241,10 +241,7 @@ impl PgLedger {
 
     /// An error about this ledger in words.
     fn invalid(&self, message: String) -> LedgerError {
-        LedgerError::Invalid {
-            path: self.shown.to_string().into(),
-            message,
-        }
+        invalid_at(&self.shown, message)
     }
 
     fn apply_error(&self, error: transitions::ApplyError) -> LedgerError {

@@ -18,24 +18,22 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// the system's roots, for the PostgreSQL server's certificate.
 pub const CA_FILE_ENV: &str = "PAYRUN_POSTGRES_CA_FILE";
 
-/// The CA file the command line chose; none leaves it to [`CA_FILE_ENV`].
+/// The CA file the configuration names; [`CA_FILE_ENV`] overrides it.
 static CA_FILE: Mutex<Option<PathBuf>> = Mutex::new(None);
 
-/// Names the CA file for the ledger URLs this process opens from now on (`None`: the one
-/// [`CA_FILE_ENV`] names, if any); a URL already open keeps its pool's. The command line calls
-/// it once, before any ledger opens.
+/// Names the configuration's CA file for the ledger URLs this process opens from now on (a
+/// URL already open keeps its pool's). The command line calls it once, before any ledger
+/// opens.
 pub fn use_ca_file(path: Option<PathBuf>) {
     *CA_FILE.lock().expect("not poisoned") = path;
 }
 
-/// The CA file in force: the one set by [`use_ca_file`], else [`CA_FILE_ENV`]'s.
-pub(super) fn ca_file() -> Option<PathBuf> {
-    let chosen = CA_FILE.lock().expect("not poisoned").clone();
-    chosen.or_else(|| {
-        std::env::var_os(CA_FILE_ENV)
-            .filter(|value| !value.is_empty())
-            .map(PathBuf::from)
-    })
+/// The CA file in force: [`CA_FILE_ENV`]'s, else the one given to [`use_ca_file`].
+pub fn ca_file() -> Option<PathBuf> {
+    std::env::var_os(CA_FILE_ENV)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| CA_FILE.lock().expect("not poisoned").clone())
 }
 
 /// The certificates of the PEM file at `path`, each usable as a root; or why not, in words
